@@ -45,3 +45,45 @@ class _ProductStatus(NamedTuple):
 
 ProductStatus = _ProductStatus()
 PRODUCT_STATUS_NAMES = ("online", "post_only", "limit_only", "cancel_only", "offline", "unknown")
+
+
+class _Reason(NamedTuple):
+    """Why a proposal was blocked or shrunk (the report's "no-trade reasons"), or why an order ended."""
+
+    Ok: int = 0
+    KillSwitch: int = 1
+    DrawdownBreaker: int = 2
+    DailyLossStop: int = 3
+    WeeklyLossStop: int = 4
+    RegimeBlock: int = 5
+    ProductStatus: int = 6
+    StaleData: int = 7
+    LowVolume: int = 8
+    WideSpread: int = 9
+    ExcludedTier: int = 10
+    UniverseSize: int = 11
+    Banned: int = 12
+    Cooldown: int = 13
+    StopCooldown: int = 14
+    MaxPositions: int = 15
+    StrategyBudget: int = 16
+    StrategyTradesPerBar: int = 17
+    AssetCap: int = 18
+    ThemeCap: int = 19
+    TotalCap: int = 20
+    BelowMinimum: int = 21
+    InsufficientCash: int = 22
+    BadTick: int = 23
+    RegimeShrink: int = 24
+    AlreadyPending: int = 25
+    PostOnlyCross: int = 26
+    NoFill: int = 27
+    EmptyUniverse: int = 28
+
+
+Reason = _Reason()
+N_REASONS = len(Reason)
+REASON_NAMES = tuple(
+    "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    for name in _Reason._fields
+)
