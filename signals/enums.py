@@ -87,3 +87,64 @@ REASON_NAMES = tuple(
     "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
     for name in _Reason._fields
 )
+
+
+class _Purpose(NamedTuple):
+    """Why the `step` kernel emitted an order."""
+
+    Entry: int = 0
+    Exit: int = 1
+    StopLoss: int = 2
+    TakeProfit: int = 3
+    Trim: int = 4
+
+
+Purpose = _Purpose()
+PURPOSE_NAMES = ("entry", "exit", "stop_loss", "take_profit", "trim")
+
+
+class _Acc(NamedTuple):
+    """Column indices of the account state vector (float64[N_ACC])."""
+
+    Cash: int = 0
+    Equity: int = 1
+    PeakEquity: int = 2
+    DayId: int = 3
+    DayStartEquity: int = 4
+    WeekId: int = 5
+    WeekStartEquity: int = 6
+    DailyStop: int = 7
+    WeeklyStop: int = 8
+    DrawdownBreaker: int = 9
+    RealizedPnl: int = 10
+    FeesPaid: int = 11
+    ReservedCash: int = 12
+
+
+Acc = _Acc()
+N_ACC = len(Acc)
+
+
+class _Pos(NamedTuple):
+    """Column indices of the per-symbol position state (float64[S, N_POS])."""
+
+    Qty: int = 0
+    AvgEntry: int = 1
+    LastPrice: int = 2
+    StopPrice: int = 3
+    TakePrice: int = 4
+    Strategy: int = 5
+    CooldownUntilBar: int = 6
+    CooldownIsStop: int = 7
+    PendingBuyNotional: int = 8
+    PendingSellQty: int = 9
+    EntryBar: int = 10
+    TradePnl: int = 11
+    TradeFees: int = 12
+    RealizedPnl: int = 13
+    FeesPaid: int = 14
+    EntryNotional: int = 15
+
+
+Pos = _Pos()
+N_POS = len(Pos)

@@ -1,0 +1,398 @@
+"""Pydantic models for the YAML configuration under `config/`, their loader and the config hash.
+
+Files (all optional except that a missing file means the safe defaults below):
+
+* `policy.yaml`     -> `PolicyConfig`     (risk controls, execution and fees)
+* `universe.yaml`   -> `UniverseConfig`   (eligibility, tiers, themes, bans, products, regime)
+* `strategies.yaml` -> `StrategiesConfig` (registry entries: enabled flag, budget, params)
+* `backtest.yaml`   -> `BacktestConfig`   (seed, starting cash)
+
+Every model is strict: an unknown or misspelled key is a `ConfigError` that names the key and the
+file, with a suggestion where a close key exists. Kernels never see these models; `to_params()`
+methods produce the NamedTuples/arrays the kernels take.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from signals.errors import ConfigError
+from signals.types import Bps, Fraction, NonNegFloat, NonNegInt, Pct, PositiveFloat, PositiveInt
+
+MAX_FEE_BPS = 500.0
+"""Sanity bound for maker/taker fees: Coinbase's worst public tier is 60/80 bps."""
+
+DEPRECATED_KEYS: dict[str, str] = {
+    "max_positions": "max_open_positions",
+    "stop_loss": "stop_loss_pct",
+    "maker_fee": "maker_fee_bps",
+    "taker_fee": "taker_fee_bps",
+    "ban_hours": "temporary_ban_hours",
+}
+"""Keys accepted by earlier versions -> the key that replaced them."""
+
+
+class _Strict(BaseModel, frozen=True, extra="forbid"):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# policy.yaml
+# --------------------------------------------------------------------------------------------
+
+
+class RiskConfig(_Strict, frozen=True, extra="forbid"):
+    """Risk controls applied inside the shared `step` kernel. Percent units (25.0 = 25 %)."""
+
+    max_total_at_risk_pct: Pct = Field(25.0, description="Cap on total exposure, % of equity.")
+    max_theme_at_risk_pct: Pct = Field(10.0, description="Cap on exposure per theme, % of equity.")
+    max_asset_at_risk_pct: Pct = Field(5.0, description="Cap on exposure per asset, % of equity.")
+    max_open_positions: PositiveInt = Field(5, description="Open positions plus pending entries.")
+    stop_loss_pct: Pct = Field(
+        10.0, description="Per-position stop, % below entry; 0 disables; a strategy may be tighter."
+    )
+    cooldown_after_fill_bars: NonNegInt = Field(4, description="No re-entry for N bars after a fill.")
+    cooldown_after_stop_bars: NonNegInt = Field(24, description="No re-entry for N bars after a stop.")
+    daily_loss_stop_pct: Pct = Field(3.0, description="No new entries for the rest of the UTC day.")
+    weekly_loss_stop_pct: Pct = Field(7.0, description="No new entries for the rest of the ISO week.")
+    max_drawdown_pct: Pct = Field(15.0, description="Latching breaker on drawdown from peak equity.")
+    kill_switch: bool = Field(False, description="True: no new orders at all (exits included).")
+    max_data_staleness_bars: NonNegInt = Field(
+        0, description="Bars a symbol's newest bar may be missing before it gets no entries."
+    )
+    regime_multipliers: dict[Literal["bull", "chop", "bear", "crash"], NonNegFloat] = Field(
+        default_factory=lambda: {"bull": 1.0, "chop": 0.6, "bear": 0.3, "crash": 0.0},
+        description="Size multiplier per regime; 0 blocks new entries (crash by default).",
+    )
+    auto_trim: bool = Field(True, description="Sell the largest contributors back under a cap.")
+    trim_tolerance_pct: Pct = Field(
+        10.0, description="Trim only when exposure exceeds a cap by more than this % of the cap."
+    )
+
+    @model_validator(mode="after")
+    def _caps_nest(self) -> RiskConfig:
+        if not (
+            self.max_asset_at_risk_pct <= self.max_theme_at_risk_pct <= self.max_total_at_risk_pct
+        ):
+            msg = (
+                "`max_asset_at_risk_pct` <= `max_theme_at_risk_pct` <= `max_total_at_risk_pct` "
+                f"must hold, was {self.max_asset_at_risk_pct} / {self.max_theme_at_risk_pct} / "
+                f"{self.max_total_at_risk_pct}"
+            )
+            raise ValueError(msg)
+        return self
+
+
+class ExecutionConfig(_Strict, frozen=True, extra="forbid"):
+    """Order types, fees, slippage and partial fills (fills happen on the bar after the decision)."""
+
+    maker_fee_bps: Bps = Field(40.0, description="Fee on post-only limit fills, bps of notional.")
+    taker_fee_bps: Bps = Field(60.0, description="Fee on market fills, bps of notional.")
+    entry_order_type: Literal["market", "limit_post_only"] = Field(
+        "limit_post_only", description="Order type for new entries."
+    )
+    exit_order_type: Literal["market", "limit_post_only"] = Field(
+        "market", description="Order type for signal exits and trims."
+    )
+    stop_order_type: Literal["market", "limit_post_only"] = Field(
+        "market", description="Order type for stop-loss and take-profit exits."
+    )
+    limit_offset_bps: Bps = Field(
+        5.0, description="Post-only limit distance from the decision close, bps (inside the book)."
+    )
+    slippage_bps: Bps = Field(2.0, description="Fixed part of market-order slippage, bps.")
+    slippage_vol_mult: NonNegFloat = Field(
+        0.1, description="Slippage added per unit of one-bar realized volatility (fraction)."
+    )
+    slippage_vol_window: PositiveInt = Field(24, description="Bars of realized volatility.")
+    partial_fills: bool = Field(True, description="Post-only fills may be partial (seeded RNG).")
+    min_fill_fraction: Fraction = Field(0.3, description="Smallest partial fill, fraction of size.")
+
+    @model_validator(mode="after")
+    def _fees_sane(self) -> ExecutionConfig:
+        for name in ("maker_fee_bps", "taker_fee_bps"):
+            value = getattr(self, name)
+            if value > MAX_FEE_BPS:
+                msg = f"`{name}` must be <= {MAX_FEE_BPS} bps, was {value}"
+                raise ValueError(msg)
+        return self
+
+
+class PolicyConfig(_Strict, frozen=True, extra="forbid"):
+    """`policy.yaml`: risk controls and execution."""
+
+    profile: str = Field("conservative", description="A label for the profile, stamped in reports.")
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# universe.yaml
+# --------------------------------------------------------------------------------------------
+
+
+class ProductConfig(_Strict, frozen=True, extra="forbid"):
+    """Exchange product constraints used by the backtest (live reads them from the exchange)."""
+
+    base_increment: NonNegFloat = Field(1e-8, description="Size step, base units; 0 = none.")
+    quote_increment: NonNegFloat = Field(0.01, description="Price step, quote units; 0 = none.")
+    base_min_size: NonNegFloat = Field(0.0, description="Minimum order size, base units.")
+    min_notional_usd: NonNegFloat = Field(1.0, description="Minimum notional after fees, USD.")
+    status: Literal["online", "post_only", "limit_only", "cancel_only", "offline"] = Field(
+        "online", description="Product trading status for the backtest."
+    )
+
+
+class RegimeConfig(_Strict, frozen=True, extra="forbid"):
+    """Regime classifier on the reference asset (windowed kernels only)."""
+
+    reference_symbol: str = Field("BTC-USD", description="Asset whose trend/vol sets the regime.")
+    fast_bars: PositiveInt = Field(24, description="Fast trend SMA, bars.")
+    slow_bars: PositiveInt = Field(168, description="Slow trend SMA, bars.")
+    vol_window_bars: PositiveInt = Field(24, description="Realized-volatility window, bars.")
+    vol_baseline_bars: PositiveInt = Field(168, description="Baseline of realized vol, bars.")
+    crash_lookback_bars: PositiveInt = Field(24, description="Crash drawdown window, bars.")
+    crash_drop_pct: Pct = Field(10.0, description="Drop over the lookback that means crash, %.")
+    crash_vol_mult: PositiveFloat = Field(2.5, description="Vol over baseline that means crash.")
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> RegimeConfig:
+        if self.fast_bars >= self.slow_bars:
+            msg = f"`fast_bars` must be < `slow_bars`, was {self.fast_bars} >= {self.slow_bars}"
+            raise ValueError(msg)
+        return self
+
+
+class UniverseConfig(_Strict, frozen=True, extra="forbid"):
+    """`universe.yaml`: which symbols may receive new entries, and why not."""
+
+    core: list[str] = Field(default_factory=list, description="Always eligible if tradable.")
+    rotational: list[str] = Field(
+        default_factory=list, description="Eligible when liquid; empty list = every other symbol."
+    )
+    excluded: list[str] = Field(default_factory=list, description="Never eligible.")
+    max_universe_size: PositiveInt = Field(20, description="Keep the N most liquid eligible.")
+    quote_volume_window_bars: PositiveInt = Field(24, description="Window of quote volume, bars.")
+    min_quote_volume_usd: NonNegFloat = Field(
+        1_000_000.0, description="Minimum rolling quote volume over the window, USD."
+    )
+    max_spread_bps: Bps = Field(30.0, description="Maximum spread, bps.")
+    spread_bps_estimate: dict[str, Bps] = Field(
+        default_factory=dict, description="Spread per symbol where data has none; key `default`."
+    )
+    red_flag_move_pct: Pct = Field(
+        25.0, description="A one-bar move larger than this % (volume-confirmed) is a red flag."
+    )
+    temporary_ban_hours: NonNegInt = Field(24, description="Ban length after a red flag, hours.")
+    bad_tick_jump_pct: Pct = Field(10.0, description="Bad-tick guard: jump threshold, %.")
+    bad_tick_volume_ratio: PositiveFloat = Field(
+        1.5, description="Bad-tick guard: a jump with volume below this x average is masked."
+    )
+    bad_tick_volume_window: PositiveInt = Field(24, description="Bad-tick guard volume window.")
+    themes: dict[str, list[str]] = Field(
+        default_factory=dict, description="Theme name -> symbols (L1, DeFi, memes ...)."
+    )
+    products: dict[str, ProductConfig] = Field(
+        default_factory=dict, description="Product constraints per symbol; key `default`."
+    )
+    regime: RegimeConfig = Field(default_factory=RegimeConfig)
+
+    @model_validator(mode="after")
+    def _themes_disjoint(self) -> UniverseConfig:
+        seen: dict[str, str] = {}
+        for theme, symbols in self.themes.items():
+            for symbol in symbols:
+                if symbol in seen:
+                    msg = f"symbol `{symbol}` must be in one theme, was in `{seen[symbol]}` and `{theme}`"
+                    raise ValueError(msg)
+                seen[symbol] = theme
+        both = set(self.core) & set(self.excluded)
+        if both:
+            msg = f"a symbol must not be both core and excluded, was {sorted(both)}"
+            raise ValueError(msg)
+        return self
+
+    def product(self, symbol: str) -> ProductConfig:
+        """Return the product constraints for `symbol` (its entry, else `default`, else built-ins)."""
+        return self.products.get(symbol) or self.products.get("default") or ProductConfig()
+
+    def spread_bps(self, symbol: str) -> float:
+        """Return the configured spread estimate for `symbol`, bps."""
+        return self.spread_bps_estimate.get(symbol, self.spread_bps_estimate.get("default", 10.0))
+
+
+# --------------------------------------------------------------------------------------------
+# strategies.yaml
+# --------------------------------------------------------------------------------------------
+
+
+class StrategyBudget(_Strict, frozen=True, extra="forbid"):
+    """Per-strategy budget, applied before the global caps."""
+
+    max_at_risk_pct: Pct = Field(25.0, description="Cap on this strategy's exposure, % of equity.")
+    max_new_trades_per_bar: PositiveInt = Field(2, description="New entries per bar, at most.")
+
+
+class StrategyEntry(_Strict, frozen=True, extra="forbid"):
+    """One registry entry. New strategies are disabled until enabled here explicitly."""
+
+    enabled: bool = Field(False, description="Only enabled strategies propose trades.")
+    budget: StrategyBudget = Field(default_factory=StrategyBudget)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Strategy parameters, validated by the strategy."
+    )
+
+
+class StrategiesConfig(_Strict, frozen=True, extra="forbid"):
+    """`strategies.yaml`: the registry's entries by strategy name."""
+
+    strategies: dict[str, StrategyEntry] = Field(default_factory=dict)
+
+
+class BacktestConfig(_Strict, frozen=True, extra="forbid"):
+    """`backtest.yaml`: run-level settings of `sim run`."""
+
+    seed: NonNegInt = Field(42, description="Drives every random draw (slippage, partial fills).")
+    initial_cash_usd: PositiveFloat = Field(10_000.0, description="Starting cash, USD.")
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+
+CONFIG_FILES: dict[str, type[BaseModel]] = {
+    "policy.yaml": PolicyConfig,
+    "universe.yaml": UniverseConfig,
+    "strategies.yaml": StrategiesConfig,
+    "backtest.yaml": BacktestConfig,
+}
+
+
+class PlatformConfig(_Strict, frozen=True, extra="forbid"):
+    """Everything that decides a run's results; its hash stamps reports and MLflow runs."""
+
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    universe: UniverseConfig = Field(default_factory=UniverseConfig)
+    strategies: StrategiesConfig = Field(default_factory=StrategiesConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+
+    def config_hash(self) -> str:
+        """Return the first 16 hex of SHA-256 over the canonical JSON of the whole config."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_seed(self, seed: int) -> PlatformConfig:
+        """Return a copy whose backtest seed is `seed` (the CLI `--seed`)."""
+        backtest = self.backtest.model_copy(update={"seed": seed})
+        return self.model_copy(update={"backtest": backtest})
+
+    def flat(self) -> dict[str, Any]:
+        """Return the config flattened to dotted keys (for MLflow params and sweep grids)."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), sub)
+            else:
+                out[prefix] = value
+
+        walk("", self.model_dump(mode="json"))
+        return out
+
+
+def _suggest(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            current = None
+            continue
+        annotation = field.annotation
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if current is None:
+            args = getattr(annotation, "__args__", ())
+            current = next(
+                (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None
+            )
+    return list(getattr(current, "model_fields", {}).keys())
+
+
+def format_validation_error(error: ValidationError, model: type[BaseModel], source: str) -> str:
+    """Turn a pydantic error into one line per problem, naming the file, the key and a fix."""
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        key = str(loc[-1]) if loc else ""
+        if item["type"] == "extra_forbidden":
+            if key in DEPRECATED_KEYS:
+                hint = f"; `{key}` is deprecated, use `{DEPRECATED_KEYS[key]}`"
+            else:
+                hint = _suggest(key, _allowed_keys(model, loc))
+            lines.append(f"{source}: unknown key `{dotted}`{hint}")
+        else:
+            lines.append(f"{source}: `{dotted}` {item['msg']}, was {item.get('input')!r}")
+    return "; ".join(lines)
+
+
+def parse_model(model: type[BaseModel], data: Any, source: str) -> Any:
+    """Validate `data` against `model`, raising `ConfigError` with a readable message."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        msg = f"{source}: the top level must be a mapping, was {type(data).__name__}"
+        raise ConfigError(msg)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, model, source)) from e
+
+
+def load_config(config_dir: str | Path) -> PlatformConfig:
+    """Load and validate every YAML file in `config_dir`; missing files take safe defaults.
+
+    Raises `ConfigError` for a missing folder, unparsable YAML, unknown keys (with a suggestion),
+    wrong types, failed cross-field checks and unknown strategy names or parameters.
+    """
+    folder = Path(config_dir)
+    if not folder.is_dir():
+        msg = f"config folder `{folder}` must exist, was missing (pass --config DIR)"
+        raise ConfigError(msg)
+    known = set(CONFIG_FILES)
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name not in known and path.name != "live.yaml":
+            hint = _suggest(path.name, sorted(known))
+            msg = f"config file `{path}` is not one of {sorted(known | {'live.yaml'})}{hint}"
+            raise ConfigError(msg)
+    parts: dict[str, Any] = {}
+    for name, model in CONFIG_FILES.items():
+        path = folder / name
+        if not path.exists():
+            parts[name.removesuffix(".yaml")] = model()
+            continue
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            msg = f"{path}: is not valid YAML ({e})".replace("\n", " ")
+            raise ConfigError(msg) from e
+        parts[name.removesuffix(".yaml")] = parse_model(model, data, str(path))
+    config = PlatformConfig(**parts)
+    from signals.strategies.registry import validate_strategies  # noqa: PLC0415 (cycle)
+
+    validate_strategies(config.strategies, str(folder / "strategies.yaml"))
+    return config
