@@ -1,0 +1,589 @@
+"""The shared stage-2 kernels: `step_nb` (risk, sizing, orders) and `apply_fill_nb` (accounting).
+
+Both drivers call these and nothing else decides: `sim` loops `step_nb` over every bar inside
+numba; `live_bridge` calls it once per closed bar with state loaded from its SQLite store.
+
+State is two float64 buffers updated in place (explicit `out` buffers, see STYLE §1):
+`account[N_ACC]` indexed by `Acc`, and `positions[S, N_POS]` indexed by `Pos`. Bars are
+identified by their absolute bar number `bar_no = ts_ns // bar_ns`, so cooldowns survive a
+restart of the live daemon. Pending orders are inputs: the driver sets `Pos.PendingBuyNotional`,
+`Pos.PendingSellQty` and `Acc.ReservedCash` from its open orders before calling `step_nb`
+(the simulator clears them after each bar's fills), and `step_nb` adds the orders it emits, so
+open orders count toward every cap.
+"""
+
+import numpy as np
+from numba import njit
+
+from signals._math import ceil_to_increment_nb, floor_to_increment_nb
+from signals.enums import Acc, OrderType, Pos, ProductStatus, Purpose, Reason, Side
+
+# ============================================================================================
+# Accounting
+# ============================================================================================
+
+
+@njit(cache=True)
+def mark_to_market_nb(account, positions, close):
+    """Update last prices from `close[S]` (NaN keeps the last price) and return equity, USD."""
+    equity = account[Acc.Cash]
+    for s in range(positions.shape[0]):
+        price = close[s]
+        if np.isfinite(price):
+            positions[s, Pos.LastPrice] = price
+        qty = positions[s, Pos.Qty]
+        if qty > 0.0:
+            equity += qty * positions[s, Pos.LastPrice]
+    account[Acc.Equity] = equity
+    return equity
+
+
+@njit(cache=True)
+def apply_fill_nb(
+    account,
+    positions,
+    symbol,
+    side,
+    qty,
+    price,
+    fee,
+    bar_no,
+    purpose,
+    strategy,
+    stop_pct,
+    take_pct,
+    cooldown_fill_bars,
+    cooldown_stop_bars,
+):
+    """Apply one fill to the state; return the round trip's PnL (USD) when it closes, else NaN.
+
+    Reference: tests/reference/accounting.py::apply_fill_ref.
+    Buys pay `qty * price + fee` in cash and move the average entry (fees are not in the
+    average: the entry fee is realized at the buy, so the round trip's PnL in `TradePnl` is net
+    of both fees and realized + unrealized PnL always equals the change in equity). Sells
+    are clipped to the position (long-only spot) and receive `qty * price - fee`. The stop and
+    take-profit prices are set from the first fill's price. A fill starts a cooldown of
+    `cooldown_fill_bars`; a stop-loss fill starts the longer `cooldown_stop_bars`.
+    """
+    held = positions[symbol, Pos.Qty]
+    closed_pnl = np.nan
+    if side == Side.Buy:
+        if held <= 0.0:
+            positions[symbol, Pos.AvgEntry] = price
+            positions[symbol, Pos.EntryBar] = bar_no
+            positions[symbol, Pos.Strategy] = strategy
+            positions[symbol, Pos.TradePnl] = 0.0
+            positions[symbol, Pos.TradeFees] = 0.0
+            positions[symbol, Pos.EntryNotional] = 0.0
+            positions[symbol, Pos.StopPrice] = price * (1.0 - stop_pct) if stop_pct > 0.0 else 0.0
+            positions[symbol, Pos.TakePrice] = price * (1.0 + take_pct) if take_pct > 0.0 else 0.0
+        else:
+            positions[symbol, Pos.AvgEntry] = (
+                held * positions[symbol, Pos.AvgEntry] + qty * price
+            ) / (held + qty)
+        positions[symbol, Pos.Qty] = held + qty
+        positions[symbol, Pos.EntryNotional] += qty * price
+        account[Acc.Cash] -= qty * price + fee
+        # the entry fee is realized at once, so realized + unrealized = equity change
+        pnl = -fee
+    else:
+        if qty > held:
+            qty = held
+        pnl = qty * (price - positions[symbol, Pos.AvgEntry]) - fee
+        account[Acc.Cash] += qty * price - fee
+        remaining = held - qty
+        if remaining <= 0.0:
+            remaining = 0.0
+            closed_pnl = positions[symbol, Pos.TradePnl] + pnl
+            positions[symbol, Pos.StopPrice] = 0.0
+            positions[symbol, Pos.TakePrice] = 0.0
+        positions[symbol, Pos.Qty] = remaining
+    account[Acc.RealizedPnl] += pnl
+    positions[symbol, Pos.RealizedPnl] += pnl
+    positions[symbol, Pos.TradePnl] += pnl
+    positions[symbol, Pos.TradeFees] += fee
+    account[Acc.FeesPaid] += fee
+    positions[symbol, Pos.FeesPaid] += fee
+    is_stop = purpose == Purpose.StopLoss
+    cooldown = cooldown_stop_bars if is_stop else cooldown_fill_bars
+    until = bar_no + cooldown
+    if until > positions[symbol, Pos.CooldownUntilBar] or is_stop:
+        positions[symbol, Pos.CooldownUntilBar] = until
+        positions[symbol, Pos.CooldownIsStop] = 1.0 if is_stop else 0.0
+    return closed_pnl
+
+
+# ============================================================================================
+# Helpers for step
+# ============================================================================================
+
+
+@njit(cache=True)
+def _exposures(positions, theme_id, n_themes, strategy_count, out_symbol, out_theme, out_strategy):
+    total = 0.0
+    for t in range(n_themes):
+        out_theme[t] = 0.0
+    for k in range(strategy_count):
+        out_strategy[k] = 0.0
+    for s in range(positions.shape[0]):
+        value = positions[s, Pos.Qty] * positions[s, Pos.LastPrice]
+        if value < 0.0 or not np.isfinite(value):
+            value = 0.0
+        value += positions[s, Pos.PendingBuyNotional]
+        value -= positions[s, Pos.PendingSellQty] * positions[s, Pos.LastPrice]
+        if value < 0.0:
+            value = 0.0
+        out_symbol[s] = value
+        total += value
+        if theme_id[s] >= 0:
+            out_theme[theme_id[s]] += value
+        k = int(positions[s, Pos.Strategy])
+        if value > 0.0 and 0 <= k < strategy_count:
+            out_strategy[k] += value
+    return total
+
+
+@njit(cache=True)
+def _emit(
+    orders,
+    n,
+    bar_no,
+    symbol,
+    side,
+    order_type,
+    purpose,
+    strategy,
+    qty,
+    notional,
+    limit_price,
+    ref_price,
+    stop_pct,
+    take_pct,
+):
+    orders[n]["bar_no"] = bar_no
+    orders[n]["symbol"] = symbol
+    orders[n]["side"] = side
+    orders[n]["order_type"] = order_type
+    orders[n]["purpose"] = purpose
+    orders[n]["strategy"] = strategy
+    orders[n]["qty"] = qty
+    orders[n]["notional"] = notional
+    orders[n]["limit_price"] = limit_price
+    orders[n]["ref_price"] = ref_price
+    orders[n]["stop_pct"] = stop_pct
+    orders[n]["take_pct"] = take_pct
+    return n + 1
+
+
+@njit(cache=True)
+def _sell_order(
+    orders, n, bar_no, s, qty, purpose, order_type, status, price, params, static, positions
+):
+    # Route a sell through what the product status allows; return the new order count.
+    if status == ProductStatus.PostOnly or status == ProductStatus.LimitOnly:
+        order_type = OrderType.LimitPostOnly
+    qty = ceil_to_increment_nb(qty, static.base_increment[s])
+    held = positions[s, Pos.Qty]
+    if qty > held:
+        qty = held
+    if qty <= 0.0:
+        return n
+    limit = np.nan
+    if order_type == OrderType.LimitPostOnly:
+        limit = ceil_to_increment_nb(price * (1.0 + params.limit_offset), static.quote_increment[s])
+    positions[s, Pos.PendingSellQty] += qty
+    return _emit(
+        orders, n, bar_no, s, Side.Sell, order_type, purpose,
+        int(positions[s, Pos.Strategy]), qty, 0.0, limit, price, 0.0, 0.0,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _can_trade(status):
+    return status == ProductStatus.Online
+
+
+@njit(cache=True)
+def _can_exit(status):
+    return (
+        status == ProductStatus.Online
+        or status == ProductStatus.PostOnly
+        or status == ProductStatus.LimitOnly
+    )
+
+
+# ============================================================================================
+# step
+# ============================================================================================
+
+
+@njit(cache=True)
+def step_nb(
+    bar_no,
+    day_id,
+    week_id,
+    close,
+    weight,
+    stop_pct,
+    take_pct,
+    strategy,
+    block_reason,
+    product_status,
+    regime,
+    params,
+    static,
+    account,
+    positions,
+    orders,
+    reason_counts,
+):
+    """Decide the orders of one closed bar; return how many were written to `orders`.
+
+    Reference: tests/reference/step.py::step_ref.
+
+    Inputs at bar close (all `[S]` unless noted): `close` (NaN = no bar), the combined
+    proposals `weight` (target fraction of equity; NaN = no opinion, 0 = exit, > 0 = hold or
+    enter), `stop_pct`/`take_pct` (fractions; NaN = the policy default), `strategy` (index of
+    the proposing strategy), `block_reason` (stage-1 `Reason` code: universe, staleness, bans,
+    bad ticks; 0 = tradable), `product_status` (`ProductStatus`), scalar `regime` (`Regime`),
+    `day_id` (UTC day number) and `week_id` (ISO week number). `orders` must hold at least
+    `2 * S` records of `ORDER_DT`. `reason_counts[K, S, N_REASONS]` is incremented once per
+    proposal a control blocks or shrinks.
+
+    Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim, then
+    entries in descending weight through kill switch, drawdown breaker, daily/weekly loss stops,
+    regime, product status, stage-1 blocks, pending orders, cooldowns, max positions, the
+    strategy's trades per bar, then sizing through regime multiplier, asset, theme, total and
+    strategy caps and cash, and finally product minimums (rounded up only within the caps).
+    """
+    n_symbols = close.shape[0]
+    n_strategies = static.strategy_cap.shape[0]
+    n = 0
+
+    # --- mark, periods and breakers -------------------------------------------------------
+    equity = mark_to_market_nb(account, positions, close)
+    if account[Acc.DayId] != day_id:
+        account[Acc.DayId] = day_id
+        account[Acc.DayStartEquity] = equity
+        account[Acc.DailyStop] = 0.0
+    if account[Acc.WeekId] != week_id:
+        account[Acc.WeekId] = week_id
+        account[Acc.WeekStartEquity] = equity
+        account[Acc.WeeklyStop] = 0.0
+    if equity > account[Acc.PeakEquity]:
+        account[Acc.PeakEquity] = equity
+    if params.daily_loss < 1.0 and equity <= account[Acc.DayStartEquity] * (1.0 - params.daily_loss):
+        account[Acc.DailyStop] = 1.0
+    if params.weekly_loss < 1.0 and equity <= account[Acc.WeekStartEquity] * (
+        1.0 - params.weekly_loss
+    ):
+        account[Acc.WeeklyStop] = 1.0
+    if params.max_drawdown < 1.0 and equity <= account[Acc.PeakEquity] * (1.0 - params.max_drawdown):
+        account[Acc.DrawdownBreaker] = 1.0
+    if params.kill_switch:
+        for s in range(n_symbols):
+            if weight[s] > 0.0 and positions[s, Pos.Qty] <= 0.0:
+                k = strategy[s] if strategy[s] >= 0 else 0
+                reason_counts[k, s, Reason.KillSwitch] += 1
+        return 0
+
+    # --- exits: stop-loss, take-profit, strategy exit ---------------------------------------
+    exiting = np.zeros(n_symbols, dtype=np.bool_)
+    for s in range(n_symbols):
+        qty = positions[s, Pos.Qty] - positions[s, Pos.PendingSellQty]
+        price = close[s]
+        if qty <= 0.0 or not np.isfinite(price):
+            continue
+        purpose = -1
+        stop_price = positions[s, Pos.StopPrice]
+        take_price = positions[s, Pos.TakePrice]
+        if stop_price > 0.0 and price <= stop_price:
+            purpose = Purpose.StopLoss
+        elif take_price > 0.0 and price >= take_price:
+            purpose = Purpose.TakeProfit
+        elif weight[s] == 0.0:
+            purpose = Purpose.Exit
+        if purpose < 0:
+            continue
+        if not _can_exit(product_status[s]):
+            k = int(positions[s, Pos.Strategy])
+            reason_counts[k if k >= 0 else 0, s, Reason.ProductStatus] += 1
+            continue
+        order_type = params.exit_order_type
+        if purpose == Purpose.StopLoss or purpose == Purpose.TakeProfit:
+            order_type = params.stop_order_type
+        n = _sell_order(
+            orders, n, bar_no, s, qty, purpose, order_type, product_status[s], price,
+            params, static, positions,
+        )  # fmt: skip
+        exiting[s] = True
+
+    # --- exposures (positions + pending) ----------------------------------------------------
+    n_themes = 0
+    for s in range(n_symbols):
+        if static.theme_id[s] + 1 > n_themes:
+            n_themes = static.theme_id[s] + 1
+    expo = np.zeros(n_symbols)
+    theme_expo = np.zeros(max(n_themes, 1))
+    strat_expo = np.zeros(max(n_strategies, 1))
+    total = _exposures(
+        positions, static.theme_id, n_themes, n_strategies, expo, theme_expo, strat_expo
+    )
+
+    # --- auto-trim: back under asset, theme and total caps -----------------------------------
+    if params.auto_trim and equity > 0.0:
+        slack = 1.0 + params.trim_tolerance
+        for s in range(n_symbols):
+            if exiting[s] or positions[s, Pos.Qty] <= 0.0 or not _can_exit(product_status[s]):
+                continue
+            cap = params.asset_cap * equity
+            if expo[s] > cap * slack:
+                sell_value = expo[s] - cap
+                n = _trim(
+                    orders, n, bar_no, s, sell_value, product_status[s], params, static,
+                    positions, expo, theme_expo, strat_expo,
+                )  # fmt: skip
+                exiting[s] = True
+        for t in range(n_themes):
+            cap = params.theme_cap * equity
+            while theme_expo[t] > cap * slack:
+                s = _largest(expo, static.theme_id, t, exiting, positions, product_status)
+                if s < 0:
+                    break
+                sell_value = min(theme_expo[t] - cap, expo[s])
+                n = _trim(
+                    orders, n, bar_no, s, sell_value, product_status[s], params, static,
+                    positions, expo, theme_expo, strat_expo,
+                )  # fmt: skip
+                exiting[s] = True
+        total = 0.0
+        for s in range(n_symbols):
+            total += expo[s]
+        cap = params.total_cap * equity
+        while total > cap * slack:
+            s = _largest(expo, static.theme_id, -2, exiting, positions, product_status)
+            if s < 0:
+                break
+            sell_value = min(total - cap, expo[s])
+            before = expo[s]
+            n = _trim(
+                orders, n, bar_no, s, sell_value, product_status[s], params, static,
+                positions, expo, theme_expo, strat_expo,
+            )  # fmt: skip
+            total -= before - expo[s]
+            exiting[s] = True
+
+    # --- entries ---------------------------------------------------------------------------
+    open_positions = 0
+    for s in range(n_symbols):
+        if positions[s, Pos.Qty] > 0.0 or positions[s, Pos.PendingBuyNotional] > 0.0:
+            open_positions += 1
+    trades_this_bar = np.zeros(max(n_strategies, 1), dtype=np.int64)
+    order_of = _descending(weight)
+    regime_mult = 1.0
+    if regime >= 0:
+        regime_mult = static.regime_mult[regime]
+    cash_free = account[Acc.Cash] - account[Acc.ReservedCash]
+    for i in range(n_symbols):
+        s = order_of[i]
+        w = weight[s]
+        if not (w > 0.0) or positions[s, Pos.Qty] > 0.0 or exiting[s]:
+            continue
+        k = strategy[s] if strategy[s] >= 0 else 0
+        price = close[s]
+        reason = Reason.Ok
+        if account[Acc.DrawdownBreaker] > 0.0:
+            reason = Reason.DrawdownBreaker
+        elif account[Acc.DailyStop] > 0.0:
+            reason = Reason.DailyLossStop
+        elif account[Acc.WeeklyStop] > 0.0:
+            reason = Reason.WeeklyLossStop
+        elif regime_mult <= 0.0:
+            reason = Reason.RegimeBlock
+        elif not _can_trade(product_status[s]):
+            reason = Reason.ProductStatus
+        elif block_reason[s] != Reason.Ok:
+            reason = block_reason[s]
+        elif not np.isfinite(price) or price <= 0.0:
+            reason = Reason.StaleData
+        elif positions[s, Pos.PendingBuyNotional] > 0.0:
+            reason = Reason.AlreadyPending
+        elif bar_no < positions[s, Pos.CooldownUntilBar]:
+            if positions[s, Pos.CooldownIsStop] > 0.0:
+                reason = Reason.StopCooldown
+            else:
+                reason = Reason.Cooldown
+        elif open_positions >= params.max_positions:
+            reason = Reason.MaxPositions
+        elif trades_this_bar[k] >= static.strategy_max_trades[k]:
+            reason = Reason.StrategyTradesPerBar
+        if reason != Reason.Ok:
+            reason_counts[k, s, reason] += 1
+            continue
+
+        # sizing: every cap as headroom in USD, incl. fees
+        target = w * equity
+        if regime_mult < 1.0:
+            target *= regime_mult
+            reason_counts[k, s, Reason.RegimeShrink] += 1
+        headroom = target
+        limiting = Reason.Ok
+        room = params.asset_cap * equity - expo[s]
+        if room < headroom:
+            headroom = room
+            limiting = Reason.AssetCap
+        t = static.theme_id[s]
+        if t >= 0:
+            room = params.theme_cap * equity - theme_expo[t]
+            if room < headroom:
+                headroom = room
+                limiting = Reason.ThemeCap
+        room = params.total_cap * equity - total
+        if room < headroom:
+            headroom = room
+            limiting = Reason.TotalCap
+        room = static.strategy_cap[k] * equity - strat_expo[k]
+        if room < headroom:
+            headroom = room
+            limiting = Reason.StrategyBudget
+        if cash_free < headroom:
+            headroom = cash_free
+            limiting = Reason.InsufficientCash
+        if headroom <= 0.0:
+            reason_counts[k, s, limiting if limiting != Reason.Ok else Reason.TotalCap] += 1
+            continue
+        if limiting != Reason.Ok:
+            reason_counts[k, s, limiting] += 1
+
+        stop = stop_pct[s]
+        if not np.isfinite(stop) or stop <= 0.0 or (0.0 < params.stop_loss < stop):
+            stop = params.stop_loss
+        take = take_pct[s]
+        if not np.isfinite(take) or take < 0.0:
+            take = 0.0
+
+        order_type = params.entry_order_type
+        if order_type == OrderType.Market:
+            fee = params.taker_fee
+            fill_price = price
+            limit = np.nan
+        else:
+            fee = params.maker_fee
+            limit = floor_to_increment_nb(
+                price * (1.0 - params.limit_offset), static.quote_increment[s]
+            )
+            fill_price = limit
+        if not (fill_price > 0.0):
+            reason_counts[k, s, Reason.BelowMinimum] += 1
+            continue
+        # qty such that qty * price * (1 + fee) spends `headroom` (vectorbt's all-in rule)
+        qty = floor_to_increment_nb(headroom / (fill_price * (1.0 + fee)), static.base_increment[s])
+        need = static.min_size[s]
+        by_notional = ceil_to_increment_nb(
+            static.min_notional[s] / (fill_price * (1.0 - fee)), static.base_increment[s]
+        )
+        if by_notional > need:
+            need = by_notional
+        if qty < need:
+            # round up to the minimum only if it still fits every cap and the cash
+            if need * fill_price * (1.0 + fee) <= headroom * (1.0 + 1e-12) and (
+                need * fill_price * (1.0 + fee) <= cash_free
+            ):
+                qty = need
+            else:
+                reason_counts[k, s, Reason.BelowMinimum] += 1
+                continue
+        if qty <= 0.0:
+            reason_counts[k, s, Reason.BelowMinimum] += 1
+            continue
+        cost = qty * fill_price * (1.0 + fee)
+        notional = 0.0
+        order_qty = qty
+        if order_type == OrderType.Market:
+            # Coinbase market buys are sized in quote (quote_size); the fill price sets the qty
+            notional = cost
+            order_qty = 0.0
+        n = _emit(
+            orders, n, bar_no, s, Side.Buy, order_type, Purpose.Entry, k, order_qty, notional,
+            limit, price, stop, take,
+        )  # fmt: skip
+        positions[s, Pos.PendingBuyNotional] += cost
+        account[Acc.ReservedCash] += cost
+        cash_free -= cost
+        expo[s] += cost
+        if t >= 0:
+            theme_expo[t] += cost
+        strat_expo[k] += cost
+        total += cost
+        open_positions += 1
+        trades_this_bar[k] += 1
+    return n
+
+
+@njit(cache=True)
+def _largest(expo, theme_id, theme, exiting, positions, product_status):
+    # theme == -2 means any symbol
+    best = -1
+    best_value = 0.0
+    for s in range(expo.shape[0]):
+        if exiting[s] or positions[s, Pos.Qty] <= 0.0 or not _can_exit(product_status[s]):
+            continue
+        if theme != -2 and theme_id[s] != theme:
+            continue
+        if expo[s] > best_value:
+            best_value = expo[s]
+            best = s
+    return best
+
+
+@njit(cache=True)
+def _trim(orders, n, bar_no, s, sell_value, status, params, static, positions, expo, theme_expo,
+          strat_expo):  # fmt: skip
+    price = positions[s, Pos.LastPrice]
+    held = positions[s, Pos.Qty] - positions[s, Pos.PendingSellQty]
+    qty = sell_value / price
+    # never leave a remainder below the product minimums
+    remainder = held - ceil_to_increment_nb(qty, static.base_increment[s])
+    if remainder * price * (1.0 - params.taker_fee) < static.min_notional[s] or (
+        remainder < static.min_size[s]
+    ):
+        qty = held
+    before = positions[s, Pos.PendingSellQty]
+    n = _sell_order(
+        orders, n, bar_no, s, qty, Purpose.Trim, params.exit_order_type, status, price, params,
+        static, positions,
+    )  # fmt: skip
+    sold = (positions[s, Pos.PendingSellQty] - before) * price
+    expo[s] -= sold
+    if static.theme_id[s] >= 0:
+        theme_expo[static.theme_id[s]] -= sold
+    k = int(positions[s, Pos.Strategy])
+    if 0 <= k < strat_expo.shape[0]:
+        strat_expo[k] -= sold
+    return n
+
+
+@njit(cache=True)
+def _descending(weight):
+    # Stable order by descending weight (NaN last): insertion sort, S is small.
+    n = weight.shape[0]
+    order = np.arange(n)
+    for i in range(1, n):
+        j = i
+        while j > 0 and _before(weight, order[j], order[j - 1]):
+            tmp = order[j]
+            order[j] = order[j - 1]
+            order[j - 1] = tmp
+            j -= 1
+    return order
+
+
+@njit(cache=True)
+def _before(weight, a, b):
+    wa = weight[a]
+    wb = weight[b]
+    if not np.isfinite(wa):
+        return False
+    if not np.isfinite(wb):
+        return True
+    return wa > wb

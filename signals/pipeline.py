@@ -1,0 +1,168 @@
+"""Stage 1 of the decision path over a panel: regime, guards, universe and combined proposals.
+
+`decision_inputs(panel, config)` is the one function the backtest (over the whole history) and
+the live bridge (over its rolling window, taking the last row) both call. Every kernel it uses
+on the decision path is windowed, so its last row depends only on the last `warmup_bars(...)`
+bars: this is what makes the live window reproduce the backtest bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from signals.bars import Panel
+from signals.config import PlatformConfig
+from signals.enums import Regime
+from signals.indicators.nb import bars_since_valid_nb, realized_vol_nb, rolling_sum_nb
+from signals.regime.nb import regime_nb, regime_warmup_bars
+from signals.strategies import StrategyContext, enabled_strategies
+from signals.triggers.nb import bad_tick_mask_nb
+from signals.universe.nb import (
+    TIER_CORE,
+    TIER_EXCLUDED,
+    TIER_ROTATIONAL,
+    TIER_UNLISTED,
+    ban_active_nb,
+    red_flag_nb,
+    universe_block_nb,
+)
+
+HOUR_NS = 3_600 * 1_000_000_000
+
+
+@dataclass(frozen=True)
+class DecisionInputs:
+    """Everything `step` needs per bar, as arrays over the panel (`[T, S]` unless noted)."""
+
+    strategy_names: tuple[str, ...]
+    weight: np.ndarray  # float64, combined target weights (NaN = no opinion)
+    stop_pct: np.ndarray  # float64 fractions
+    take_pct: np.ndarray  # float64 fractions
+    strategy: np.ndarray  # int64 index into strategy_names (-1 = none)
+    block_reason: np.ndarray  # int64 `Reason` codes from the universe/guards
+    regime: np.ndarray  # int64[T] `Regime` codes
+    bad_tick: np.ndarray  # uint8
+    vol: np.ndarray  # float64 one-bar realized volatility (slippage model)
+    bar_ns: int
+
+
+def infer_bar_ns(ts_ns: np.ndarray) -> int:
+    """Return the most common spacing of `ts_ns` (ns); one hour for fewer than two bars."""
+    if ts_ns.shape[0] < 2:
+        return HOUR_NS
+    diffs, counts = np.unique(np.diff(ts_ns), return_counts=True)
+    return int(diffs[np.argmax(counts)])
+
+
+def symbol_tiers(config: PlatformConfig, symbols: tuple[str, ...]) -> np.ndarray:
+    """Return int64[S] tier codes; with no rotational list every non-core symbol rotates."""
+    universe = config.universe
+    tiers = []
+    for symbol in symbols:
+        if symbol in universe.excluded:
+            tiers.append(TIER_EXCLUDED)
+        elif symbol in universe.core:
+            tiers.append(TIER_CORE)
+        elif not universe.rotational or symbol in universe.rotational:
+            tiers.append(TIER_ROTATIONAL)
+        else:
+            tiers.append(TIER_UNLISTED)
+    return np.array(tiers, dtype=np.int64)
+
+
+def warmup_bars(config: PlatformConfig, bar_ns: int = HOUR_NS) -> int:
+    """Return how many bars of history make the last row of `decision_inputs` exact."""
+    universe = config.universe
+    regime = universe.regime
+    need = [
+        regime_warmup_bars(
+            regime.fast_bars, regime.slow_bars, regime.vol_window_bars, regime.vol_baseline_bars,
+            regime.crash_lookback_bars,
+        ),
+        universe.quote_volume_window_bars + 1,
+        config.policy.execution.slippage_vol_window + 2,
+        universe.bad_tick_volume_window + 2,
+        _ban_bars(config, bar_ns) + 2,
+        config.policy.risk.max_data_staleness_bars + 2,
+    ]  # fmt: skip
+    for strategy in enabled_strategies(config.strategies):
+        need.append(strategy.cls.warmup_bars(strategy.params) + 1)
+    return max(need)
+
+
+def _ban_bars(config: PlatformConfig, bar_ns: int) -> int:
+    return int(np.ceil(config.universe.temporary_ban_hours * HOUR_NS / bar_ns))
+
+
+def decision_inputs(panel: Panel, config: PlatformConfig, bar_ns: int | None = None) -> DecisionInputs:
+    """Compute stage 1 over `panel`: guards, regime, universe and every enabled strategy."""
+    if bar_ns is None:
+        bar_ns = infer_bar_ns(panel.ts_ns)
+    universe = config.universe
+    close, volume = panel.close, panel.volume
+    n_bars, n_symbols = close.shape
+
+    bad_tick = bad_tick_mask_nb(
+        close, volume, universe.bad_tick_jump_pct / 100.0, universe.bad_tick_volume_ratio,
+        universe.bad_tick_volume_window,
+    )  # fmt: skip
+    reg = universe.regime
+    if reg.reference_symbol in panel.symbols:
+        ref_close = np.ascontiguousarray(close[:, panel.symbols.index(reg.reference_symbol)])
+        regime = regime_nb(
+            ref_close, reg.fast_bars, reg.slow_bars, reg.vol_window_bars, reg.vol_baseline_bars,
+            reg.crash_lookback_bars, reg.crash_drop_pct / 100.0, reg.crash_vol_mult,
+        )  # fmt: skip
+    else:
+        # no reference asset in the data: no regime scaling (multiplier of "bull" is not used)
+        regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
+
+    quote_volume = rolling_sum_nb(
+        np.ascontiguousarray(close * volume), universe.quote_volume_window_bars
+    )
+    red_flags = red_flag_nb(close, bad_tick, universe.red_flag_move_pct / 100.0)
+    banned = ban_active_nb(red_flags, _ban_bars(config, bar_ns))
+    stale = bars_since_valid_nb(close)
+    spread = np.array([universe.spread_bps(s) for s in panel.symbols], dtype=np.float64)
+    block_reason = universe_block_nb(
+        quote_volume, spread, symbol_tiers(config, panel.symbols), universe.min_quote_volume_usd,
+        universe.max_spread_bps, universe.max_universe_size, banned, bad_tick, stale,
+        config.policy.risk.max_data_staleness_bars,
+    )  # fmt: skip
+    vol = realized_vol_nb(close, config.policy.execution.slippage_vol_window)
+
+    strategies = enabled_strategies(config.strategies)
+    weight = np.full((n_bars, n_symbols), np.nan)
+    stop_pct = np.full((n_bars, n_symbols), np.nan)
+    take_pct = np.full((n_bars, n_symbols), np.nan)
+    chosen = np.full((n_bars, n_symbols), -1, dtype=np.int64)
+    best = np.full((n_bars, n_symbols), -np.inf)
+    for k, strategy in enumerate(strategies):
+        ctx = StrategyContext(
+            ts_ns=panel.ts_ns, symbols=panel.symbols, open=panel.open, high=panel.high,
+            low=panel.low, close=close, volume=volume, regime=regime, bad_tick=bad_tick,
+            bar_ns=bar_ns, params=strategy.params,
+        )  # fmt: skip
+        proposals = strategy.cls.propose(ctx)
+        w = proposals.weight
+        # the highest positive weight wins; an exit (0) only where nobody wants to hold
+        take_it = (w > best) & (w > 0.0) | ((w == 0.0) & (chosen < 0))
+        weight = np.where(take_it, w, weight)
+        stop_pct = np.where(take_it, proposals.stop_pct, stop_pct)
+        take_pct = np.where(take_it, proposals.take_pct, take_pct)
+        chosen = np.where(take_it, k, chosen)
+        best = np.where(take_it & (w > 0.0), w, best)
+    return DecisionInputs(
+        strategy_names=tuple(s.name for s in strategies),
+        weight=np.ascontiguousarray(weight),
+        stop_pct=np.ascontiguousarray(stop_pct),
+        take_pct=np.ascontiguousarray(take_pct),
+        strategy=np.ascontiguousarray(chosen),
+        block_reason=block_reason,
+        regime=regime,
+        bad_tick=bad_tick,
+        vol=vol,
+        bar_ns=bar_ns,
+    )

@@ -1,0 +1,49 @@
+"""`ma_cross`: a long-only moving-average crossover (the vectorbt cross-check's strategy)."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from signals.strategies.base import Proposals, Strategy, StrategyContext
+from signals.strategies.nb import cross_weights_nb
+from signals.strategies.registry import register
+from signals.triggers.nb import ma_cross_nb
+from signals.types import Pct, PositiveInt
+
+
+class MaCrossParams(BaseModel, frozen=True, extra="forbid"):
+    """Parameters of `ma_cross`."""
+
+    fast: PositiveInt = Field(10, description="Fast SMA window, bars.")
+    slow: PositiveInt = Field(50, description="Slow SMA window, bars.")
+    target_weight_pct: Pct = Field(5.0, description="Target position, % of equity.")
+    stop_loss_pct: Pct = Field(0.0, description="Stop below the fill price, %; 0 = policy's.")
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> MaCrossParams:
+        if self.fast >= self.slow:
+            msg = f"`fast` must be < `slow`, was {self.fast} >= {self.slow}"
+            raise ValueError(msg)
+        return self
+
+
+@register
+class MaCross(Strategy):
+    """Enter when the fast SMA crosses above the slow one; exit when it crosses below."""
+
+    name = "ma_cross"
+    Params = MaCrossParams
+
+    @classmethod
+    def warmup_bars(cls, params: BaseModel) -> int:
+        return MaCrossParams.model_validate(params.model_dump()).slow + 1
+
+    @classmethod
+    def propose(cls, ctx: StrategyContext) -> Proposals:
+        p = MaCrossParams.model_validate(ctx.params.model_dump())
+        cross = ma_cross_nb(ctx.close, p.fast, p.slow)
+        weight = cross_weights_nb(cross, p.target_weight_pct / 100.0)
+        stop = np.full(weight.shape, p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)
+        take = np.zeros(weight.shape)
+        return Proposals(weight=weight, stop_pct=stop, take_pct=take)

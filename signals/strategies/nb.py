@@ -1,0 +1,87 @@
+"""Kernels that turn trigger masks into proposals."""
+
+import numpy as np
+from numba import njit
+
+from signals.enums import Regime
+
+
+@njit(cache=True)
+def rules_combine_nb(
+    breakout,
+    momentum,
+    volume_spike,
+    mean_reversion,
+    exit_signal,
+    bad_tick,
+    regime,
+    target_weight,
+    mean_reversion_enabled,
+):
+    """Return float64[T, S] target weights of the `rules` strategy from uint8 trigger masks.
+
+    Reference: tests/reference/strategies.py::rules_combine_ref.
+    Entry (weight > 0): a breakout confirmed by momentum or a volume spike in a bull or chop
+    regime (full weight with both confirmations, 3/4 with one), or, when enabled, a
+    mean-reversion trigger in a chop regime (1/2 weight). Exit (weight 0): the exit signal.
+    NaN otherwise (no opinion), on bad ticks and while the regime is unknown.
+    """
+    n_bars, n_symbols = breakout.shape
+    out = np.full((n_bars, n_symbols), np.nan)
+    for t in range(n_bars):
+        r = regime[t]
+        if r == Regime.Unknown:
+            continue
+        trend_ok = r == Regime.Bull or r == Regime.Chop
+        for s in range(n_symbols):
+            if bad_tick[t, s]:
+                continue
+            confirmations = momentum[t, s] + volume_spike[t, s]
+            if trend_ok and breakout[t, s] and confirmations > 0:
+                out[t, s] = target_weight * (0.5 + 0.25 * confirmations)
+            elif mean_reversion_enabled and r == Regime.Chop and mean_reversion[t, s]:
+                out[t, s] = target_weight * 0.5
+            elif exit_signal[t, s]:
+                out[t, s] = 0.0
+    return out
+
+
+@njit(cache=True)
+def below_channel_nb(close, low, lookback):
+    """Return uint8[T, S]: 1 where close[t] < min(low[t - lookback .. t - 1]) (Donchian exit).
+
+    Reference: tests/reference/strategies.py::below_channel_ref. Windowed; NaN gives 0.
+    """
+    n_bars, n_symbols = close.shape
+    out = np.zeros((n_bars, n_symbols), dtype=np.uint8)
+    for s in range(n_symbols):
+        for t in range(lookback, n_bars):
+            lowest = np.inf
+            ok = True
+            for i in range(t - lookback, t):
+                v = low[i, s]
+                if not np.isfinite(v):
+                    ok = False
+                    break
+                if v < lowest:
+                    lowest = v
+            if ok and np.isfinite(close[t, s]) and close[t, s] < lowest:
+                out[t, s] = 1
+    return out
+
+
+@njit(cache=True)
+def cross_weights_nb(cross, target_weight):
+    """Return float64[T, S] weights from an int8 cross signal: +1 -> target, -1 -> 0, else NaN.
+
+    Reference: tests/reference/strategies.py::cross_weights_ref.
+    """
+    n_bars, n_symbols = cross.shape
+    out = np.full((n_bars, n_symbols), np.nan)
+    for t in range(n_bars):
+        for s in range(n_symbols):
+            if cross[t, s] > 0:
+                out[t, s] = target_weight
+            elif cross[t, s] < 0:
+                out[t, s] = 0.0
+    return out

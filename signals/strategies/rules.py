@@ -1,0 +1,66 @@
+"""`rules`: the conservative baseline strategy driven by the triggers."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from signals.strategies.base import Proposals, Strategy, StrategyContext
+from signals.strategies.nb import below_channel_nb, rules_combine_nb
+from signals.strategies.registry import register
+from signals.triggers.nb import breakout_nb, mean_reversion_nb, momentum_nb, volume_spike_nb
+from signals.types import Pct, PositiveFloat, PositiveInt
+
+
+class RulesParams(BaseModel, frozen=True, extra="forbid"):
+    """Parameters of `rules` (bars are the data's bar length, hourly for the shipped set)."""
+
+    breakout_lookback: PositiveInt = Field(48, description="Donchian breakout window, bars.")
+    momentum_lookback: PositiveInt = Field(24, description="Momentum window, bars.")
+    momentum_threshold_pct: float = Field(2.0, description="Log-return threshold, %.")
+    volume_lookback: PositiveInt = Field(24, description="Volume average window, bars.")
+    volume_spike_ratio: PositiveFloat = Field(2.0, description="Volume / average for a spike.")
+    mean_reversion: bool = Field(False, description="Also buy oversold dips in chop regimes.")
+    mean_reversion_lookback: PositiveInt = Field(72, description="Z-score window, bars.")
+    mean_reversion_z: PositiveFloat = Field(2.5, description="Z-score below -z is oversold.")
+    exit_lookback: PositiveInt = Field(24, description="Exit below the N-bar low, bars.")
+    target_weight_pct: Pct = Field(5.0, description="Target position, % of equity.")
+    stop_loss_pct: Pct = Field(6.0, description="Stop below the fill price, %; 0 = policy's.")
+    take_profit_pct: Pct = Field(15.0, description="Take profit above the fill price, %; 0 = off.")
+
+
+@register
+class Rules(Strategy):
+    """Breakouts confirmed by momentum or volume; optional mean reversion; channel exits."""
+
+    name = "rules"
+    Params = RulesParams
+
+    @classmethod
+    def warmup_bars(cls, params: BaseModel) -> int:
+        p = RulesParams.model_validate(params.model_dump())
+        return 1 + max(
+            p.breakout_lookback,
+            p.momentum_lookback,
+            p.volume_lookback,
+            p.mean_reversion_lookback,
+            p.exit_lookback,
+        )
+
+    @classmethod
+    def propose(cls, ctx: StrategyContext) -> Proposals:
+        p = RulesParams.model_validate(ctx.params.model_dump())
+        close, high, low, volume = ctx.close, ctx.high, ctx.low, ctx.volume
+        breakout = breakout_nb(close, high, p.breakout_lookback)
+        momentum = momentum_nb(close, p.momentum_lookback, p.momentum_threshold_pct / 100.0)
+        spike = volume_spike_nb(volume, p.volume_lookback, p.volume_spike_ratio)
+        dip = mean_reversion_nb(close, p.mean_reversion_lookback, p.mean_reversion_z)
+        exit_signal = below_channel_nb(close, low, p.exit_lookback)
+        weight = rules_combine_nb(
+            breakout, momentum, spike, dip, exit_signal, ctx.bad_tick, ctx.regime,
+            p.target_weight_pct / 100.0, p.mean_reversion,
+        )  # fmt: skip
+        shape = weight.shape
+        stop = np.full(shape, p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)
+        take = np.full(shape, p.take_profit_pct / 100.0)
+        return Proposals(weight=weight, stop_pct=stop, take_pct=take)

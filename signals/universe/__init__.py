@@ -1,0 +1,1 @@
+"""Universe eligibility: liquidity, spread, tiers, bans, staleness and bad ticks per bar."""

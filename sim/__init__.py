@@ -1,0 +1,1 @@
+"""The backtest driver, fill model, metrics, reports, regression gate, tracking and sweeps."""

@@ -1,0 +1,257 @@
+"""The backtest loop and the fill model, in numba.
+
+For every bar `t`: the orders decided at the close of `t - 1` fill on bar `t` (market orders at
+the open plus slippage with the taker fee; post-only limits at their price with the maker fee
+when bar `t` trades through them, possibly partially), then the shared `step_nb` decides the
+orders of bar `t` at its close. Nothing here decides a trade.
+"""
+
+import numpy as np
+from numba import njit
+
+from signals._math import floor_to_increment_nb
+from signals.decision.nb import apply_fill_nb, step_nb
+from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
+from signals.records import ORDER_DT
+from sim.enums import FILL_DT, TRADE_DT, OrderStatus
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+@njit(cache=True)
+def _grow_orders(arr):
+    out = np.empty(arr.shape[0] * 2, dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out
+
+
+@njit(cache=True)
+def _grow_status(arr):
+    out = np.empty(arr.shape[0] * 2, dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out
+
+
+@njit(cache=True)
+def new_state_nb(n_symbols, initial_cash):
+    """Return fresh `(account[N_ACC], positions[S, N_POS])` holding only cash, USD."""
+    account = np.zeros(N_ACC)
+    account[Acc.Cash] = initial_cash
+    account[Acc.Equity] = initial_cash
+    account[Acc.PeakEquity] = initial_cash
+    account[Acc.DayStartEquity] = initial_cash
+    account[Acc.WeekStartEquity] = initial_cash
+    account[Acc.DayId] = -1.0
+    account[Acc.WeekId] = -1.0
+    positions = np.zeros((n_symbols, N_POS))
+    positions[:, Pos.Strategy] = -1.0
+    positions[:, Pos.LastPrice] = np.nan
+    return account, positions
+
+
+@njit(cache=True)
+def fill_order_nb(
+    order, o, h, l, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2
+):
+    """Return `(status, qty, price, fee, is_maker)` for one order on its fill bar.
+
+    Reference: tests/reference/fill.py::fill_order_ref.
+    `o, h, l` are the fill bar's open/high/low (NaN = no bar), `vol` the decision bar's one-bar
+    realized volatility (NaN = none), `cash` the free cash (USD), `held` the position (base units;
+    sells are clipped to it: long-only spot), `u1, u2` uniform draws from the seeded RNG.
+    """
+    if not np.isfinite(o):
+        return OrderStatus.NoBar, 0.0, 0.0, 0.0, 0
+    side = order["side"]
+    if order["order_type"] == OrderType.Market:
+        slip = fill.slippage
+        if np.isfinite(vol):
+            slip += fill.slippage_vol_mult * vol
+        fee_rate = params.taker_fee
+        if side == Side.Buy:
+            price = o * (1.0 + slip)
+            spend = order["notional"]
+            if spend > cash:
+                spend = cash
+            qty = floor_to_increment_nb(spend / (price * (1.0 + fee_rate)), base_inc)
+            if qty <= 0.0 or qty < min_size or qty * price * (1.0 - fee_rate) < min_notional:
+                if spend < order["notional"]:
+                    return OrderStatus.InsufficientCash, 0.0, 0.0, 0.0, 0
+                return OrderStatus.BelowMinimum, 0.0, 0.0, 0.0, 0
+        else:
+            price = o * (1.0 - slip)
+            qty = min(order["qty"], held)
+        return OrderStatus.Filled, qty, price, qty * price * fee_rate, 0
+    # post-only limit: rejected if it would cross at arrival, else fills if traded through
+    limit = order["limit_price"]
+    if side == Side.Buy:
+        if o <= limit:
+            return OrderStatus.PostOnlyCross, 0.0, 0.0, 0.0, 1
+        if not (l < limit):
+            return OrderStatus.NoFill, 0.0, 0.0, 0.0, 1
+    else:
+        if o >= limit:
+            return OrderStatus.PostOnlyCross, 0.0, 0.0, 0.0, 1
+        if not (h > limit):
+            return OrderStatus.NoFill, 0.0, 0.0, 0.0, 1
+    qty = order["qty"] if side == Side.Buy else min(order["qty"], held)
+    status = OrderStatus.Filled
+    if fill.partial_fills and u1 < 0.5:
+        part = floor_to_increment_nb(
+            qty * (fill.min_fill_fraction + (1.0 - fill.min_fill_fraction) * u2), base_inc
+        )
+        if part >= min_size and part * limit * (1.0 - params.maker_fee) >= min_notional:
+            if part < qty:
+                qty = part
+                status = OrderStatus.Partial
+    if side == Side.Buy:
+        cost = qty * limit * (1.0 + params.maker_fee)
+        if cost > cash:
+            return OrderStatus.InsufficientCash, 0.0, 0.0, 0.0, 1
+    return status, qty, limit, qty * limit * params.maker_fee, 1
+
+
+@njit(cache=True)
+def simulate_nb(
+    ts_ns,
+    bar_ns,
+    open_,
+    high,
+    low,
+    close,
+    weight,
+    stop_pct,
+    take_pct,
+    strategy,
+    block_reason,
+    regime,
+    vol,
+    product_status,
+    params,
+    static,
+    fill,
+    initial_cash,
+    seed,
+):
+    """Run the backtest over `[T, S]` arrays; return records and per-bar curves.
+
+    Reference: the vectorbt cross-check in tests/sim/test_vectorbt_parity.py (market orders, no
+    slippage) and the accounting invariants in tests/sim/test_simulator_properties.py.
+
+    Returns `(orders ORDER_DT[n], order_status int64[n], fills FILL_DT[m], trades TRADE_DT[k],
+    equity[T], cash[T], exposure[T], reason_counts[K, S, N_REASONS], account, positions)`.
+    Curves are measured at each bar's close (USD; exposure as a fraction of equity).
+    """
+    n_bars, n_symbols = close.shape
+    n_strategies = static.strategy_cap.shape[0]
+    np.random.seed(seed)
+    account, positions = new_state_nb(n_symbols, initial_cash)
+    orders = np.empty(max(16, 4 * n_symbols), dtype=ORDER_DT)
+    status = np.empty(orders.shape[0], dtype=np.int64)
+    fills = np.empty(max(16, 4 * n_symbols), dtype=FILL_DT)
+    trades = np.empty(16, dtype=TRADE_DT)
+    step_orders = np.empty(2 * n_symbols + 8, dtype=ORDER_DT)
+    reason_counts = np.zeros((max(n_strategies, 1), n_symbols, N_REASONS), dtype=np.int64)
+    equity = np.empty(n_bars)
+    cash = np.empty(n_bars)
+    exposure = np.empty(n_bars)
+    n_orders = 0
+    n_fills = 0
+    n_trades = 0
+    prev_start = 0
+    for t in range(n_bars):
+        # --- fills of the orders decided at t - 1 ------------------------------------------
+        for j in range(prev_start, n_orders):
+            order = orders[j]
+            s = order["symbol"]
+            u1 = np.random.random()
+            u2 = np.random.random()
+            free_cash = account[Acc.Cash]
+            st, qty, price, fee, is_maker = fill_order_nb(
+                order, open_[t, s], high[t, s], low[t, s], vol[t - 1, s], free_cash,
+                positions[s, Pos.Qty], static.min_size[s], static.min_notional[s], static.base_increment[s],
+                params, fill, u1, u2,
+            )  # fmt: skip
+            status[j] = st
+            if st != OrderStatus.Filled and st != OrderStatus.Partial:
+                continue
+            if qty <= 0.0:
+                continue
+            bar_no = ts_ns[t] // bar_ns
+            entry_bar = positions[s, Pos.EntryBar]
+            closed = apply_fill_nb(
+                account, positions, s, order["side"], qty, price, fee, bar_no,
+                order["purpose"], order["strategy"], order["stop_pct"], order["take_pct"],
+                params.cooldown_fill_bars, params.cooldown_stop_bars,
+            )  # fmt: skip
+            if n_fills == fills.shape[0]:
+                fills = _grow_orders(fills)
+            rec = fills[n_fills]
+            rec["order_id"] = j
+            rec["bar"] = t
+            rec["symbol"] = s
+            rec["side"] = order["side"]
+            rec["order_type"] = order["order_type"]
+            rec["purpose"] = order["purpose"]
+            rec["qty"] = qty
+            rec["price"] = price
+            rec["fee"] = fee
+            rec["is_maker"] = is_maker
+            n_fills += 1
+            if np.isfinite(closed):
+                if n_trades == trades.shape[0]:
+                    trades = _grow_orders(trades)
+                tr = trades[n_trades]
+                tr["symbol"] = s
+                tr["strategy"] = int(positions[s, Pos.Strategy])
+                tr["entry_bar_no"] = int(entry_bar)
+                tr["exit_bar_no"] = bar_no
+                tr["entry_price"] = positions[s, Pos.AvgEntry]
+                tr["exit_price"] = price
+                tr["qty"] = positions[s, Pos.EntryNotional] / positions[s, Pos.AvgEntry]
+                tr["pnl_usd"] = closed
+                tr["fees_usd"] = positions[s, Pos.TradeFees]
+                tr["exit_purpose"] = order["purpose"]
+                n_trades += 1
+        # pending orders live one bar: whatever did not fill is cancelled
+        for s in range(n_symbols):
+            positions[s, Pos.PendingBuyNotional] = 0.0
+            positions[s, Pos.PendingSellQty] = 0.0
+        account[Acc.ReservedCash] = 0.0
+
+        # --- decide at the close of t ------------------------------------------------------
+        bar_no = ts_ns[t] // bar_ns
+        day_id = ts_ns[t] // DAY_NS
+        week_id = (day_id + 3) // 7
+        n_new = step_nb(
+            bar_no, day_id, week_id, close[t], weight[t], stop_pct[t], take_pct[t],
+            strategy[t], block_reason[t], product_status, regime[t], params, static,
+            account, positions, step_orders, reason_counts,
+        )  # fmt: skip
+        prev_start = n_orders
+        for j in range(n_new):
+            if n_orders == orders.shape[0]:
+                orders = _grow_orders(orders)
+                status = _grow_status(status)
+            orders[n_orders] = step_orders[j]
+            status[n_orders] = OrderStatus.Open
+            n_orders += 1
+        equity[t] = account[Acc.Equity]
+        cash[t] = account[Acc.Cash]
+        gross = 0.0
+        for s in range(n_symbols):
+            if positions[s, Pos.Qty] > 0.0:
+                gross += positions[s, Pos.Qty] * positions[s, Pos.LastPrice]
+        exposure[t] = gross / equity[t] if equity[t] > 0.0 else 0.0
+    return (
+        orders[:n_orders],
+        status[:n_orders],
+        fills[:n_fills],
+        trades[:n_trades],
+        equity,
+        cash,
+        exposure,
+        reason_counts,
+        account,
+        positions,
+    )
