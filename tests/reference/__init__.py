@@ -1,0 +1,1 @@
+"""Slow, obvious reference implementations of the kernels, and the kernel registry."""
