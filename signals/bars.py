@@ -1,0 +1,593 @@
+"""The canonical bar schema, its loader and validator, and the frame <-> panel adapters.
+
+Layer 1: polars and numpy only. The loaders read files; nothing here writes to disk.
+
+A bar frame is long: one row per (symbol, bar) in `BAR_SCHEMA`; ``ts`` is the bar OPEN time in
+UTC (tz-aware, nanoseconds). A `Panel` is the wide form the kernels take: float64 arrays
+``[time, symbol]`` on the union time index, NaN where a symbol has no bar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from signals.errors import DataError
+from signals.symbols import canonical_symbol
+
+BAR_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("ns", "UTC"),
+    "symbol": pl.String(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+}
+"""Column names and dtypes of every bar frame, in this order."""
+
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+VALUE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
+
+MIN_TS = datetime(2009, 1, 1, tzinfo=UTC)
+"""Earliest accepted bar time (no crypto market traded before 2009)."""
+
+MAX_FUTURE = timedelta(days=1)
+"""How far past the current time a bar may start (clock skew allowance)."""
+
+_COLUMN_ALIASES: dict[str, str] = {
+    "ts": "ts",
+    "time": "ts",
+    "timestamp": "ts",
+    "date": "ts",
+    "datetime": "ts",
+    "start": "ts",
+    "symbol": "symbol",
+    "product_id": "symbol",
+    "pair": "symbol",
+    "ticker": "symbol",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+}
+_OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+_NAIVE_HINT = "add a UTC offset (e.g. +00:00) or use integer epoch seconds/milliseconds/nanoseconds"
+
+
+# ############# Loading ############# #
+
+
+def load_bars(
+    path: str | Path,
+    *,
+    symbol: str | None = None,
+    sort: bool = False,
+    now: datetime | None = None,
+) -> pl.DataFrame:
+    """Load, normalise and validate a bar file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.parquet`` or ``.csv`` file.
+    symbol : str, optional
+        Symbol for a file without a symbol column (any spelling `canonical_symbol` accepts).
+        If the file has one, every row must agree with it.
+    sort : bool, default False
+        Sort by (symbol, ts) before validating. Off by default so unsorted files are reported.
+    now : datetime, optional
+        Reference time for the future-timestamp check (default: the current UTC time).
+
+    Returns
+    -------
+    pl.DataFrame
+        The bars in `BAR_SCHEMA`, symbols canonical.
+
+    Raises
+    ------
+    DataError
+        For a missing or unsupported file, missing columns, naive or unparsable timestamps,
+        unparsable symbols and every rule of `validate_bars`.
+
+    Notes
+    -----
+    Column names are matched case-insensitively; ``time``, ``timestamp``, ``date``,
+    ``datetime`` and ``start`` mean ``ts``; ``product_id``, ``pair`` and ``ticker`` mean
+    ``symbol``. ``ts`` may be a tz-aware datetime, an ISO-8601 string with an offset, or integer
+    epoch seconds, milliseconds, microseconds or nanoseconds (unit inferred from magnitude).
+    Naive datetimes are rejected: their timezone cannot be known.
+    """
+    path = Path(path)
+    if not path.is_file():
+        msg = f"`path` must name an existing file, was {str(path)!r}"
+        raise DataError(msg)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        raw = pl.read_parquet(path)
+    elif suffix == ".csv":
+        raw = pl.read_csv(path, infer_schema_length=10_000)
+    else:
+        msg = f"`path` must end in .parquet or .csv, was {str(path)!r}"
+        raise DataError(msg)
+    frame = _normalise(raw, symbol=symbol, source=str(path))
+    if sort:
+        frame = frame.sort("symbol", "ts", maintain_order=True)
+    validate_bars(frame, now=now)
+    return frame
+
+
+def _normalise(raw: pl.DataFrame, *, symbol: str | None, source: str) -> pl.DataFrame:
+    renames: dict[str, str] = {}
+    for name in raw.columns:
+        target = _COLUMN_ALIASES.get(name.strip().lower())
+        if target is None:
+            continue
+        if target in renames.values():
+            msg = f"file {source!r}: column `{target}` must appear once, was given twice"
+            raise DataError(msg)
+        renames[name] = target
+    frame = raw.select(list(renames)).rename(renames)
+
+    if "symbol" in frame.columns:
+        if frame["symbol"].null_count():
+            n_null = frame["symbol"].null_count()
+            msg = f"file {source!r}: `symbol` must not be null, was null in {n_null} rows"
+            raise DataError(msg)
+        frame = frame.with_columns(pl.col("symbol").cast(pl.String))
+        if symbol is not None:
+            expected = canonical_symbol(symbol)
+            found = sorted({canonical_symbol(s) for s in frame["symbol"].unique().to_list()})
+            if found not in ([], [expected]):
+                msg = (
+                    f"file {source!r}: `symbol` argument {expected!r} must match the symbol "
+                    f"column, was {found}"
+                )
+                raise DataError(msg)
+    elif symbol is not None:
+        frame = frame.with_columns(pl.lit(symbol, dtype=pl.String).alias("symbol"))
+    else:
+        msg = (
+            f"file {source!r}: a `symbol` column or the `symbol` argument is required, was neither"
+        )
+        raise DataError(msg)
+
+    missing = [c for c in BAR_SCHEMA if c not in frame.columns]
+    if missing:
+        msg = f"file {source!r}: columns {missing} must be present, was columns {raw.columns}"
+        raise DataError(msg)
+
+    uniques = frame["symbol"].unique().to_list()
+    mapping = {s: canonical_symbol(s) for s in uniques}
+    frame = frame.with_columns(
+        pl.col("symbol").replace_strict(mapping, return_dtype=pl.String),
+        _parse_ts(frame["ts"], source),
+    )
+    casts = []
+    for name in VALUE_COLUMNS:
+        try:
+            casts.append(frame[name].cast(pl.Float64, strict=True))
+        except pl.exceptions.InvalidOperationError as e:
+            msg = f"file {source!r}: `{name}` must be numeric, was dtype {frame[name].dtype}"
+            raise DataError(msg) from e
+    frame = frame.with_columns(casts)
+    return frame.select(BAR_SCHEMA.keys()).cast(BAR_SCHEMA)  # type: ignore[arg-type]
+
+
+def _parse_ts(ts: pl.Series, source: str) -> pl.Series:
+    dtype = ts.dtype
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            msg = f"file {source!r}: `ts` must be timezone-aware, was naive {dtype}; {_NAIVE_HINT}"
+            raise DataError(msg)
+        return ts.dt.convert_time_zone("UTC").cast(BAR_SCHEMA["ts"])
+    if dtype == pl.Date:
+        msg = f"file {source!r}: `ts` must be timezone-aware, was a naive date; {_NAIVE_HINT}"
+        raise DataError(msg)
+    if dtype.is_float():
+        non_integral = ts.is_not_null() & (ts != ts.round(0))
+        if non_integral.any():
+            bad = ts.filter(non_integral)[0]
+            msg = f"file {source!r}: `ts` as a number must be an integer epoch, was {bad!r}"
+            raise DataError(msg)
+        ts = ts.cast(pl.Int64)
+        dtype = ts.dtype
+    if dtype.is_integer():
+        return _epoch_to_datetime(ts.cast(pl.Int64))
+    if dtype == pl.String:
+        return _iso_to_datetime(ts, source)
+    msg = (
+        f"file {source!r}: `ts` must be a datetime, ISO string or integer epoch, was dtype {dtype}"
+    )
+    raise DataError(msg)
+
+
+def _epoch_to_datetime(ts: pl.Series) -> pl.Series:
+    # Unit from magnitude: now is ~1.7e9 s, 1.7e12 ms, 1.7e15 us, 1.7e18 ns. The cut-offs sit
+    # between those decades; a wrong guess lands before 2009 or far in the future, which
+    # validation rejects.
+    peak = ts.abs().max()
+    peak = 0 if peak is None else int(peak)  # type: ignore[arg-type]
+    if peak < 100_000_000_000:
+        factor = 1_000_000_000
+    elif peak < 100_000_000_000_000:
+        factor = 1_000_000
+    elif peak < 100_000_000_000_000_000:
+        factor = 1_000
+    else:
+        factor = 1
+    return (ts * factor).cast(BAR_SCHEMA["ts"]).alias("ts")
+
+
+def _iso_to_datetime(ts: pl.Series, source: str) -> pl.Series:
+    text = ts.str.strip_chars()
+    lacking = text.is_not_null() & ~text.str.contains(_OFFSET_SUFFIX.pattern)
+    if lacking.any():
+        bad = text.filter(lacking)[0]
+        msg = f"file {source!r}: `ts` must carry a UTC offset, was naive {bad!r}; {_NAIVE_HINT}"
+        raise DataError(msg)
+    normal = text.str.replace(r"Z$", "+00:00").str.replace(" ", "T", literal=True)
+    parsed = normal.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
+    failed = parsed.is_null() & text.is_not_null()
+    if failed.any():
+        bad = text.filter(failed)[0]
+        msg = f"file {source!r}: `ts` must be an ISO-8601 timestamp, was {bad!r}"
+        raise DataError(msg)
+    return parsed.alias("ts")
+
+
+# ############# Validation ############# #
+
+
+@dataclass(frozen=True)
+class BarReport:
+    """Summary of a validated bar frame.
+
+    Attributes
+    ----------
+    n_bars : int
+        Number of rows.
+    symbols : tuple of str
+        Distinct symbols, sorted.
+    start, end : datetime
+        First and last bar open time (UTC).
+    bar_ns : int or None
+        Inferred bar length: the most common ts difference within a symbol over all symbols
+        (the smallest on a tie); None if no symbol has two bars.
+    gaps : pl.DataFrame
+        One row per hole: ``symbol``, ``gap_start`` (open time of the first missing bar),
+        ``gap_end`` (open time of the next present bar), ``missing_bars``. Gaps are reported,
+        never filled.
+    """
+
+    n_bars: int
+    symbols: tuple[str, ...]
+    start: datetime
+    end: datetime
+    bar_ns: int | None
+    gaps: pl.DataFrame
+
+
+_GAP_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "gap_start": pl.Datetime("ns", "UTC"),
+    "gap_end": pl.Datetime("ns", "UTC"),
+    "missing_bars": pl.Int64(),
+}
+
+
+def validate_bars(frame: pl.DataFrame, *, now: datetime | None = None) -> BarReport:
+    """Check a bar frame against the schema rules and return its summary.
+
+    Rules (each failure raises `DataError` naming the symbol and the bar's ISO timestamp, for
+    the first offending row in frame order): columns and dtypes of `BAR_SCHEMA`; at least one
+    row; no null symbol or ts; ts within a symbol strictly increasing (unsorted and duplicated
+    (symbol, ts) are separate messages); ts >= 2009-01-01 and <= ``now`` + 1 day; OHLCV finite;
+    prices > 0; volume >= 0; high >= low; open and close within [low, high].
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        Bars in `BAR_SCHEMA`.
+    now : datetime, optional
+        Reference time for the future check (default: the current UTC time).
+
+    Returns
+    -------
+    BarReport
+    """
+    _check_columns(frame)
+    if frame.height == 0:
+        msg = "`frame` must contain at least one bar, was empty"
+        raise DataError(msg)
+    now = datetime.now(UTC) if now is None else now
+    if now.tzinfo is None:
+        msg = f"`now` must be timezone-aware, was naive {now.isoformat()}"
+        raise DataError(msg)
+
+    null_symbol = frame["symbol"].is_null()
+    if null_symbol.any():
+        row = int(null_symbol.arg_true()[0])
+        msg = f"bar at row {row}: `symbol` must not be null, was null"
+        raise DataError(msg)
+    null_ts = frame["ts"].is_null()
+    if null_ts.any():
+        row = int(null_ts.arg_true()[0])
+        msg = f"bar for `{frame['symbol'][row]}` at row {row}: `ts` must not be null, was null"
+        raise DataError(msg)
+
+    flagged = _first_violation(frame, now)
+    if flagged is not None:
+        raise DataError(flagged)
+    return _report(frame)
+
+
+def _check_columns(frame: pl.DataFrame) -> None:
+    missing = [c for c in BAR_SCHEMA if c not in frame.columns]
+    if missing:
+        msg = f"`frame` must have columns {missing}, was columns {frame.columns}"
+        raise DataError(msg)
+    for name, dtype in BAR_SCHEMA.items():
+        if frame.schema[name] != dtype:
+            msg = f"`{name}` must have dtype {dtype}, was {frame.schema[name]}"
+            raise DataError(msg)
+
+
+# Rule name -> expression that is True on an offending row. Order is the reporting priority
+# when one row breaks several rules.
+def _rules(now: datetime) -> dict[str, pl.Expr]:
+    ts = pl.col("ts")
+    finite = {f"finite_{c}": pl.col(c).is_null() | ~pl.col(c).is_finite() for c in VALUE_COLUMNS}
+    positive = {f"positive_{c}": pl.col(c) <= 0 for c in PRICE_COLUMNS}
+    return {
+        "duplicated": ~pl.struct("symbol", "ts").is_first_distinct(),
+        "unsorted": ts.diff().over("symbol") < pl.duration(nanoseconds=0),
+        "before_2009": ts < pl.lit(MIN_TS, dtype=BAR_SCHEMA["ts"]),
+        "future": ts > pl.lit((now + MAX_FUTURE).astimezone(UTC)).cast(BAR_SCHEMA["ts"]),
+        **finite,
+        **positive,
+        "negative_volume": pl.col("volume") < 0,
+        "high_below_low": pl.col("high") < pl.col("low"),
+        "open_outside": (pl.col("open") < pl.col("low")) | (pl.col("open") > pl.col("high")),
+        "close_outside": (pl.col("close") < pl.col("low")) | (pl.col("close") > pl.col("high")),
+    }
+
+
+def _first_violation(frame: pl.DataFrame, now: datetime) -> str | None:
+    rules = _rules(now)
+    flags = frame.with_row_index("_row").with_columns(
+        pl.col("ts").shift(1).over("symbol").alias("_prev_ts"),
+        *(expr.fill_null(False).alias(f"_rule_{name}") for name, expr in rules.items()),
+    )
+    any_rule = pl.any_horizontal([f"_rule_{name}" for name in rules])
+    hit = flags.filter(any_rule).head(1)
+    if hit.height == 0:
+        return None
+    row = hit.row(0, named=True)
+    rule = next(name for name in rules if row[f"_rule_{name}"])
+    return _message(rule, row, now)
+
+
+def _message(rule: str, row: dict[str, Any], now: datetime) -> str:
+    where = f"bar for `{row['symbol']}` at {_iso(row['ts'])}"
+    if rule == "duplicated":
+        what = "(`symbol`, `ts`) must be unique, was duplicated"
+    elif rule == "unsorted":
+        what = f"`ts` must be increasing within a symbol, was after {_iso(row['_prev_ts'])}"
+    elif rule == "before_2009":
+        what = f"`ts` must be >= {_iso(MIN_TS)}, was {_iso(row['ts'])}"
+    elif rule == "future":
+        what = f"`ts` must be <= now + 1 day ({_iso(now + MAX_FUTURE)}), was {_iso(row['ts'])}"
+    elif rule.startswith("finite_"):
+        name = rule.removeprefix("finite_")
+        what = f"`{name}` must be finite, was {row[name]}"
+    elif rule.startswith("positive_"):
+        name = rule.removeprefix("positive_")
+        what = f"`{name}` must be > 0, was {row[name]}"
+    elif rule == "negative_volume":
+        what = f"`volume` must be >= 0, was {row['volume']}"
+    elif rule == "high_below_low":
+        what = f"`high` must be >= `low`, was high={row['high']} low={row['low']}"
+    else:
+        name = rule.removesuffix("_outside")
+        what = (
+            f"`{name}` must be within [`low`, `high`], "
+            f"was {name}={row[name]} low={row['low']} high={row['high']}"
+        )
+    return f"{where}: {what}"
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat()
+
+
+def _report(frame: pl.DataFrame) -> BarReport:
+    diffs = frame.select(
+        "symbol",
+        pl.col("ts").alias("gap_end"),
+        pl.col("ts").shift(1).over("symbol").alias("prev"),
+        pl.col("ts").cast(pl.Int64).diff().over("symbol").alias("diff_ns"),
+    ).filter(pl.col("diff_ns").is_not_null())
+    bar_ns: int | None = None
+    gaps = pl.DataFrame(schema=_GAP_SCHEMA)
+    if diffs.height:
+        counts = diffs.group_by("diff_ns").len().sort(["len", "diff_ns"], descending=[True, False])
+        bar_ns = int(counts["diff_ns"][0])
+        gaps = (
+            diffs.filter(pl.col("diff_ns") > bar_ns)
+            .select(
+                "symbol",
+                (pl.col("prev") + pl.duration(nanoseconds=bar_ns)).alias("gap_start"),
+                "gap_end",
+                # ceil(diff / bar) - 1 bars fit strictly between the two present bars.
+                ((pl.col("diff_ns") - 1) // bar_ns).alias("missing_bars"),
+            )
+            .sort("symbol", "gap_start")
+            .cast(_GAP_SCHEMA)  # type: ignore[arg-type]
+        )
+    return BarReport(
+        n_bars=frame.height,
+        symbols=tuple(sorted(frame["symbol"].unique().to_list())),
+        start=frame["ts"].min(),  # type: ignore[arg-type]
+        end=frame["ts"].max(),  # type: ignore[arg-type]
+        bar_ns=bar_ns,
+        gaps=gaps,
+    )
+
+
+# ############# Panel ############# #
+
+
+@dataclass(frozen=True, eq=False)
+class Panel:
+    """Wide bars for the kernels: float64 ``[time, symbol]`` arrays on one UTC time index.
+
+    Attributes
+    ----------
+    ts_ns : np.ndarray
+        int64 ``[T]`` bar open times, UTC epoch nanoseconds, strictly increasing.
+    symbols : tuple of str
+        Canonical symbols, column order of the arrays.
+    open, high, low, close, volume : np.ndarray
+        float64 C-contiguous ``[T, S]``; NaN where a symbol has no bar.
+    """
+
+    ts_ns: np.ndarray
+    symbols: tuple[str, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __post_init__(self) -> None:
+        ts = self.ts_ns
+        if ts.dtype != np.int64 or ts.ndim != 1:
+            msg = f"`ts_ns` must be a 1-D int64 array, was {ts.ndim}-D {ts.dtype}"
+            raise DataError(msg)
+        if ts.size > 1 and not bool(np.all(np.diff(ts) > 0)):
+            row = int(np.argmin(np.diff(ts) > 0)) + 1
+            msg = (
+                f"`ts_ns` must be strictly increasing, was {ts[row]} at index {row} "
+                f"after {ts[row - 1]}"
+            )
+            raise DataError(msg)
+        shape = (ts.size, len(self.symbols))
+        for name in VALUE_COLUMNS:
+            arr = getattr(self, name)
+            if arr.dtype != np.float64 or arr.shape != shape or not arr.flags.c_contiguous:
+                msg = (
+                    f"`{name}` must be a C-contiguous float64 array of shape {shape}, "
+                    f"was {arr.dtype} {arr.shape} c_contiguous={arr.flags.c_contiguous}"
+                )
+                raise DataError(msg)
+
+    @property
+    def n_bars(self) -> int:
+        """Number of time steps T."""
+        return int(self.ts_ns.size)
+
+    @property
+    def n_symbols(self) -> int:
+        """Number of symbols S."""
+        return len(self.symbols)
+
+    def slice(self, start_idx: int, stop_idx: int) -> Panel:
+        """Return the rows ``start_idx:stop_idx`` (views, no copy) as a new Panel."""
+        if not 0 <= start_idx <= stop_idx <= self.n_bars:
+            msg = (
+                f"`start_idx`, `stop_idx` must satisfy 0 <= start <= stop <= {self.n_bars}, "
+                f"was start={start_idx} stop={stop_idx}"
+            )
+            raise DataError(msg)
+        rows = slice(start_idx, stop_idx)
+        return Panel(
+            ts_ns=self.ts_ns[rows],
+            symbols=self.symbols,
+            open=self.open[rows],
+            high=self.high[rows],
+            low=self.low[rows],
+            close=self.close[rows],
+            volume=self.volume[rows],
+        )
+
+    def symbol_index(self, sym: str) -> int:
+        """Return the column of ``sym`` (any spelling `canonical_symbol` accepts)."""
+        canonical = canonical_symbol(sym)
+        try:
+            return self.symbols.index(canonical)
+        except ValueError as e:
+            msg = f"`symbol` must be one of {list(self.symbols)}, was {sym!r}"
+            raise DataError(msg) from e
+
+
+def to_panel(frame: pl.DataFrame) -> Panel:
+    """Return the wide `Panel` of a bar frame.
+
+    The time index is the sorted union of all timestamps; symbols are sorted alphabetically.
+    The frame is validated first (`validate_bars`). Missing bars are NaN, never filled.
+    """
+    validate_bars(frame)
+    ts_all = frame["ts"].cast(pl.Int64).to_numpy()
+    sym_all = frame["symbol"].to_numpy().astype(str)
+    ts_index = np.unique(ts_all)
+    symbols = np.unique(sym_all)
+    rows = np.searchsorted(ts_index, ts_all)
+    cols = np.searchsorted(symbols, sym_all)
+    shape = (ts_index.size, symbols.size)
+    arrays: dict[str, np.ndarray] = {}
+    for name in VALUE_COLUMNS:
+        out = np.full(shape, np.nan, dtype=np.float64)
+        out[rows, cols] = frame[name].to_numpy()
+        arrays[name] = out
+    return Panel(
+        ts_ns=np.ascontiguousarray(ts_index, dtype=np.int64),
+        symbols=tuple(str(s) for s in symbols),
+        **arrays,
+    )
+
+
+def from_panel(panel: Panel) -> pl.DataFrame:
+    """Return the long bar frame of a `Panel`, sorted by (symbol, ts), without NaN-close rows."""
+    # Transposed arrays are symbol-major, so the boolean mask walks (symbol, ts) in sort order.
+    present = ~np.isnan(panel.close.T)
+    n_bars, n_symbols = panel.n_bars, panel.n_symbols
+    ts = np.broadcast_to(panel.ts_ns, (n_symbols, n_bars))[present]
+    sym = np.repeat(np.asarray(panel.symbols, dtype=object), n_bars).reshape(n_symbols, n_bars)
+    columns: dict[str, Any] = {
+        "ts": pl.Series("ts", ts, dtype=pl.Int64).cast(BAR_SCHEMA["ts"]),
+        "symbol": pl.Series("symbol", sym[present].tolist(), dtype=pl.String),
+    }
+    for name in VALUE_COLUMNS:
+        columns[name] = pl.Series(name, getattr(panel, name).T[present], dtype=pl.Float64)
+    return pl.DataFrame(columns).select(BAR_SCHEMA.keys())
+
+
+# ############# Hashing ############# #
+
+
+def frame_hash(frame: pl.DataFrame) -> str:
+    """Return the first 16 hex chars of a SHA-256 over the bars' canonical bytes.
+
+    The frame is sorted by (symbol, ts) and serialised as: column names, row count, the int64
+    epoch-ns ``ts``, NUL-separated UTF-8 symbols, then each OHLCV column as little-endian
+    float64. It does not depend on file format, row order or extra columns.
+    """
+    _check_columns(frame)
+    bars = frame.select(BAR_SCHEMA.keys()).sort("symbol", "ts")
+    digest = hashlib.sha256()
+    digest.update(",".join(BAR_SCHEMA).encode())
+    digest.update(np.int64(bars.height).tobytes())
+    digest.update(bars["ts"].cast(pl.Int64).to_numpy().astype("<i8").tobytes())
+    digest.update("\x00".join(bars["symbol"].to_list()).encode())
+    for name in VALUE_COLUMNS:
+        digest.update(bars[name].to_numpy().astype("<f8").tobytes())
+    return digest.hexdigest()[:16]
