@@ -1,0 +1,269 @@
+"""The `sim` command line: run backtests, check and make data, gate results, sweep parameters.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem, no traceback).
+`sim gate` also uses 1 for a failed gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from signals.errors import ConfigError, DataError, PlatformError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = PROJECT_ROOT / "data" / "sample_hourly.parquet"
+DEFAULT_CONFIG = PROJECT_ROOT / "config"
+DEFAULT_REPORTS = PROJECT_ROOT / "reports"
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def numba_cache_is_warm() -> bool:
+    """Return True when the simulator's compiled kernels are already in numba's cache."""
+    pattern = "nb.simulate_nb-*.nbi"
+    places = [PROJECT_ROOT / "sim" / "__pycache__"]
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if cache_dir:
+        return any(Path(cache_dir).rglob(pattern))
+    return any(any(p.glob(pattern)) for p in places if p.is_dir())
+
+
+def _parse_ts(value: str | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    from datetime import datetime  # noqa: PLC0415
+
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        msg = f"`{flag}` must be an ISO date or timestamp such as 2024-03-01T00:00:00Z, was {value!r}"
+        raise DataError(msg) from e
+    if ts.tzinfo is None:
+        from datetime import UTC  # noqa: PLC0415
+
+        ts = ts.replace(tzinfo=UTC)
+    return int(ts.timestamp() * 1_000_000_000)
+
+
+# --------------------------------------------------------------------------------------------
+# sim run
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one backtest, print a summary, write the JSON report (and log it to MLflow)."""
+    started = time.perf_counter()
+    from signals.bars import frame_hash, load_bars, to_panel  # noqa: PLC0415
+    from signals.config import load_config  # noqa: PLC0415
+
+    config = load_config(args.config)
+    if args.seed is not None:
+        config = config.with_seed(args.seed)
+    data_path = Path(args.data) if args.data else DEFAULT_DATA
+    if not data_path.exists():
+        msg = f"data file `{data_path}` must exist, was missing (pass --data PATH or run `sim data synth --out {DEFAULT_DATA}`)"
+        raise DataError(msg)
+    frame = load_bars(data_path)
+    start_ns, end_ns = _parse_ts(args.start, "--start"), _parse_ts(args.end, "--end")
+    if start_ns is not None or end_ns is not None:
+        import polars as pl  # noqa: PLC0415
+
+        ts_ns = pl.col("ts").dt.epoch("ns")
+        if start_ns is not None:
+            frame = frame.filter(ts_ns >= start_ns)
+        if end_ns is not None:
+            frame = frame.filter(ts_ns < end_ns)
+        if frame.height == 0:
+            msg = f"`--start`/`--end` must select some bars of `{data_path}`, selected none"
+            raise DataError(msg)
+    panel = to_panel(frame)
+
+    from signals.pipeline import infer_bar_ns, warmup_bars  # noqa: PLC0415
+
+    need = warmup_bars(config, infer_bar_ns(panel.ts_ns))
+    if need >= panel.n_bars:
+        msg = (
+            f"lookbacks need {need} bars of warm-up, must be shorter than the data, "
+            f"was {panel.n_bars} bars (widen --start/--end or shorten the lookbacks)"
+        )
+        raise ConfigError(msg)
+
+    if not numba_cache_is_warm():
+        _say("Compiling numba kernels (first run after install; about 20 s, cached afterwards)...")
+    from sim.engine import run_backtest  # noqa: PLC0415
+    from sim.report import build_report, write_report  # noqa: PLC0415
+
+    result = run_backtest(panel, config)
+    try:
+        source = str(data_path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        source = str(data_path)
+    report = build_report(result, config, frame_hash(frame), source)
+    out = Path(args.out) if args.out else DEFAULT_REPORTS / f"run_seed{config.backtest.seed}.json"
+    write_report(report, out)
+    _print_summary(report, out)
+    if not args.no_mlflow:
+        from sim.tracking import log_run  # noqa: PLC0415
+
+        run_id = log_run(report, result, config, out, tracking_uri=args.tracking_uri)
+        if run_id:
+            print(f"mlflow run   {run_id}")
+    print(f"wall time    {time.perf_counter() - started:.2f} s")
+    return EXIT_OK
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    meta, summary = report["metadata"], report["summary"]
+    rows = [
+        ("data", f"{meta['data_source']} ({len(meta['symbols'])} symbols x {meta['n_bars']} bars, "
+                 f"{meta['start']} .. {meta['end']})"),
+        ("seed / config", f"{meta['seed']} / {meta['config_hash']} ({meta['profile']})"),
+        ("strategies", ", ".join(meta["strategies"]) or "(none enabled)"),
+        ("total pnl", f"{summary['total_pnl_pct']:+.2f} %  (final equity "
+                      f"{summary['final_equity_usd']:,.2f} USD)"),
+        ("max drawdown", f"{summary['max_drawdown_pct']:.2f} %"),
+        ("trades", f"{summary['total_trades']}  win rate {summary['win_rate']:.1f} %  "
+                   f"profit factor {summary['profit_factor']:.2f}"),
+        ("sharpe/sortino", f"{summary['sharpe']:.2f} / {summary['sortino']:.2f}  calmar "
+                           f"{summary['calmar']:.2f}"),
+        ("exposure", f"{summary['exposure_time_pct']:.1f} % of bars  turnover "
+                     f"{summary['turnover']:.2f}x  fees {summary['fees_paid_usd']:,.2f} USD"),
+    ]  # fmt: skip
+    reasons = report["no_trade_reasons"]["total"]
+    if reasons:
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:6]
+        rows.append(("no-trade top", ", ".join(f"{k} {v}" for k, v in top)))
+    rows.append(("report", str(out)))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+# --------------------------------------------------------------------------------------------
+# sim data
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    """Validate a bar file and print what it holds, including gaps."""
+    from signals.bars import load_bars, validate_bars  # noqa: PLC0415
+
+    frame = load_bars(args.path)
+    report = validate_bars(frame)
+    print(f"ok: {report.n_bars} bars, {len(report.symbols)} symbols ({', '.join(report.symbols)})")
+    print(f"range: {report.start} .. {report.end}, bar {report.bar_ns // 60_000_000_000} min")
+    if report.gaps.height:
+        print(f"gaps (reported, not filled): {report.gaps.height}")
+        print(report.gaps)
+    else:
+        print("gaps: none")
+    return EXIT_OK
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    """Write a seeded synthetic multi-asset panel."""
+    from sim.synth import synth_bars  # noqa: PLC0415
+
+    if args.symbols < 2 or args.bars < 2:
+        msg = f"`--symbols` and `--bars` must be >= 2, was {args.symbols} and {args.bars}"
+        raise DataError(msg)
+    frame = synth_bars(seed=args.seed, n_symbols=args.symbols, n_bars=args.bars)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.write_csv(out)
+    elif out.suffix == ".parquet":
+        frame.write_parquet(out, compression="zstd")
+    else:
+        msg = f"`--out` must end in .parquet or .csv, was {out}"
+        raise DataError(msg)
+    print(f"wrote {frame.height} bars ({args.symbols} symbols x {args.bars}) to {out}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace], int]
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+"""Modules that add subcommands (gate, sweep) register a `add_parser(subparsers)` here."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `sim` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="sim",
+        description="247trader backtests: run, check data, gate regressions, sweep parameters.",
+        epilog="Example: sim run --seed 42   (uses data/sample_hourly.parquet and config/)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run a backtest and write a JSON report")
+    run.add_argument("--seed", type=int, default=None, help="seed for every random draw (default: config's, 42)")
+    run.add_argument("--data", help=f"bar file, .parquet or .csv (default: {DEFAULT_DATA.relative_to(PROJECT_ROOT)})")
+    run.add_argument("--config", default=str(DEFAULT_CONFIG), help="folder of YAML config files (default: config/)")
+    run.add_argument("--out", help="report path (default: reports/run_seed<SEED>.json)")
+    run.add_argument("--start", help="first bar to use, ISO UTC (inclusive)")
+    run.add_argument("--end", help="end of the bars to use, ISO UTC (exclusive)")
+    run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    run.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    run.set_defaults(handler=cmd_run)
+
+    data = sub.add_parser("data", help="validate or synthesise bar data")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    validate = data_sub.add_parser("validate", help="check a bar file against the schema; report gaps")
+    validate.add_argument("path", help="bar file, .parquet or .csv")
+    validate.set_defaults(handler=cmd_data_validate)
+    synth = data_sub.add_parser("synth", help="write a seeded synthetic multi-asset panel")
+    synth.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    synth.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    synth.add_argument("--symbols", type=int, default=8, help="number of symbols (default 8)")
+    synth.add_argument("--bars", type=int, default=8760, help="hourly bars per symbol (default 8760)")
+    synth.set_defaults(handler=cmd_data_synth)
+
+    for add in EXTRA_COMMANDS:
+        add(sub)
+    return parser  # fmt: skip
+
+
+def _register_extras() -> None:
+    for module in ("sim.gate", "sim.sweep"):
+        try:
+            mod = __import__(module, fromlist=["add_parser"])
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        add = getattr(mod, "add_parser", None)
+        if add is not None and add not in EXTRA_COMMANDS:
+            EXTRA_COMMANDS.append(add)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `sim` console script."""
+    _register_extras()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except PlatformError as e:
+        _say(f"error: {e}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Performance metrics of a backtest (pure functions of the result's frames and curves)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.engine import BacktestResult
+
+YEAR_NS = 365 * 86_400 * 1_000_000_000
+PROFIT_FACTOR_CAP = 100.0
+"""Profit factor with no losing trade would be infinite; JSON has no infinity, so it is capped."""
+
+REGRESSION_KEYS = ("total_trades", "win_rate", "total_pnl_pct", "max_drawdown_pct", "profit_factor")
+
+
+def max_drawdown_frac(equity: np.ndarray) -> float:
+    """Return the largest fall from a running peak as a positive fraction (0 when flat)."""
+    if equity.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(equity)
+    return float(np.max(1.0 - equity / peak))
+
+
+def summary_metrics(result: BacktestResult) -> dict[str, float | int]:
+    """Return the summary metrics (percent units where named `_pct`).
+
+    Sharpe and Sortino are annualised from per-bar returns of the equity curve (risk-free 0,
+    bars per year from the bar length); Calmar is the annualised return over max drawdown.
+    Exposure time is the share of bars with any open position; turnover is traded notional over
+    mean equity; `profit_factor` is gross profit / gross loss over closed trades, capped at 100.
+    """
+    equity = result.curve["equity_usd"].to_numpy()
+    initial = result.initial_cash_usd
+    final = float(equity[-1]) if equity.size else initial
+    pnl = result.trades["pnl_usd"].to_numpy()
+    wins = pnl[pnl > 0.0]
+    losses = pnl[pnl <= 0.0]
+    gross_loss = float(-losses.sum())
+    if pnl.size == 0:
+        profit_factor = 0.0
+    elif gross_loss <= 0.0:
+        profit_factor = PROFIT_FACTOR_CAP
+    else:
+        profit_factor = min(float(wins.sum()) / gross_loss, PROFIT_FACTOR_CAP)
+
+    returns = np.diff(np.concatenate(([initial], equity))) / np.concatenate(([initial], equity[:-1]))
+    bars_per_year = YEAR_NS / result.inputs.bar_ns
+    std = float(np.std(returns, ddof=1)) if returns.size > 1 else 0.0
+    mean = float(np.mean(returns)) if returns.size else 0.0
+    downside = returns[returns < 0.0]
+    down_std = float(np.sqrt(np.mean(downside**2))) if downside.size else 0.0
+    sharpe = mean / std * math.sqrt(bars_per_year) if std > 0 else 0.0
+    sortino = mean / down_std * math.sqrt(bars_per_year) if down_std > 0 else 0.0
+    max_dd = max_drawdown_frac(np.concatenate(([initial], equity)))
+    years = equity.size / bars_per_year
+    cagr = (final / initial) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else 0.0
+    calmar = cagr / max_dd if max_dd > 0 else 0.0
+    fills = result.fills
+    traded = float((fills["qty"] * fills["price"]).sum()) if fills.height else 0.0
+    mean_equity = float(np.mean(equity)) if equity.size else initial
+    exposure = result.curve["exposure_frac"].to_numpy()
+    return {
+        "total_trades": int(pnl.size),
+        "win_rate": float(wins.size / pnl.size * 100.0) if pnl.size else 0.0,
+        "total_pnl_pct": (final / initial - 1.0) * 100.0,
+        "max_drawdown_pct": max_dd * 100.0,
+        "profit_factor": profit_factor,
+        "sharpe": sharpe,
+        "sortino": sortino,
+        "calmar": calmar,
+        "cagr_pct": cagr * 100.0,
+        "exposure_time_pct": float(np.mean(exposure > 0.0) * 100.0) if exposure.size else 0.0,
+        "turnover": traded / mean_equity if mean_equity > 0 else 0.0,
+        "fees_paid_usd": float(fills["fee_usd"].sum()) if fills.height else 0.0,
+        "final_equity_usd": final,
+        "total_orders": int(result.orders.height),
+        "total_fills": int(fills.height),
+    }
