@@ -59,7 +59,9 @@ _COLUMN_ALIASES: dict[str, str] = {
     "close": "close",
     "volume": "volume",
 }
-_OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+# A time of day followed by Z or a +hh[:mm] offset; a bare date such as 2012-01-31 ends in
+# "-31" and must not count as an offset.
+_OFFSET_SUFFIX = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$")
 _NAIVE_HINT = "add a UTC offset (e.g. +00:00) or use integer epoch seconds/milliseconds/nanoseconds"
 
 

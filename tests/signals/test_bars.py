@@ -260,6 +260,17 @@ def test_load_bars_naive_iso_string_rejected(tmp_path):
         load_bars(_write(raw, tmp_path / "naive.csv"))
 
 
+@pytest.mark.parametrize("text", ["2024-01-01", "2024-01-01-05", "2024-01-01T00:00-05"])
+def test_load_bars_date_string_ending_like_offset_handled(tmp_path, text):
+    raw = _bars(hours=[0]).with_columns(pl.lit(text).alias("ts"))
+    path = _write(raw, tmp_path / "d.csv")
+    if text.endswith("00:00-05"):
+        assert load_bars(path)["ts"][0].isoformat() == "2024-01-01T05:00:00+00:00"
+    else:
+        with pytest.raises(DataError, match="must carry a UTC offset, was naive"):
+            load_bars(path)
+
+
 def test_load_bars_naive_date_column_rejected(tmp_path):
     raw = _bars(hours=[0]).with_columns(pl.col("ts").dt.date())
     with pytest.raises(DataError, match="was a naive date"):
@@ -267,8 +278,8 @@ def test_load_bars_naive_date_column_rejected(tmp_path):
 
 
 def test_load_bars_unparsable_iso_rejected(tmp_path):
-    raw = _bars(hours=[0]).with_columns(pl.lit("yesterday+00:00").alias("ts"))
-    with pytest.raises(DataError, match="must be an ISO-8601 timestamp, was 'yesterday"):
+    raw = _bars(hours=[0]).with_columns(pl.lit("2024-13-45T00:00:00+00:00").alias("ts"))
+    with pytest.raises(DataError, match="must be an ISO-8601 timestamp, was .2024-13-45T"):
         load_bars(_write(raw, tmp_path / "bad.csv"))
 
 
