@@ -1,0 +1,1 @@
+"""Live bridge: the Coinbase adapter, the daemon and a local exchange simulator for tests."""
