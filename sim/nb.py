@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from signals._math import floor_to_increment_nb
-from signals.decision.nb import apply_fill_nb, step_nb
+from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
 from signals.records import ORDER_DT
 from sim.enums import FILL_DT, TRADE_DT, OrderStatus
@@ -152,6 +152,7 @@ def simulate_nb(
     trades = np.empty(16, dtype=TRADE_DT)
     step_orders = np.empty(2 * n_symbols + 8, dtype=ORDER_DT)
     reason_counts = np.zeros((max(n_strategies, 1), n_symbols, N_REASONS), dtype=np.int64)
+    workspace = new_workspace_nb(n_symbols, static.theme_id, n_strategies)
     equity = np.empty(n_bars)
     cash = np.empty(n_bars)
     exposure = np.empty(n_bars)
@@ -226,7 +227,7 @@ def simulate_nb(
         n_new = step_nb(
             bar_no, day_id, week_id, close[t], weight[t], stop_pct[t], take_pct[t],
             strategy[t], block_reason[t], product_status, regime[t], params, static,
-            account, positions, step_orders, reason_counts,
+            account, positions, step_orders, reason_counts, workspace,
         )  # fmt: skip
         prev_start = n_orders
         for j in range(n_new):

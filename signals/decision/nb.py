@@ -119,6 +119,28 @@ def apply_fill_nb(
 
 
 @njit(cache=True)
+def new_workspace_nb(n_symbols, theme_id, n_strategies):
+    """Return scratch buffers for `step_nb`, allocated once per run (none inside the bar loop).
+
+    `(exiting bool[S], expo f8[S], theme_expo f8[n_themes], strat_expo f8[K], trades i8[K],
+    order i8[S])`; the kernel overwrites them on every call.
+    """
+    n_themes = 1
+    for s in range(n_symbols):
+        if theme_id[s] + 1 > n_themes:
+            n_themes = theme_id[s] + 1
+    k = max(n_strategies, 1)
+    return (
+        np.zeros(n_symbols, dtype=np.bool_),
+        np.zeros(n_symbols),
+        np.zeros(n_themes),
+        np.zeros(k),
+        np.zeros(k, dtype=np.int64),
+        np.zeros(n_symbols, dtype=np.int64),
+    )
+
+
+@njit(cache=True)
 def _exposures(positions, theme_id, n_themes, strategy_count, out_symbol, out_theme, out_strategy):
     total = 0.0
     for t in range(n_themes):
@@ -236,6 +258,7 @@ def step_nb(
     positions,
     orders,
     reason_counts,
+    workspace,
 ):
     """Decide the orders of one closed bar; return how many were written to `orders`.
 
@@ -248,16 +271,19 @@ def step_nb(
     bad ticks; 0 = tradable), `product_status` (`ProductStatus`), scalar `regime` (`Regime`),
     `day_id` (UTC day number) and `week_id` (ISO week number). `orders` must hold at least
     `2 * S` records of `ORDER_DT`. `reason_counts[K, S, N_REASONS]` is incremented once per
-    proposal a control blocks or shrinks.
+    proposal a control blocks or shrinks. `workspace` comes from `new_workspace_nb`.
 
     Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim, then
     entries in descending weight through kill switch, drawdown breaker, daily/weekly loss stops,
     regime, product status, stage-1 blocks, pending orders, cooldowns, max positions, the
-    strategy's trades per bar, then sizing through regime multiplier, asset, theme, total and
-    strategy caps and cash, and finally product minimums (rounded up only within the caps).
+    strategy's trades per bar, then sizing through regime multiplier, the strategy's budget,
+    asset, theme and total caps and cash, and finally product minimums (rounded up only within
+    the caps).
     """
     n_symbols = close.shape[0]
     n_strategies = static.strategy_cap.shape[0]
+    exiting, expo, theme_expo, strat_expo, trades_this_bar, order_of = workspace
+    n_themes = theme_expo.shape[0]
     n = 0
 
     # --- mark, periods and breakers -------------------------------------------------------
@@ -288,8 +314,8 @@ def step_nb(
         return 0
 
     # --- exits: stop-loss, take-profit, strategy exit ---------------------------------------
-    exiting = np.zeros(n_symbols, dtype=np.bool_)
     for s in range(n_symbols):
+        exiting[s] = False
         qty = positions[s, Pos.Qty] - positions[s, Pos.PendingSellQty]
         price = close[s]
         if qty <= 0.0 or not np.isfinite(price):
@@ -319,13 +345,6 @@ def step_nb(
         exiting[s] = True
 
     # --- exposures (positions + pending) ----------------------------------------------------
-    n_themes = 0
-    for s in range(n_symbols):
-        if static.theme_id[s] + 1 > n_themes:
-            n_themes = static.theme_id[s] + 1
-    expo = np.zeros(n_symbols)
-    theme_expo = np.zeros(max(n_themes, 1))
-    strat_expo = np.zeros(max(n_strategies, 1))
     total = _exposures(
         positions, static.theme_id, n_themes, n_strategies, expo, theme_expo, strat_expo
     )
@@ -378,8 +397,16 @@ def step_nb(
     for s in range(n_symbols):
         if positions[s, Pos.Qty] > 0.0 or positions[s, Pos.PendingBuyNotional] > 0.0:
             open_positions += 1
-    trades_this_bar = np.zeros(max(n_strategies, 1), dtype=np.int64)
-    order_of = _descending(weight)
+    any_entry = False
+    for s in range(n_symbols):
+        if weight[s] > 0.0 and positions[s, Pos.Qty] <= 0.0 and not exiting[s]:
+            any_entry = True
+            break
+    if not any_entry:
+        return n
+    for k in range(trades_this_bar.shape[0]):
+        trades_this_bar[k] = 0
+    _descending(weight, order_of)
     regime_mult = 1.0
     if regime >= 0:
         regime_mult = static.regime_mult[regime]
@@ -428,6 +455,11 @@ def step_nb(
             reason_counts[k, s, Reason.RegimeShrink] += 1
         headroom = target
         limiting = Reason.Ok
+        # the strategy's own budget first, then the global caps (ties keep the earlier reason)
+        room = static.strategy_cap[k] * equity - strat_expo[k]
+        if room < headroom:
+            headroom = room
+            limiting = Reason.StrategyBudget
         room = params.asset_cap * equity - expo[s]
         if room < headroom:
             headroom = room
@@ -442,10 +474,6 @@ def step_nb(
         if room < headroom:
             headroom = room
             limiting = Reason.TotalCap
-        room = static.strategy_cap[k] * equity - strat_expo[k]
-        if room < headroom:
-            headroom = room
-            limiting = Reason.StrategyBudget
         if cash_free < headroom:
             headroom = cash_free
             limiting = Reason.InsufficientCash
@@ -564,10 +592,11 @@ def _trim(orders, n, bar_no, s, sell_value, status, params, static, positions, e
 
 
 @njit(cache=True)
-def _descending(weight):
-    # Stable order by descending weight (NaN last): insertion sort, S is small.
+def _descending(weight, order):
+    # Stable order by descending weight (NaN last) into `order`: insertion sort, S is small.
     n = weight.shape[0]
-    order = np.arange(n)
+    for i in range(n):
+        order[i] = i
     for i in range(1, n):
         j = i
         while j > 0 and _before(weight, order[j], order[j - 1]):
@@ -575,7 +604,6 @@ def _descending(weight):
             order[j] = order[j - 1]
             order[j - 1] = tmp
             j -= 1
-    return order
 
 
 @njit(cache=True)
