@@ -2,7 +2,11 @@
 
 Increment rounding applies a relative epsilon of 1e-9 to the quotient `x / inc`, so values that
 are a multiple of `inc` in decimal but not in binary (0.3 / 0.1 = 2.9999999999999996) round to
-that multiple. The price: a value within 1e-9 (relative) below a multiple floors to it. When
+that multiple. The price: a value within 1e-9 (relative) below a multiple floors to it. The
+epsilon is capped at 0.01 increments: uncapped, 1e-9 * q reaches a whole increment once
+q >= 1e9 (100 BTC at a 1e-8 increment is q = 1e10) and floor would round up by whole
+increments; 0.01 is still far above the float error of q (|q| * 2.2e-16) for |q| <= 1e12,
+the supported range (beyond ~4e13 a double cannot resolve the increment cleanly). When
 `inc` is the reciprocal of an integer k (0.1, 0.01, 1e-8), the result is computed as `n / k`,
 which is the double nearest to the decimal multiple (0.3, not 0.30000000000000004).
 """
@@ -47,7 +51,8 @@ def floor_to_increment_nb(x, inc):
 
     Reference: `tests/reference/indicators.py::floor_to_increment_ref`.
 
-    `n = floor(q + 1e-9 * |q|)` with `q = x / inc`; result `n * inc` (see module docstring).
+    `n = floor(q + min(1e-9 * |q|, 0.01))` with `q = x / inc`; result `n * inc` (module
+    docstring).
     `inc <= 0` returns `x` unchanged. NaN `x` or `inc` gives NaN; infinite `x` is returned.
     """
     if inc <= 0.0:
@@ -57,7 +62,7 @@ def floor_to_increment_nb(x, inc):
     if np.isinf(x):
         return x
     q = x / inc
-    n = np.floor(q + 1e-9 * abs(q))
+    n = np.floor(q + min(1e-9 * abs(q), 0.01))
     return _multiple_nb(n, inc)
 
 
@@ -67,7 +72,8 @@ def ceil_to_increment_nb(x, inc):
 
     Reference: `tests/reference/indicators.py::ceil_to_increment_ref`.
 
-    `n = ceil(q - 1e-9 * |q|)` with `q = x / inc`; result `n * inc` (see module docstring).
+    `n = ceil(q - min(1e-9 * |q|, 0.01))` with `q = x / inc`; result `n * inc` (module
+    docstring).
     `inc <= 0` returns `x` unchanged. NaN `x` or `inc` gives NaN; infinite `x` is returned.
     """
     if inc <= 0.0:
@@ -77,5 +83,5 @@ def ceil_to_increment_nb(x, inc):
     if np.isinf(x):
         return x
     q = x / inc
-    n = np.ceil(q - 1e-9 * abs(q))
+    n = np.ceil(q - min(1e-9 * abs(q), 0.01))
     return _multiple_nb(n, inc)

@@ -33,7 +33,9 @@ def bad_tick_mask_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_w
     first valid close gives 0 and becomes `ref`. NaN volume ratio (warm-up of `volume_window`
     rows, NaN or zero-mean volume) gives 0. Sequential per column, so recursive, but the
     dependence dies out: the only state is the last unmasked close, reset by every unmasked
-    valid bar. Causal, hence prefix invariant.
+    valid bar. Causal, hence prefix invariant. Caveat: a genuine level shift without volume
+    confirmation stays masked until price comes back within `max_jump_pct` of `ref` or volume
+    confirms a bar; the caller should cap consecutive masked bars (or treat them as stale).
     """
     n_rows, n_cols = close.shape
     out = np.zeros((n_rows, n_cols), dtype=np.uint8)

@@ -335,7 +335,7 @@ def is_close_ref(a: float, b: float, rel: float, abs_: float) -> bool:
 
 
 def _increment(x: float, inc: float, rounder) -> float:
-    # Exact rational arithmetic: n = rounder(q +/- 1e-9 |q|) with q = x / inc exactly, then the
+    # Exact rational arithmetic: n = rounder(q +/- min(1e-9 |q|, 0.01)) with q = x / inc exactly, then the
     # multiple of the decimal increment (repr(inc)), rounded once to a double.
     if inc <= 0.0:
         return x
@@ -348,9 +348,13 @@ def _increment(x: float, inc: float, rounder) -> float:
     return float(n * Fraction(repr(inc)))
 
 
+def _eps(q: Fraction) -> Fraction:
+    return min(Fraction(1, 10**9) * abs(q), Fraction(1, 100))
+
+
 def floor_to_increment_ref(x: float, inc: float) -> float:
-    return _increment(x, inc, lambda q: math.floor(q + Fraction(1, 10**9) * abs(q)))
+    return _increment(x, inc, lambda q: math.floor(q + _eps(q)))
 
 
 def ceil_to_increment_ref(x: float, inc: float) -> float:
-    return _increment(x, inc, lambda q: math.ceil(q - Fraction(1, 10**9) * abs(q)))
+    return _increment(x, inc, lambda q: math.ceil(q - _eps(q)))

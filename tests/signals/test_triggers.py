@@ -1,0 +1,164 @@
+"""Trigger kernels: reference equality, properties and golden examples."""
+
+from operator import attrgetter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signals.triggers import (
+    bad_tick_mask_nb,
+    breakout_nb,
+    ma_cross_nb,
+    mean_reversion_exit_nb,
+    mean_reversion_nb,
+    momentum_nb,
+    volume_spike_nb,
+)
+from tests.reference import registry
+from tests.strategies import kernel_arrays, kernel_scales, special_arrays
+
+FAMILY = registry.entries("triggers")
+WINDOWED = [e for e in FAMILY if e.window is not None]
+PROPS = settings(max_examples=50, deadline=None)
+nan = np.nan
+
+
+def col(*values):
+    return np.array(values, dtype=np.float64).reshape(-1, 1)
+
+
+def flags(*values, dtype=np.uint8):
+    return np.array(values, dtype=dtype).reshape(-1, 1)
+
+
+# --- properties (every kernel, from the registry) ---
+
+
+@pytest.mark.parametrize("entry", FAMILY, ids=attrgetter("name"))
+@PROPS
+@given(x=kernel_arrays(), scale=kernel_scales())
+def test_trigger_random_input_matches_reference(entry, x, scale):
+    registry.check_reference(entry, x, scale)
+
+
+@pytest.mark.parametrize("entry", FAMILY, ids=attrgetter("name"))
+@PROPS
+@given(x=special_arrays(), scale=kernel_scales())
+def test_trigger_hostile_input_matches_reference(entry, x, scale):
+    registry.check_runs(entry, x, scale)
+    registry.check_reference(entry, x, scale)
+
+
+@pytest.mark.parametrize("entry", FAMILY, ids=attrgetter("name"))
+@PROPS
+@given(x=kernel_arrays(min_rows=1), scale=kernel_scales(), data=st.data())
+def test_trigger_prefix_output_equals_full_output_head(entry, x, scale, data):
+    n = data.draw(st.integers(0, x.shape[0]), label="n")
+    registry.check_prefix(entry, x, scale, n)
+
+
+@pytest.mark.parametrize("entry", WINDOWED, ids=attrgetter("name"))
+@PROPS
+@given(x=kernel_arrays(min_rows=1), scale=kernel_scales(), data=st.data())
+def test_windowed_trigger_late_start_gives_identical_rows(entry, x, scale, data):
+    k = data.draw(st.integers(0, x.shape[0]), label="k")
+    registry.check_window_independence(entry, x, scale, k)
+
+
+@pytest.mark.parametrize("entry", FAMILY, ids=attrgetter("name"))
+@PROPS
+@given(x=kernel_arrays(), scale=kernel_scales())
+def test_trigger_nan_input_gives_zero(entry, x, scale):
+    registry.check_nan_rule(entry, x, scale)
+
+
+@pytest.mark.parametrize("entry", FAMILY, ids=attrgetter("name"))
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3), (1, 1), (1, 3), (2, 0)])
+@pytest.mark.parametrize("fill", [nan, np.inf, -np.inf, 0.0, 100.0])
+def test_trigger_tiny_input_does_not_crash(entry, shape, fill):
+    x = np.full(shape, fill)
+    out = registry.check_runs(entry, x, 3)
+    assert not out.any()
+
+
+@PROPS
+@given(x=kernel_arrays(min_rows=1), scale=kernel_scales(), data=st.data())
+def test_bad_tick_mask_late_start_agrees_after_both_accept_a_bar(x, scale, data):
+    # The only state is the last unmasked close: once both runs accept the same bar (after the
+    # volume warm-up), they agree from there on.
+    k = data.draw(st.integers(0, x.shape[0] - 1), label="k")
+    args = registry.entries("triggers")[0].make_args(x, scale)
+    full = bad_tick_mask_nb(*args)
+    tail = bad_tick_mask_nb(*registry.slice_args(args, k))
+    close = args[0][k:]
+    valid = np.isfinite(close) & (close > 0.0)
+    for j in range(x.shape[1]):
+        accepted = np.flatnonzero(valid[:, j] & (tail[:, j] == 0) & (full[k:, j] == 0))
+        accepted = accepted[accepted >= scale]
+        if accepted.size:
+            start = accepted[0]
+            np.testing.assert_array_equal(tail[start:, j], full[k + start :, j])
+
+
+# --- golden examples (hand-checked) ---
+
+
+def test_bad_tick_mask_unconfirmed_spike_masked_and_next_bar_not():
+    close = col(100.0, 100.0, 150.0, 101.0, 100.0, 130.0, 131.0, nan, 200.0)
+    volume = col(1.0, 1.0, 1.0, 1.0, 1.0, 10.0, 1.0, 1.0, 1.0)
+    # volume ratio (window 2): -, -, 1, 1, 1, 10, 1/5.5, 1/5.5, 1
+    # row 2: +50 % unconfirmed -> 1, ref stays 100; row 3: back to normal -> 0;
+    # row 5: +30 % confirmed by volume -> 0, ref 130; row 7: NaN -> 0, ref kept;
+    # row 8: 200 / 131 - 1 = 53 % unconfirmed -> 1
+    expected = flags(0, 0, 1, 0, 0, 0, 0, 0, 1)
+    out = bad_tick_mask_nb(close, volume, 0.10, 1.5, 2)
+    np.testing.assert_array_equal(out, expected, strict=True)
+
+
+def test_bad_tick_mask_jump_in_volume_warmup_is_accepted_and_level_shift_stays_masked():
+    close = col(100.0, 200.0, 100.0, 100.0, 200.0)
+    volume = col(1.0, 1.0, 1.0, 1.0, 1.0)
+    # row 1 is in the volume warm-up (ratio NaN) -> accepted, ref 200; rows 2-3 are 50 % off
+    # the accepted 200 and unconfirmed -> masked; row 4 is back at 200 -> accepted
+    expected = flags(0, 0, 1, 1, 0)
+    np.testing.assert_array_equal(bad_tick_mask_nb(close, volume, 0.10, 1.5, 2), expected)
+
+
+def test_breakout_lookback_2_excludes_current_high():
+    close = col(1.0, 2.0, 3.0, 2.0, 5.0, nan, 6.0, 7.0)
+    high = close + 0.5
+    expected = flags(0, 0, 1, 0, 1, 0, 0, 0)
+    np.testing.assert_array_equal(breakout_nb(close, high, 2), expected, strict=True)
+
+
+def test_momentum_lookback_1_threshold_half_gives_hand_flags():
+    e = np.e
+    close = col(1.0, e, e**2, e**2, nan, e**3, -1.0)
+    expected = flags(0, 1, 1, 0, 0, 0, 0)
+    np.testing.assert_array_equal(momentum_nb(close, 1, 0.5), expected, strict=True)
+
+
+def test_volume_spike_ratio_is_inclusive():
+    volume = col(1.0, 1.0, 3.0, 0.0, 0.0, 5.0, nan, 1.0)
+    # ratio (window 2): 3, 0, 0, 5 / 0 -> NaN, NaN, NaN
+    expected = flags(0, 0, 1, 0, 0, 0, 0, 0)
+    np.testing.assert_array_equal(volume_spike_nb(volume, 2, 3.0), expected, strict=True)
+
+
+def test_mean_reversion_entry_and_exit_lookback_3_give_hand_flags():
+    close = col(1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 0.1, 0.1, 0.1)
+    # z: -, -, 1, 1/sqrt(3), NaN, NaN, -2/sqrt(3), -1/sqrt(3), NaN
+    entry = flags(0, 0, 0, 0, 0, 0, 1, 0, 0)
+    exit_ = flags(0, 0, 1, 1, 0, 0, 0, 0, 0)
+    np.testing.assert_array_equal(mean_reversion_nb(close, 3, 1.0), entry, strict=True)
+    np.testing.assert_array_equal(mean_reversion_exit_nb(close, 3, 0.5), exit_, strict=True)
+
+
+def test_ma_cross_fast_1_slow_2_gives_hand_signals():
+    close = col(1.0, 1.0, 1.0, 2.0, 3.0, 1.0, 0.0, 0.0, nan, 5.0)
+    # fast = close, slow = mean of the last two closes:
+    # row 2 equal (no cross), row 3 2 > 1.5 after 1 <= 1 -> +1, row 5 1 < 2 after 3 > 2.5 -> -1
+    expected = flags(0, 0, 0, 1, 0, -1, 0, 0, 0, 0, dtype=np.int8)
+    np.testing.assert_array_equal(ma_cross_nb(close, 1, 2), expected, strict=True)
