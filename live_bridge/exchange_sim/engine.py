@@ -229,6 +229,8 @@ class ExchangeEngine:
         self.max_candles = int(max_candles)
         self._series, self.bar_duration_ns = _load_bars(bars)
         self.symbols = tuple(self._series)
+        self.first_bar_ns = min(int(s.ts[0]) for s in self._series.values())
+        self.last_bar_ns = max(int(s.ts[-1]) for s in self._series.values())
         self._product_overrides = {k: dict(v) for k, v in (products or {}).items()}
         unknown = sorted(set(self._product_overrides) - set(self.symbols))
         if unknown:
@@ -265,6 +267,32 @@ class ExchangeEngine:
             self._fills: list[dict[str, Any]] = []
             self._fees_paid = Decimal(0)
             self._volume = Decimal(0)
+
+    def configure(
+        self,
+        *,
+        maker_fee_rate: float | None = None,
+        taker_fee_rate: float | None = None,
+        slippage_bps: float | None = None,
+        partial_fill_fraction: float | None | str = "unchanged",
+    ) -> None:
+        """Change fees, slippage or partial fills at runtime (None turns partial fills off)."""
+        with self._lock:
+            if maker_fee_rate is not None:
+                self.maker_fee_rate = Decimal(str(maker_fee_rate))
+            if taker_fee_rate is not None:
+                self.taker_fee_rate = Decimal(str(taker_fee_rate))
+            if slippage_bps is not None:
+                self.slippage_bps = Decimal(str(slippage_bps))
+            if partial_fill_fraction != "unchanged":
+                if partial_fill_fraction is None:
+                    self.partial_fill_fraction = None
+                else:
+                    frac = float(partial_fill_fraction)
+                    if not 0.0 < frac <= 1.0:
+                        msg = f"`partial_fill_fraction` must be in (0, 1], was {frac}"
+                        raise ValueError(msg)
+                    self.partial_fill_fraction = Decimal(str(frac))
 
     def now_ns(self) -> int:
         """Return the clock's time, UTC epoch ns."""

@@ -1,0 +1,216 @@
+"""`live-bridge` command line.
+
+Subcommands live in the `SUBCOMMANDS` table: each entry names a function that adds its
+arguments to a subparser and a function that runs it and returns the exit code. Add a
+subcommand (e.g. `run`) by adding one entry. Errors of this project (`PlatformError`) and bad
+arguments print one line on stderr and exit 2, without a traceback.
+"""
+
+import argparse
+import datetime as dt
+import json
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from signals.errors import ConfigError, DataError, PlatformError
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One `live-bridge` subcommand: help text, argument builder and runner."""
+
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# === exchange-sim ===============================================================================
+
+
+def _add_exchange_sim_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="parquet file of bars in the canonical schema (ts, symbol, open..volume)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8443, help="REST port, 0 = any (default 8443)")
+    p.add_argument(
+        "--clock",
+        choices=("stepped", "realtime", "accelerated"),
+        default="stepped",
+        help="stepped: moves only on POST /sim/clock; realtime: wall-clock speed from --start; "
+        "accelerated: --speed times real time (default stepped)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per real second for --clock accelerated (default 60)",
+    )
+    p.add_argument(
+        "--start",
+        metavar="ISO",
+        help="simulated start time, ISO 8601 (UTC if no offset); default: the close of the "
+        "first bar",
+    )
+    p.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="serve plain HTTP (clients must downgrade https:// with a transport adapter)",
+    )
+    p.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="PATH",
+        help='JSON {"name": KEY_NAME, "publicKey": PEM} of the key whose JWTs are accepted; '
+        "without it any request is accepted",
+    )
+    p.add_argument("--usd", type=float, default=100_000.0, help="starting USD (default 100000)")
+
+
+def _parse_start(text: str) -> int:
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError as e:
+        msg = f"`--start` must be an ISO 8601 time, was {text!r}"
+        raise ConfigError(msg) from e
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return int(stamp.timestamp()) * NS + stamp.microsecond * 1000
+
+
+def _load_key_file(path: Path) -> tuple[str, str]:
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        msg = f"`--api-key-file` must be a readable JSON file, was {str(path)!r} ({e})"
+        raise ConfigError(msg) from e
+    if not isinstance(spec, dict):
+        spec = {}
+    name = spec.get("name") or spec.get("id")
+    pem = spec.get("publicKey") or spec.get("public_key")
+    if not name or not pem:
+        msg = f'`--api-key-file` must hold "name" and "publicKey", was keys {sorted(spec)}'
+        raise ConfigError(msg)
+    return str(name), str(pem)
+
+
+def _run_exchange_sim(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from live_bridge.exchange_sim import (
+        ExchangeEngine,
+        ExchangeServer,
+        FaultPlan,
+        RealtimeClock,
+        SteppedClock,
+    )
+
+    if args.speed <= 0:
+        msg = f"`--speed` must be > 0, was {args.speed}"
+        raise ConfigError(msg)
+    try:
+        bars = pl.read_parquet(args.data)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        msg = f"`--data` must be a readable parquet file, was {str(args.data)!r} ({e})"
+        raise DataError(msg) from e
+    key = _load_key_file(args.api_key_file) if args.api_key_file else None
+    stepped = SteppedClock(0)
+    engine = ExchangeEngine(bars, stepped, balances={"USD": args.usd})
+    start_ns = (
+        _parse_start(args.start) if args.start else engine.first_bar_ns + engine.bar_duration_ns
+    )
+    if args.clock == "stepped":
+        stepped.set(start_ns)
+    else:
+        speed = 1.0 if args.clock == "realtime" else args.speed
+        engine.clock = RealtimeClock(start_ns, speed=speed)
+    server = ExchangeServer(
+        engine, FaultPlan(), host=args.host, port=args.port, tls=not args.no_tls
+    )
+    server.verify_jwt = key is not None
+    if key is not None:
+        server.register_api_key(*key)
+    try:
+        server.start()
+    except OSError as e:
+        msg = f"cannot listen on {args.host}:{args.port}: {e}"
+        raise ConfigError(msg) from e
+    out = sys.stdout
+    out.write(f"base_url {server.base_url}\n")
+    out.write(f"ca_path {server.ca_path or '-'}\n")
+    out.write(f"symbols {','.join(engine.symbols)}\n")
+    if key is None:
+        out.write("auth off: any JWT is accepted (pass --api-key-file to verify)\n")
+    out.write("serving; Ctrl-C to stop\n")
+    out.flush()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+# === table and entry point ======================================================================
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "exchange-sim": Subcommand(
+        help="serve a local Coinbase Advanced Trade simulator over recorded bars",
+        description=(
+            "Serve the Coinbase Advanced Trade REST API on loopback over a bar file, for the "
+            "daemon and tests. Point coinbase-advanced-py at the printed base_url and trust "
+            'the printed CA. Drive it with POST /sim/clock {"ts": epoch_secs} and '
+            "POST /sim/faults {...}."
+        ),
+        add_arguments=_add_exchange_sim_arguments,
+        run=_run_exchange_sim,
+    ),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `live-bridge` parser with one subparser per `SUBCOMMANDS` entry."""
+    parser = _Parser(
+        prog="live-bridge",
+        description="247trader live bridge: the trading daemon and its tools.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, cmd in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.description)
+        cmd.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `live-bridge` CLI and return its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        return SUBCOMMANDS[args.command].run(args)
+    except (PlatformError, ValueError) as e:
+        sys.stderr.write(f"live-bridge {args.command}: error: {e}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
