@@ -58,11 +58,19 @@ class RiskConfig(_Strict, frozen=True, extra="forbid"):
     stop_loss_pct: Pct = Field(
         10.0, description="Per-position stop, % below entry; 0 disables; a strategy may be tighter."
     )
-    cooldown_after_fill_bars: NonNegInt = Field(4, description="No re-entry for N bars after a fill.")
-    cooldown_after_stop_bars: NonNegInt = Field(24, description="No re-entry for N bars after a stop.")
+    cooldown_after_fill_bars: NonNegInt = Field(
+        4, description="No re-entry for N bars after a fill."
+    )
+    cooldown_after_stop_bars: NonNegInt = Field(
+        24, description="No re-entry for N bars after a stop."
+    )
     daily_loss_stop_pct: Pct = Field(3.0, description="No new entries for the rest of the UTC day.")
-    weekly_loss_stop_pct: Pct = Field(7.0, description="No new entries for the rest of the ISO week.")
-    max_drawdown_pct: Pct = Field(15.0, description="Latching breaker on drawdown from peak equity.")
+    weekly_loss_stop_pct: Pct = Field(
+        7.0, description="No new entries for the rest of the ISO week."
+    )
+    max_drawdown_pct: Pct = Field(
+        15.0, description="Latching breaker on drawdown from peak equity."
+    )
     kill_switch: bool = Field(False, description="True: no new orders at all (exits included).")
     max_data_staleness_bars: NonNegInt = Field(
         0, description="Bars a symbol's newest bar may be missing before it gets no entries."
@@ -91,7 +99,7 @@ class RiskConfig(_Strict, frozen=True, extra="forbid"):
 
 
 class ExecutionConfig(_Strict, frozen=True, extra="forbid"):
-    """Order types, fees, slippage and partial fills (fills happen on the bar after the decision)."""
+    """Order types, fees, slippage and partial fills (fills come on the bar after the decision)."""
 
     maker_fee_bps: Bps = Field(40.0, description="Fee on post-only limit fills, bps of notional.")
     taker_fee_bps: Bps = Field(60.0, description="Fee on market fills, bps of notional.")
@@ -210,7 +218,10 @@ class UniverseConfig(_Strict, frozen=True, extra="forbid"):
         for theme, symbols in self.themes.items():
             for symbol in symbols:
                 if symbol in seen:
-                    msg = f"symbol `{symbol}` must be in one theme, was in `{seen[symbol]}` and `{theme}`"
+                    msg = (
+                        f"symbol `{symbol}` must be in one theme, "
+                        f"was in `{seen[symbol]}` and `{theme}`"
+                    )
                     raise ValueError(msg)
                 seen[symbol] = theme
         both = set(self.core) & set(self.excluded)
@@ -220,7 +231,7 @@ class UniverseConfig(_Strict, frozen=True, extra="forbid"):
         return self
 
     def product(self, symbol: str) -> ProductConfig:
-        """Return the product constraints for `symbol` (its entry, else `default`, else built-ins)."""
+        """Return the constraints for `symbol`: its entry, else `default`, else built-ins."""
         return self.products.get(symbol) or self.products.get("default") or ProductConfig()
 
     def spread_bps(self, symbol: str) -> float:
@@ -323,7 +334,11 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             current = None
             continue
         annotation = field.annotation
-        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        current = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
         if current is None:
             args = getattr(annotation, "__args__", ())
             current = next(

@@ -48,7 +48,7 @@ PRODUCT_STATUS_NAMES = ("online", "post_only", "limit_only", "cancel_only", "off
 
 
 class _Reason(NamedTuple):
-    """Why a proposal was blocked or shrunk (the report's "no-trade reasons"), or why an order ended."""
+    """Why a proposal was blocked or shrunk: the report's "no-trade reasons"."""
 
     Ok: int = 0
     KillSwitch: int = 1

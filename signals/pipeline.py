@@ -87,8 +87,7 @@ def warmup_bars(config: PlatformConfig, bar_ns: int = HOUR_NS) -> int:
         _ban_bars(config, bar_ns) + 2,
         config.policy.risk.max_data_staleness_bars + 2,
     ]  # fmt: skip
-    for strategy in enabled_strategies(config.strategies):
-        need.append(strategy.cls.warmup_bars(strategy.params) + 1)
+    need.extend(s.cls.warmup_bars(s.params) + 1 for s in enabled_strategies(config.strategies))
     return max(need)
 
 
@@ -96,7 +95,9 @@ def _ban_bars(config: PlatformConfig, bar_ns: int) -> int:
     return int(np.ceil(config.universe.temporary_ban_hours * HOUR_NS / bar_ns))
 
 
-def decision_inputs(panel: Panel, config: PlatformConfig, bar_ns: int | None = None) -> DecisionInputs:
+def decision_inputs(
+    panel: Panel, config: PlatformConfig, bar_ns: int | None = None
+) -> DecisionInputs:
     """Compute stage 1 over `panel`: guards, regime, universe and every enabled strategy."""
     if bar_ns is None:
         bar_ns = infer_bar_ns(panel.ts_ns)

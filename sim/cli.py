@@ -45,7 +45,9 @@ def _parse_ts(value: str | None, flag: str) -> int | None:
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
-        msg = f"`{flag}` must be an ISO date or timestamp such as 2024-03-01T00:00:00Z, was {value!r}"
+        msg = (
+            f"`{flag}` must be an ISO date or timestamp such as 2024-03-01T00:00:00Z, was {value!r}"
+        )
         raise DataError(msg) from e
     if ts.tzinfo is None:
         from datetime import UTC  # noqa: PLC0415
@@ -70,7 +72,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = config.with_seed(args.seed)
     data_path = Path(args.data) if args.data else DEFAULT_DATA
     if not data_path.exists():
-        msg = f"data file `{data_path}` must exist, was missing (pass --data PATH or run `sim data synth --out {DEFAULT_DATA}`)"
+        msg = (
+            f"data file `{data_path}` must exist, was missing "
+            f"(pass --data PATH or run `sim data synth --out {DEFAULT_DATA}`)"
+        )
         raise DataError(msg)
     frame = load_bars(data_path)
     start_ns, end_ns = _parse_ts(args.start, "--start"), _parse_ts(args.end, "--end")
@@ -209,26 +214,43 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="run a backtest and write a JSON report")
-    run.add_argument("--seed", type=int, default=None, help="seed for every random draw (default: config's, 42)")
-    run.add_argument("--data", help=f"bar file, .parquet or .csv (default: {DEFAULT_DATA.relative_to(PROJECT_ROOT)})")
-    run.add_argument("--config", default=str(DEFAULT_CONFIG), help="folder of YAML config files (default: config/)")
+    run.add_argument(
+        "--seed", type=int, default=None, help="seed for every random draw (default: config's, 42)"
+    )
+    run.add_argument(
+        "--data",
+        help=f"bar file, .parquet or .csv (default: {DEFAULT_DATA.relative_to(PROJECT_ROOT)})",
+    )
+    run.add_argument(
+        "--config",
+        default=str(DEFAULT_CONFIG),
+        help="folder of YAML config files (default: config/)",
+    )
     run.add_argument("--out", help="report path (default: reports/run_seed<SEED>.json)")
     run.add_argument("--start", help="first bar to use, ISO UTC (inclusive)")
     run.add_argument("--end", help="end of the bars to use, ISO UTC (exclusive)")
-    run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    run.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)",
+    )
     run.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
     run.set_defaults(handler=cmd_run)
 
     data = sub.add_parser("data", help="validate or synthesise bar data")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    validate = data_sub.add_parser("validate", help="check a bar file against the schema; report gaps")
+    validate = data_sub.add_parser(
+        "validate", help="check a bar file against the schema; report gaps"
+    )
     validate.add_argument("path", help="bar file, .parquet or .csv")
     validate.set_defaults(handler=cmd_data_validate)
     synth = data_sub.add_parser("synth", help="write a seeded synthetic multi-asset panel")
     synth.add_argument("--out", required=True, help="output file, .parquet or .csv")
     synth.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     synth.add_argument("--symbols", type=int, default=8, help="number of symbols (default 8)")
-    synth.add_argument("--bars", type=int, default=8760, help="hourly bars per symbol (default 8760)")
+    synth.add_argument(
+        "--bars", type=int, default=8760, help="hourly bars per symbol (default 8760)"
+    )
     synth.set_defaults(handler=cmd_data_synth)
 
     for add in EXTRA_COMMANDS:

@@ -47,7 +47,9 @@ def _ts(values: np.ndarray) -> pl.Series:
     return pl.Series(values.astype(np.int64)).cast(pl.Datetime("ns", "UTC"))
 
 
-def run_backtest(panel: Panel, config: PlatformConfig, inputs: DecisionInputs | None = None) -> BacktestResult:
+def run_backtest(
+    panel: Panel, config: PlatformConfig, inputs: DecisionInputs | None = None
+) -> BacktestResult:
     """Run `config` over `panel` with the config's seed and starting cash."""
     if inputs is None:
         inputs = decision_inputs(panel, config)

@@ -45,7 +45,9 @@ def summary_metrics(result: BacktestResult) -> dict[str, float | int]:
     else:
         profit_factor = min(float(wins.sum()) / gross_loss, PROFIT_FACTOR_CAP)
 
-    returns = np.diff(np.concatenate(([initial], equity))) / np.concatenate(([initial], equity[:-1]))
+    returns = np.diff(np.concatenate(([initial], equity))) / np.concatenate(
+        ([initial], equity[:-1])
+    )
     bars_per_year = YEAR_NS / result.inputs.bar_ns
     std = float(np.std(returns, ddof=1)) if returns.size > 1 else 0.0
     mean = float(np.mean(returns)) if returns.size else 0.0

@@ -77,12 +77,16 @@ def build_report(
     """Return the report as a JSON-ready dict."""
     summary = summary_metrics(result)
     panel = result.panel
-    start = pl.Series([panel.ts_ns[0]]).cast(pl.Datetime("ns", "UTC")).dt.to_string(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )[0]
-    end = pl.Series([panel.ts_ns[-1]]).cast(pl.Datetime("ns", "UTC")).dt.to_string(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )[0]
+    start = (
+        pl.Series([panel.ts_ns[0]])
+        .cast(pl.Datetime("ns", "UTC"))
+        .dt.to_string("%Y-%m-%dT%H:%M:%SZ")[0]
+    )
+    end = (
+        pl.Series([panel.ts_ns[-1]])
+        .cast(pl.Datetime("ns", "UTC"))
+        .dt.to_string("%Y-%m-%dT%H:%M:%SZ")[0]
+    )
     empty_universe_bars = int((result.inputs.block_reason != 0).all(axis=1).sum())
     report = {
         "schema_version": SCHEMA_VERSION,

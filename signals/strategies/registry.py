@@ -57,7 +57,9 @@ def validate_strategies(config: StrategiesConfig, source: str) -> None:
         parse_model(cls.Params, entry.params, f"{source} (strategies.{name}.params)")
 
 
-def enabled_strategies(config: StrategiesConfig, source: str = "strategies.yaml") -> list[EnabledStrategy]:
+def enabled_strategies(
+    config: StrategiesConfig, source: str = "strategies.yaml"
+) -> list[EnabledStrategy]:
     """Return the enabled strategies in name order with their parsed parameters."""
     from signals.config import parse_model  # noqa: PLC0415
 
