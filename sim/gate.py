@@ -122,15 +122,17 @@ def check_report(doc: Any, label: str) -> None:
         raise DataError(msg)
     for section in ("metadata", "regression_keys"):
         if not isinstance(doc.get(section), dict):
-            msg = f"{label} must have an object `{section}`, was {_shown(doc.get(section))}"
+            msg = (
+                f"{label} must have an object `{section}`, was {_shown(doc.get(section, _MISSING))}"
+            )
             raise DataError(msg)
     if not isinstance(doc["metadata"].get("data_hash"), str):
-        shown = _shown(doc["metadata"].get("data_hash"))
+        shown = _shown(doc["metadata"].get("data_hash", _MISSING))
         msg = f"{label} must have a string `metadata.data_hash`, was {shown}"
         raise DataError(msg)
     keys = doc["regression_keys"]
     for key in REGRESSION_KEYS:
-        value = keys.get(key)
+        value = keys.get(key, _MISSING)
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
@@ -140,8 +142,11 @@ def check_report(doc: Any, label: str) -> None:
             raise DataError(msg)
 
 
+_MISSING = object()
+
+
 def _shown(value: Any) -> str:
-    return "missing" if value is None else json.dumps(value)[:60]
+    return "missing" if value is _MISSING else json.dumps(value)[:60]
 
 
 def check_floors(tolerance: float, floors: Mapping[str, float]) -> dict[str, float]:
