@@ -1,0 +1,71 @@
+"""Pure-Python reference of the simulator's fill model (`sim.nb.fill_order_nb`).
+
+Written from the rules, not from the kernel: one branch per order kind, plain floats, no numba.
+"""
+
+import math
+
+from signals.enums import OrderType, Side
+from sim.enums import OrderStatus
+from tests.reference.indicators import floor_to_increment_ref
+
+
+def fill_order_ref(
+    order, o, h, l, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2
+):
+    """Return `(status, qty, price, fee, is_maker)` like `sim.nb.fill_order_nb`.
+
+    Rules:
+
+    * no bar (open not finite): `NoBar`.
+    * market buy: price = open * (1 + slippage + vol_mult * vol); spend = min(notional, cash);
+      qty = floor(spend / (price * (1 + taker)), base_inc) (vectorbt's fee-on-top rule); below
+      the product minimums it is `InsufficientCash` when cash clipped the spend, else
+      `BelowMinimum`. Fee = qty * price * taker.
+    * market sell: price = open * (1 - slippage - vol_mult * vol); qty = min(order qty, held).
+    * post-only limit: rejected (`PostOnlyCross`) when the open is already at or through the
+      limit; fills at the limit when the bar trades strictly through it, else `NoFill`; with
+      partial fills on and `u1 < 0.5` only a fraction `min + (1 - min) * u2` fills (if that
+      part clears the minimums). A buy the cash cannot pay (limit price plus maker fee) is
+      `InsufficientCash`. Fee = qty * limit * maker. Maker flag 1.
+    """
+    if not math.isfinite(o):
+        return OrderStatus.NoBar, 0.0, 0.0, 0.0, 0
+    side = int(order["side"])
+    if int(order["order_type"]) == OrderType.Market:
+        slip = fill.slippage + (fill.slippage_vol_mult * vol if math.isfinite(vol) else 0.0)
+        taker = params.taker_fee
+        if side == Side.Buy:
+            price = o * (1.0 + slip)
+            notional = float(order["notional"])
+            spend = min(notional, cash)
+            qty = floor_to_increment_ref(spend / (price * (1.0 + taker)), base_inc)
+            too_small = qty <= 0.0 or qty < min_size or qty * price * (1.0 - taker) < min_notional
+            if too_small:
+                if spend < notional:
+                    return OrderStatus.InsufficientCash, 0.0, 0.0, 0.0, 0
+                return OrderStatus.BelowMinimum, 0.0, 0.0, 0.0, 0
+            return OrderStatus.Filled, qty, price, qty * price * taker, 0
+        price = o * (1.0 - slip)
+        qty = min(float(order["qty"]), held)
+        return OrderStatus.Filled, qty, price, qty * price * taker, 0
+
+    limit = float(order["limit_price"])
+    maker = params.maker_fee
+    crosses = o <= limit if side == Side.Buy else o >= limit
+    if crosses:
+        return OrderStatus.PostOnlyCross, 0.0, 0.0, 0.0, 1
+    traded_through = l < limit if side == Side.Buy else h > limit
+    if not traded_through:
+        return OrderStatus.NoFill, 0.0, 0.0, 0.0, 1
+    qty = float(order["qty"]) if side == Side.Buy else min(float(order["qty"]), held)
+    status = OrderStatus.Filled
+    if fill.partial_fills and u1 < 0.5:
+        fraction = fill.min_fill_fraction + (1.0 - fill.min_fill_fraction) * u2
+        part = floor_to_increment_ref(qty * fraction, base_inc)
+        clears = part >= min_size and part * limit * (1.0 - maker) >= min_notional
+        if clears and part < qty:
+            qty, status = part, OrderStatus.Partial
+    if side == Side.Buy and qty * limit * (1.0 + maker) > cash:
+        return OrderStatus.InsufficientCash, 0.0, 0.0, 0.0, 1
+    return status, qty, limit, qty * limit * maker, 1
