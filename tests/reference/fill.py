@@ -11,7 +11,7 @@ from tests.reference.indicators import floor_to_increment_ref
 
 
 def fill_order_ref(
-    order, o, h, l, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2
+    order, o, h, lo, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2
 ):
     """Return `(status, qty, price, fee, is_maker)` like `sim.nb.fill_order_nb`.
 
@@ -55,7 +55,7 @@ def fill_order_ref(
     crosses = o <= limit if side == Side.Buy else o >= limit
     if crosses:
         return OrderStatus.PostOnlyCross, 0.0, 0.0, 0.0, 1
-    traded_through = l < limit if side == Side.Buy else h > limit
+    traded_through = lo < limit if side == Side.Buy else h > limit
     if not traded_through:
         return OrderStatus.NoFill, 0.0, 0.0, 0.0, 1
     qty = float(order["qty"]) if side == Side.Buy else min(float(order["qty"]), held)

@@ -101,10 +101,10 @@ def panel_from_arrays(
     volume = np.asarray(volume, dtype=np.float64).reshape(n_bars, n_symbols)
     if symbols is None:
         symbols = tuple(f"X{chr(65 + s)}-USD" for s in range(n_symbols))
-    o, h, l, c = (np.ascontiguousarray(a) for a in arrays)
+    o, h, lo, c = (np.ascontiguousarray(a) for a in arrays)
     return Panel(
         ts_ns=EPOCH_NS + HOUR_NS * np.arange(n_bars, dtype=np.int64),
-        symbols=symbols, open=o, high=h, low=l, close=c, volume=np.ascontiguousarray(volume),
+        symbols=symbols, open=o, high=h, low=lo, close=c, volume=np.ascontiguousarray(volume),
     )  # fmt: skip
 
 

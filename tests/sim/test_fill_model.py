@@ -27,9 +27,24 @@ SLIP = FillParams(slippage=0.001, slippage_vol_mult=0.1, partial_fills=False, mi
 PARTIAL = NO_SLIP._replace(partial_fills=True)
 
 
-def _fill(order, o=100.0, h=102.0, l=98.0, vol=0.01, cash=1e4, held=0.0, min_size=0.0,
+def _fill(order, o=100.0, h=102.0, lo=98.0, vol=0.01, cash=1e4, held=0.0, min_size=0.0,
           min_notional=0.0, base_inc=0.0, params=PARAMS, fill=NO_SLIP, u1=0.9, u2=0.5):  # fmt: skip
-    args = (order, o, h, l, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2)
+    args = (
+        order,
+        o,
+        h,
+        lo,
+        vol,
+        cash,
+        held,
+        min_size,
+        min_notional,
+        base_inc,
+        params,
+        fill,
+        u1,
+        u2,
+    )
     got = fill_order_nb(*args)
     want = fill_order_ref(*args)
     assert got[0] == want[0]
@@ -83,7 +98,7 @@ def test_fill_post_only_sell_at_or_below_open_rejected_as_cross():
 
 def test_fill_post_only_buy_traded_through_fills_at_limit_with_maker_fee():
     status, qty, price, fee, maker = _fill(
-        order_record(Side.Buy, OrderType.LimitPostOnly, 2.0, 0.0, 99.0), l=98.5
+        order_record(Side.Buy, OrderType.LimitPostOnly, 2.0, 0.0, 99.0), lo=98.5
     )
     assert (status, qty, price, maker) == (OrderStatus.Filled, 2.0, 99.0, 1)
     assert fee == pytest.approx(2.0 * 99.0 * 0.004, rel=1e-15)
@@ -98,7 +113,9 @@ def test_fill_post_only_sell_traded_through_fills_at_limit():
 
 def test_fill_post_only_buy_low_touches_limit_no_fill():
     # a touch is not a trade-through: the queue ahead of us may absorb it
-    status, qty, *_ = _fill(order_record(Side.Buy, OrderType.LimitPostOnly, 1.0, 0.0, 98.0), l=98.0)
+    status, qty, *_ = _fill(
+        order_record(Side.Buy, OrderType.LimitPostOnly, 1.0, 0.0, 98.0), lo=98.0
+    )
     assert (status, qty) == (OrderStatus.NoFill, 0.0)
 
 
@@ -167,7 +184,7 @@ def test_fill_any_order_nan_open_no_bar():
         order_record(Side.Buy, OrderType.Market, notional=100.0),
         order_record(Side.Sell, OrderType.LimitPostOnly, 1.0, 0.0, 99.0),
     ):
-        status, qty, *_ = _fill(order, o=np.nan, h=np.nan, l=np.nan, held=1.0)
+        status, qty, *_ = _fill(order, o=np.nan, h=np.nan, lo=np.nan, held=1.0)
         assert (status, qty) == (OrderStatus.NoBar, 0.0)
 
 
