@@ -83,7 +83,7 @@ def warmup_bars(config: PlatformConfig, bar_ns: int = HOUR_NS) -> int:
         ),
         universe.quote_volume_window_bars + 1,
         config.policy.execution.slippage_vol_window + 2,
-        universe.bad_tick_volume_window + 2,
+        universe.bad_tick_volume_window + 3,
         _ban_bars(config, bar_ns) + 2,
         config.policy.risk.max_data_staleness_bars + 2,
     ]  # fmt: skip

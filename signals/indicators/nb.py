@@ -28,14 +28,24 @@ BARS_SINCE_NEVER = 2**62
 
 @njit(cache=True)
 def _window_sum_nb(x, j, start, stop):
-    # Sum x[start:stop, j] oldest first; NaN if any value is NaN.
-    acc = 0.0
-    for i in range(start, stop):
-        v = x[i, j]
-        if np.isnan(v):
-            return np.nan
-        acc += v
-    return acc
+    # Sum x[start:stop, j] with four accumulators in a fixed order relative to `start` (so the
+    # result does not depend on where the array begins); NaN propagates through the sum. Four
+    # independent chains run ~3x faster than one; the order is part of the parity contract.
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    i = start
+    while i + 4 <= stop:
+        a0 += x[i, j]
+        a1 += x[i + 1, j]
+        a2 += x[i + 2, j]
+        a3 += x[i + 3, j]
+        i += 4
+    while i < stop:
+        a0 += x[i, j]
+        i += 1
+    return (a0 + a1) + (a2 + a3)
 
 
 @njit(cache=True)

@@ -1,8 +1,8 @@
 """Trigger kernels: 0/1 (`uint8`) or -1/0/+1 (`int8`) arrays `[T, S]` built on indicators.
 
-Every trigger here except `bad_tick_mask_nb` is windowed: it compares windowed indicators from
-`signals/indicators/nb.py`, so row `t` depends only on its own window and the live bridge gets
-bit-identical values on its last row. NaN inputs (and warm-up rows) give 0.
+Every trigger here is windowed: it compares windowed indicators of `signals/indicators/nb.py`,
+so row `t` depends only on its own window and the live bridge gets bit-identical values on its
+last row. NaN inputs (and warm-up rows) give 0.
 
 Numba's cache does not notice edits to `signals/indicators/nb.py` when these kernels are
 loaded from cache: clear `NUMBA_CACHE_DIR` after editing it (CI uses a fresh cache).
@@ -21,41 +21,46 @@ from signals.indicators.nb import (
 
 
 @njit(cache=True)
+def _unconfirmed_jump_nb(close, vol_ratio, t, j, max_jump_pct, volume_confirm_ratio):
+    # close[t] moved more than max_jump_pct from close[t - 1] without volume confirmation
+    if t < 1:
+        return False
+    c = close[t, j]
+    p = close[t - 1, j]
+    if not (np.isfinite(c) and c > 0.0 and np.isfinite(p) and p > 0.0):
+        return False
+    return abs(c / p - 1.0) > max_jump_pct and vol_ratio[t, j] < volume_confirm_ratio
+
+
+@njit(cache=True)
 def bad_tick_mask_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_window):
     """Mark price jumps that volume does not confirm (bad ticks).
 
     Reference: `tests/reference/indicators.py::bad_tick_mask_ref`.
 
-    Row `t` is 1 when `|close[t] / ref - 1| > max_jump_pct` (a fraction, 0.10 = 10 %) and
-    `volume_ratio_nb(volume, volume_window)[t] < volume_confirm_ratio`, where `ref` is the last
-    unmasked valid close of the column; so the bar after a bad tick, back to normal, is not
-    masked. A valid close is finite and > 0; other closes give 0 and do not move `ref`. The
-    first valid close gives 0 and becomes `ref`. NaN volume ratio (warm-up of `volume_window`
-    rows, NaN or zero-mean volume) gives 0. Sequential per column, so recursive, but the
-    dependence dies out: the only state is the last unmasked close, reset by every unmasked
-    valid bar. Causal, hence prefix invariant. Caveat: a genuine level shift without volume
-    confirmation stays masked until price comes back within `max_jump_pct` of `ref` or volume
-    confirms a bar; the caller should cap consecutive masked bars (or treat them as stale).
+    A bar *jumps* when `|close[t] / close[t - 1] - 1| > max_jump_pct` (a fraction, 0.10 = 10 %)
+    and `volume_ratio_nb(volume, volume_window)[t] < volume_confirm_ratio` (NaN ratio: no jump).
+    Row `t` is 1 when it jumps, unless it is the *return* from a jump: bar `t - 1` jumped and
+    `close[t]` is back within `max_jump_pct` of `close[t - 2]`. So a one-bar spike masks one bar,
+    the bar after it is not masked, and a genuine level shift without volume masks only its
+    first bar. Both closes must be finite and > 0 (no jump across a missing bar; staleness
+    handles gaps). Windowed: row t depends on closes t-2..t and the volume ratio at t-1..t, so
+    the live bridge reproduces it from `volume_window + 3` bars.
     """
     n_rows, n_cols = close.shape
     out = np.zeros((n_rows, n_cols), dtype=np.uint8)
     vol_ratio = volume_ratio_nb(volume, volume_window)
     for j in range(n_cols):
-        ref = np.nan
-        has_ref = False
-        for t in range(n_rows):
-            c = close[t, j]
-            if not (np.isfinite(c) and c > 0.0):
+        for t in range(1, n_rows):
+            if not _unconfirmed_jump_nb(close, vol_ratio, t, j, max_jump_pct, volume_confirm_ratio):
                 continue
-            if not has_ref:
-                ref = c
-                has_ref = True
-                continue
-            jump = abs(c / ref - 1.0)
-            if jump > max_jump_pct and vol_ratio[t, j] < volume_confirm_ratio:
-                out[t, j] = 1
-            else:
-                ref = c
+            if t >= 2 and _unconfirmed_jump_nb(
+                close, vol_ratio, t - 1, j, max_jump_pct, volume_confirm_ratio
+            ):
+                before = close[t - 2, j]
+                if abs(close[t, j] / before - 1.0) <= max_jump_pct:
+                    continue
+            out[t, j] = 1
     return out
 
 

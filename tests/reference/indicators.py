@@ -28,10 +28,16 @@ def _isnan(v: float) -> bool:
 
 
 def _plain_sum(values: list[float]) -> float:
-    acc = 0.0
-    for v in values:
-        acc += v
-    return acc
+    # The kernels' documented summation order: four lanes by position mod 4 over the full
+    # blocks of four, the leftover values onto lane 0, then (lane0 + lane1) + (lane2 + lane3).
+    # Discrete outputs (crossovers of equal averages) depend on it, so the reference keeps it.
+    lanes = [0.0, 0.0, 0.0, 0.0]
+    full = len(values) - len(values) % 4
+    for i, v in enumerate(values[:full]):
+        lanes[i % 4] += v
+    for v in values[full:]:
+        lanes[0] += v
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
 
 
 def _log_ratio(a: float, b: float) -> float:
@@ -228,20 +234,27 @@ def bad_tick_mask_ref(
     volume_window: int,
 ) -> np.ndarray:
     vol_ratio = volume_ratio_ref(volume, volume_window)
+
+    def valid(v: float) -> bool:
+        return math.isfinite(v) and v > 0.0
+
+    def jump(t: int, j: int) -> bool:
+        if t < 1 or not (valid(close[t, j]) and valid(close[t - 1, j])):
+            return False
+        moved = abs(close[t, j] / close[t - 1, j] - 1.0) > max_jump_pct
+        return bool(moved and vol_ratio[t, j] < volume_confirm_ratio)
+
     out = np.zeros(close.shape, dtype=np.uint8)
-    for j, col in enumerate(_columns(close)):
-        for t, c in enumerate(col):
-            if not (math.isfinite(c) and c > 0.0):
+    for j in range(close.shape[1]):
+        for t in range(close.shape[0]):
+            if not jump(t, j):
                 continue
-            # ref = last earlier valid close that was not masked
-            refs = [
-                col[i] for i in range(t) if math.isfinite(col[i]) and col[i] > 0.0 and not out[i, j]
-            ]
-            if not refs:
-                continue
-            jump = abs(c / refs[-1] - 1.0)
-            if jump > max_jump_pct and vol_ratio[t, j] < volume_confirm_ratio:
-                out[t, j] = 1
+            returned = (
+                t >= 2
+                and jump(t - 1, j)
+                and (abs(close[t, j] / close[t - 2, j] - 1.0) <= max_jump_pct)
+            )
+            out[t, j] = 0 if returned else 1
     return out
 
 

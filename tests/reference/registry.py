@@ -176,7 +176,8 @@ ENTRIES: list[Entry] = [
         trg.bad_tick_mask_nb,
         ref.bad_tick_mask_ref,
         lambda x, w: (x, volume_of(x), 0.1, 1.5, w),
-        None,
+        # closes t-2..t and the volume ratio at t-1 (volume rows t-1-w .. t-1)
+        lambda args: args[4] + 2,
         null=0,
     ),
     Entry(
