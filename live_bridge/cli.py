@@ -10,7 +10,7 @@ import argparse
 import datetime as dt
 import json
 import sys
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +154,8 @@ def _run_exchange_sim(args: argparse.Namespace) -> int:
     out.write("serving; Ctrl-C to stop\n")
     out.flush()
     try:
-        threading.Event().wait()
+        while True:  # time.sleep, unlike a bare Event.wait(), is interrupted by Ctrl-C
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
