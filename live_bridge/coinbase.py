@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import polars as pl
 import requests
@@ -56,7 +56,7 @@ GRANULARITY_SECS = {
 }
 _OFFLINE_STATUSES = frozenset({"offline", "delisted", "internal"})
 _ENV_PAIRS = (("COINBASE_API_KEY", "COINBASE_API_SECRET"), ("CB_API_KEY", "CB_API_SECRET"))
-BAR_SCHEMA = {
+BAR_SCHEMA: dict[str, Any] = {
     "ts": pl.Datetime("ns", "UTC"),
     "symbol": pl.String,
     "open": pl.Float64,
@@ -618,9 +618,9 @@ class CoinbaseAdapter:
         if side == "SELL" and base_size is None:
             msg = "`base_size` must be given for a market sell, was None"
             raise ValueError(msg)
-        if base_size is not None:
-            return {"market_market_ioc": {"base_size": self._size(symbol, base_size)}}
-        return {"market_market_ioc": {"quote_size": self._quote(symbol, quote_size)}}
+        if quote_size is not None:
+            return {"market_market_ioc": {"quote_size": self._quote(symbol, quote_size)}}
+        return {"market_market_ioc": {"base_size": self._size(symbol, cast(str, base_size))}}
 
     def _create(
         self, client_order_id: str, symbol: str, side: str, config: dict[str, Any]

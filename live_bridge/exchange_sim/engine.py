@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -560,7 +560,7 @@ class ExchangeEngine:
                 raise SimRequestError(400, "INVALID_ARGUMENT", msg)
             if cid in self._by_client:
                 return dict(self._orders[self._by_client[cid]].create_response)
-            config = body.get("order_configuration")
+            config = cast(dict[str, Any], body.get("order_configuration"))
             try:
                 plan = self._check(body)
             except _Reject as r:
@@ -851,7 +851,7 @@ class ExchangeEngine:
                     "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE",
                     "Size above maximum",
                 )
-        notional = quote_size if quote_size is not None else base_size * ref_price
+        notional = quote_size if quote_size is not None else cast(Decimal, base_size) * ref_price
         if notional < Decimal(prod["quote_min_size"]):
             raise _Reject(
                 "UNKNOWN_FAILURE_REASON",
@@ -874,10 +874,11 @@ class ExchangeEngine:
                 need = quote_size
             else:
                 rate = self.maker_fee_rate if post_only else self.taker_fee_rate
-                need = base_size * (fill_price if immediate else limit_price) * (1 + rate)
+                unit = fill_price if immediate else cast(Decimal, limit_price)
+                need = cast(Decimal, base_size) * unit * (1 + rate)
             hold_currency = quote_cur
         else:
-            need = base_size
+            need = cast(Decimal, base_size)
             hold_currency = base_cur
         available = self._balances[hold_currency] - self._holds[hold_currency]
         if need > available:
@@ -908,7 +909,7 @@ class ExchangeEngine:
             size = (order.quote_size - commission) / price
             size = _floor(size, Decimal(prod["base_increment"]))
         else:
-            size = order.base_size
+            size = cast(Decimal, order.base_size)
         self._apply_fill(order, size, price, "TAKER", self.now_ns())
         order.status = "FILLED"
 
@@ -964,8 +965,9 @@ class ExchangeEngine:
         dur = self.bar_duration_ns
         n_fills = 0
         for order in self._orders.values():
-            if order.status != "OPEN" or order.limit_price is None:
+            if order.status != "OPEN" or order.limit_price is None or order.base_size is None:
                 continue
+            base_size = order.base_size
             series = self._series[order.product_id]
             prod = self._products[order.product_id]
             b_inc = Decimal(prod["base_increment"])
@@ -982,7 +984,7 @@ class ExchangeEngine:
                 i += 1
                 if not through:
                     continue
-                remaining = order.base_size - order.filled_size
+                remaining = base_size - order.filled_size
                 size = remaining
                 if self.partial_fill_fraction is not None:
                     part = _floor(remaining * self.partial_fill_fraction, b_inc)
@@ -994,7 +996,7 @@ class ExchangeEngine:
                 order.hold -= released
                 self._apply_fill(order, size, limit, "MAKER", bar_end)
                 n_fills += 1
-                if order.filled_size >= order.base_size:
+                if order.filled_size >= base_size:
                     self._release_hold(order)
                     order.status = "FILLED"
                     break

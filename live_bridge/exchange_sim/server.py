@@ -484,7 +484,7 @@ class ExchangeServer:
             return False
         token = authorization[len("Bearer ") :].strip()
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
+            kid = str(jwt.get_unverified_header(token).get("kid") or "")
             with self._keys_lock:
                 key = self._keys.get(kid)
             if key is None:
@@ -528,7 +528,7 @@ class ExchangeServer:
 
     def _build_routes(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
         p = re.escape(PREFIX)
-        table = [
+        table: list[tuple[str, str, Callable[..., Any]]] = [
             ("GET", rf"{p}/time", self._time),
             ("GET", rf"{p}/(?:market/)?products", self._products),
             ("GET", rf"{p}/(?:market/)?products/([^/]+)/candles", self._candles),
