@@ -121,3 +121,156 @@ def bar_frames(draw, max_symbols=3, max_bars=24, min_bars=1):
                 }
             )
     return _pl.DataFrame(rows, schema=_BAR_SCHEMA)
+
+
+# --- risk scenarios ---
+# Random but valid inputs of the shared `step` kernel (signals/decision/nb.py): a portfolio state
+# (cash, positions, pending orders, cooldowns, period starts, breaker flags), one bar's proposals
+# and stage-1 blocks, and random valid `StepParams`/`StepStatic`. Built from one seed with numpy
+# so a draw is cheap; hypothesis picks the seed and the shape.
+
+from signals.decision.params import StepParams as _StepParams  # noqa: E402
+from signals.decision.params import StepStatic as _StepStatic  # noqa: E402
+from signals.enums import N_ACC as _N_ACC  # noqa: E402
+from signals.enums import N_POS as _N_POS  # noqa: E402
+from signals.enums import Acc as _Acc  # noqa: E402
+from signals.enums import Pos as _Pos  # noqa: E402
+from signals.enums import Reason as _Reason  # noqa: E402
+
+
+def _pick(rng, values, p=None):
+    return values[int(rng.choice(len(values), p=p))]
+
+
+def random_step_params(rng) -> _StepParams:
+    """Return random valid `StepParams`: nested caps, fees, breakers, order types."""
+    caps = _np.sort(rng.uniform(0.01, 1.0, 3))
+    return _StepParams(
+        total_cap=float(caps[2]),
+        theme_cap=float(caps[1]),
+        asset_cap=float(caps[0]),
+        max_positions=int(rng.integers(1, 7)),
+        stop_loss=float(_pick(rng, (0.0, 0.05, 0.1, 0.3))),
+        cooldown_fill_bars=int(rng.integers(0, 6)),
+        cooldown_stop_bars=int(rng.integers(0, 30)),
+        daily_loss=float(_pick(rng, (0.01, 0.03, 0.2, 1.0))),
+        weekly_loss=float(_pick(rng, (0.02, 0.07, 0.3, 1.0))),
+        max_drawdown=float(_pick(rng, (0.05, 0.15, 0.5, 1.0))),
+        kill_switch=bool(rng.random() < 0.05),
+        auto_trim=bool(rng.random() < 0.7),
+        trim_tolerance=float(_pick(rng, (0.0, 0.1, 0.5))),
+        maker_fee=float(_pick(rng, (0.0, 0.004, 0.01))),
+        taker_fee=float(_pick(rng, (0.0, 0.006, 0.02))),
+        entry_order_type=int(rng.integers(0, 2)),
+        exit_order_type=int(rng.integers(0, 2)),
+        stop_order_type=int(rng.integers(0, 2)),
+        limit_offset=float(_pick(rng, (0.0, 0.0005, 0.01))),
+    )
+
+
+def random_step_static(rng, n_symbols: int, n_strategies: int) -> _StepStatic:
+    """Return random `StepStatic`: themes (some none), increments, minimums, budgets, regimes."""
+    return _StepStatic(
+        theme_id=rng.integers(-1, 3, n_symbols).astype(_np.int64),
+        base_increment=_np.array([_pick(rng, (0.0, 1e-8, 0.01, 0.1, 1.0)) for _ in range(n_symbols)]),
+        quote_increment=_np.array([_pick(rng, (0.0, 1e-5, 0.01)) for _ in range(n_symbols)]),
+        min_size=_np.array([_pick(rng, (0.0, 1e-8, 0.5, 5.0)) for _ in range(n_symbols)]),
+        min_notional=_np.array([_pick(rng, (0.0, 1.0, 10.0, 500.0)) for _ in range(n_symbols)]),
+        strategy_cap=rng.uniform(0.0, 1.0, n_strategies),
+        strategy_max_trades=rng.integers(1, 4, n_strategies).astype(_np.int64),
+        regime_mult=_np.array([1.0, _pick(rng, (1.0, 0.6)), _pick(rng, (0.3, 0.0)), 0.0]),
+    )
+
+
+def random_step_state(rng, n_symbols: int, n_strategies: int, bar_no: int, pending: bool = True):
+    """Return `(account, positions)`: some held, some pending, some cooling down, some stopped."""
+    account = _np.zeros(_N_ACC)
+    cash = float(rng.uniform(0.0, 20_000.0))
+    account[_Acc.Cash] = cash
+    positions = _np.zeros((n_symbols, _N_POS))
+    positions[:, _Pos.Strategy] = -1.0
+    positions[:, _Pos.LastPrice] = _np.nan
+    for s in range(n_symbols):
+        price = float(rng.uniform(0.5, 200.0))
+        if rng.random() < 0.5:
+            positions[s, _Pos.Qty] = float(rng.uniform(0.1, 60.0))
+            positions[s, _Pos.AvgEntry] = price * float(rng.uniform(0.7, 1.3))
+            positions[s, _Pos.LastPrice] = price
+            positions[s, _Pos.Strategy] = float(rng.integers(0, n_strategies))
+            if rng.random() < 0.6:
+                positions[s, _Pos.StopPrice] = positions[s, _Pos.AvgEntry] * 0.9
+            if rng.random() < 0.4:
+                positions[s, _Pos.TakePrice] = positions[s, _Pos.AvgEntry] * 1.15
+            if pending and rng.random() < 0.15:
+                positions[s, _Pos.PendingSellQty] = positions[s, _Pos.Qty] * float(rng.uniform(0, 1))
+        elif rng.random() < 0.3:
+            positions[s, _Pos.LastPrice] = price
+        if pending and positions[s, _Pos.Qty] <= 0.0 and rng.random() < 0.15:
+            notional = float(rng.uniform(10.0, 2000.0))
+            positions[s, _Pos.PendingBuyNotional] = notional
+            positions[s, _Pos.Strategy] = float(rng.integers(0, n_strategies))
+            account[_Acc.ReservedCash] += notional
+        if rng.random() < 0.3:
+            positions[s, _Pos.CooldownUntilBar] = float(bar_no + rng.integers(-3, 5))
+            positions[s, _Pos.CooldownIsStop] = float(rng.random() < 0.5)
+    equity = cash + float(_np.nansum(positions[:, _Pos.Qty] * positions[:, _Pos.LastPrice]))
+    account[_Acc.Equity] = equity
+    account[_Acc.PeakEquity] = equity * float(_pick(rng, (1.0, 1.1, 1.5), p=(0.85, 0.1, 0.05)))
+    account[_Acc.DayId] = float(_pick(rng, (-1, 100, 101)))
+    account[_Acc.WeekId] = float(_pick(rng, (-1, 14, 15)))
+    account[_Acc.DayStartEquity] = equity * float(_pick(rng, (1.0, 1.02, 1.1), p=(0.85, 0.1, 0.05)))
+    account[_Acc.WeekStartEquity] = equity * float(_pick(rng, (1.0, 1.05, 1.2), p=(0.85, 0.1, 0.05)))
+    account[_Acc.DailyStop] = float(rng.random() < 0.03)
+    account[_Acc.WeeklyStop] = float(rng.random() < 0.03)
+    account[_Acc.DrawdownBreaker] = float(rng.random() < 0.02)
+    return account, positions
+
+
+def random_step_inputs(rng, positions, n_symbols: int, n_strategies: int):
+    """Return one bar's `(close, weight, stop_pct, take_pct, strategy, block, status, regime)`."""
+    last = positions[:, _Pos.LastPrice]
+    base = _np.where(_np.isfinite(last), last, rng.uniform(0.5, 200.0, n_symbols))
+    close = base * rng.choice((0.8, 0.95, 1.0, 1.05, 1.3), n_symbols)
+    close[rng.random(n_symbols) < 0.1] = _np.nan
+    weight = rng.choice((_np.nan, 0.0, 0.02, 0.05, 0.1, 0.3), n_symbols)
+    stop_pct = rng.choice((_np.nan, 0.0, 0.03, 0.2), n_symbols)
+    take_pct = rng.choice((_np.nan, 0.0, 0.15), n_symbols)
+    strategy = rng.integers(-1, n_strategies, n_symbols).astype(_np.int64)
+    block = _np.where(
+        rng.random(n_symbols) < 0.2,
+        rng.choice((_Reason.LowVolume, _Reason.Banned, _Reason.StaleData, _Reason.BadTick), n_symbols),
+        0,
+    ).astype(_np.int64)
+    status = _np.where(rng.random(n_symbols) < 0.2, rng.integers(1, 7, n_symbols), 0).astype(_np.int64)
+    regime = int(_pick(rng, (-1, 0, 1, 2, 3), p=(0.2, 0.4, 0.2, 0.1, 0.1)))
+    return close, weight, stop_pct, take_pct, strategy, block, status, regime
+
+
+@_st.composite
+def step_cases(draw, max_symbols=6, max_strategies=3, pending=True):
+    """Draw a whole `step` call: params, static, state and one bar of inputs (a dict)."""
+    n_symbols = draw(_st.integers(1, max_symbols))
+    n_strategies = draw(_st.integers(1, max_strategies))
+    rng = _np.random.default_rng(draw(_st.integers(0, 2**32 - 1)))
+    bar_no = 2_400 + int(rng.integers(0, 48))
+    account, positions = random_step_state(rng, n_symbols, n_strategies, bar_no, pending)
+    close, weight, stop_pct, take_pct, strategy, block, status, regime = random_step_inputs(
+        rng, positions, n_symbols, n_strategies
+    )
+    return {
+        "bar_no": bar_no,
+        "day_id": bar_no // 24,
+        "week_id": (bar_no // 24 + 3) // 7,
+        "close": close,
+        "weight": weight,
+        "stop_pct": stop_pct,
+        "take_pct": take_pct,
+        "strategy": strategy,
+        "block_reason": block,
+        "product_status": status,
+        "regime": regime,
+        "params": random_step_params(rng),
+        "static": random_step_static(rng, n_symbols, n_strategies),
+        "account": account,
+        "positions": positions,
+    }

@@ -57,7 +57,7 @@ def apply_fill_nb(
 ):
     """Apply one fill to the state; return the round trip's PnL (USD) when it closes, else NaN.
 
-    Reference: tests/reference/accounting.py::apply_fill_ref.
+    Reference: tests/reference/step.py::apply_fill_ref.
     Buys pay `qty * price + fee` in cash and move the average entry (fees are not in the
     average: the entry fee is realized at the buy, so the round trip's PnL in `TradePnl` is net
     of both fees and realized + unrealized PnL always equals the change in equity). Sells
@@ -205,7 +205,8 @@ def _sell_order(
     if status == ProductStatus.PostOnly or status == ProductStatus.LimitOnly:
         order_type = OrderType.LimitPostOnly
     qty = ceil_to_increment_nb(qty, static.base_increment[s])
-    held = positions[s, Pos.Qty]
+    # never more than the part of the position no earlier order is already selling
+    held = positions[s, Pos.Qty] - positions[s, Pos.PendingSellQty]
     if qty > held:
         qty = held
     if qty <= 0.0:
@@ -275,7 +276,8 @@ def step_nb(
 
     Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim, then
     entries in descending weight through kill switch, drawdown breaker, daily/weekly loss stops,
-    regime, product status, stage-1 blocks, pending orders, cooldowns, max positions, the
+    regime, product status, stage-1 blocks (counted as `EmptyUniverse` when every symbol is
+    blocked on the bar), pending orders, cooldowns, max positions, the
     strategy's trades per bar, then sizing through regime multiplier, the strategy's budget,
     asset, theme and total caps and cash, and finally product minimums (rounded up only within
     the caps).
@@ -298,13 +300,17 @@ def step_nb(
         account[Acc.WeeklyStop] = 0.0
     if equity > account[Acc.PeakEquity]:
         account[Acc.PeakEquity] = equity
-    if params.daily_loss < 1.0 and equity <= account[Acc.DayStartEquity] * (1.0 - params.daily_loss):
+    if params.daily_loss < 1.0 and equity <= account[Acc.DayStartEquity] * (
+        1.0 - params.daily_loss
+    ):
         account[Acc.DailyStop] = 1.0
     if params.weekly_loss < 1.0 and equity <= account[Acc.WeekStartEquity] * (
         1.0 - params.weekly_loss
     ):
         account[Acc.WeeklyStop] = 1.0
-    if params.max_drawdown < 1.0 and equity <= account[Acc.PeakEquity] * (1.0 - params.max_drawdown):
+    if params.max_drawdown < 1.0 and equity <= account[Acc.PeakEquity] * (
+        1.0 - params.max_drawdown
+    ):
         account[Acc.DrawdownBreaker] = 1.0
     if params.kill_switch:
         for s in range(n_symbols):
@@ -411,6 +417,11 @@ def step_nb(
     if regime >= 0:
         regime_mult = static.regime_mult[regime]
     cash_free = account[Acc.Cash] - account[Acc.ReservedCash]
+    universe_empty = True
+    for s in range(n_symbols):
+        if block_reason[s] == Reason.Ok:
+            universe_empty = False
+            break
     for i in range(n_symbols):
         s = order_of[i]
         w = weight[s]
@@ -430,7 +441,7 @@ def step_nb(
         elif not _can_trade(product_status[s]):
             reason = Reason.ProductStatus
         elif block_reason[s] != Reason.Ok:
-            reason = block_reason[s]
+            reason = Reason.EmptyUniverse if universe_empty else block_reason[s]
         elif not np.isfinite(price) or price <= 0.0:
             reason = Reason.StaleData
         elif positions[s, Pos.PendingBuyNotional] > 0.0:
@@ -536,6 +547,8 @@ def step_nb(
             limit, price, stop, take,
         )  # fmt: skip
         positions[s, Pos.PendingBuyNotional] += cost
+        # the pending entry counts toward its strategy's budget on later bars too (live)
+        positions[s, Pos.Strategy] = k
         account[Acc.ReservedCash] += cost
         cash_free -= cost
         expo[s] += cost
