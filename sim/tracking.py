@@ -192,8 +192,10 @@ def write_artifacts(report: Mapping[str, Any], curve: pl.DataFrame, folder: Path
 
 
 def _quiet_env() -> None:
-    # With an HTTP URI every finished run prints "View run ..." to stdout (notes §1.4).
+    # With an HTTP URI every finished run prints "View run ..." to stdout (notes §1.4), and
+    # downloads draw a tqdm progress bar on stderr; neither belongs in `sim` output.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _local_artifact_root(tracking_uri: str, experiment: str) -> str | None:
