@@ -35,7 +35,8 @@ def red_flag_nb(close, bad_tick, max_move):
     """Return uint8[T, S]: 1 where |close / previous close - 1| > `max_move` on a real bar.
 
     Reference: tests/reference/universe.py::red_flag_ref. A bar the bad-tick guard masked is
-    not a red flag (it is noise, handled by the guard); NaN closes never flag.
+    not a red flag (it is noise, handled by the guard), and neither is the bar after one (the
+    move back from a bad tick to the real price is not a real move); NaN closes never flag.
     """
     n_bars, n_symbols = close.shape
     out = np.zeros((n_bars, n_symbols), dtype=np.uint8)
@@ -43,9 +44,15 @@ def red_flag_nb(close, bad_tick, max_move):
         for t in range(1, n_bars):
             prev = close[t - 1, s]
             cur = close[t, s]
-            if np.isfinite(prev) and np.isfinite(cur) and prev > 0.0 and not bad_tick[t, s]:
-                if abs(cur / prev - 1.0) > max_move:
-                    out[t, s] = 1
+            real = not bad_tick[t, s] and not bad_tick[t - 1, s]
+            if (
+                real
+                and np.isfinite(prev)
+                and np.isfinite(cur)
+                and prev > 0.0
+                and abs(cur / prev - 1.0) > max_move
+            ):
+                out[t, s] = 1
     return out
 
 
