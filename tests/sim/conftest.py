@@ -35,6 +35,8 @@ VECTORBT_CONFIG = {
     "universe": {
         "min_quote_volume_usd": 0, "max_spread_bps": 1000, "bad_tick_volume_ratio": 1e-12,
         "red_flag_move_pct": 100,
+        # a one-bar volume window: no universe warm-up blocking entries in the first 23 bars
+        "quote_volume_window_bars": 1,
         "products": {
             "default": {
                 "base_increment": 0, "quote_increment": 0, "base_min_size": 0,
