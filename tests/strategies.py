@@ -172,7 +172,9 @@ def random_step_static(rng, n_symbols: int, n_strategies: int) -> _StepStatic:
     """Return random `StepStatic`: themes (some none), increments, minimums, budgets, regimes."""
     return _StepStatic(
         theme_id=rng.integers(-1, 3, n_symbols).astype(_np.int64),
-        base_increment=_np.array([_pick(rng, (0.0, 1e-8, 0.01, 0.1, 1.0)) for _ in range(n_symbols)]),
+        base_increment=_np.array(
+            [_pick(rng, (0.0, 1e-8, 0.01, 0.1, 1.0)) for _ in range(n_symbols)]
+        ),
         quote_increment=_np.array([_pick(rng, (0.0, 1e-5, 0.01)) for _ in range(n_symbols)]),
         min_size=_np.array([_pick(rng, (0.0, 1e-8, 0.5, 5.0)) for _ in range(n_symbols)]),
         min_notional=_np.array([_pick(rng, (0.0, 1.0, 10.0, 500.0)) for _ in range(n_symbols)]),
@@ -202,7 +204,9 @@ def random_step_state(rng, n_symbols: int, n_strategies: int, bar_no: int, pendi
             if rng.random() < 0.4:
                 positions[s, _Pos.TakePrice] = positions[s, _Pos.AvgEntry] * 1.15
             if pending and rng.random() < 0.15:
-                positions[s, _Pos.PendingSellQty] = positions[s, _Pos.Qty] * float(rng.uniform(0, 1))
+                positions[s, _Pos.PendingSellQty] = positions[s, _Pos.Qty] * float(
+                    rng.uniform(0, 1)
+                )
         elif rng.random() < 0.3:
             positions[s, _Pos.LastPrice] = price
         if pending and positions[s, _Pos.Qty] <= 0.0 and rng.random() < 0.15:
@@ -219,7 +223,9 @@ def random_step_state(rng, n_symbols: int, n_strategies: int, bar_no: int, pendi
     account[_Acc.DayId] = float(_pick(rng, (-1, 100, 101)))
     account[_Acc.WeekId] = float(_pick(rng, (-1, 14, 15)))
     account[_Acc.DayStartEquity] = equity * float(_pick(rng, (1.0, 1.02, 1.1), p=(0.85, 0.1, 0.05)))
-    account[_Acc.WeekStartEquity] = equity * float(_pick(rng, (1.0, 1.05, 1.2), p=(0.85, 0.1, 0.05)))
+    account[_Acc.WeekStartEquity] = equity * float(
+        _pick(rng, (1.0, 1.05, 1.2), p=(0.85, 0.1, 0.05))
+    )
     account[_Acc.DailyStop] = float(rng.random() < 0.03)
     account[_Acc.WeeklyStop] = float(rng.random() < 0.03)
     account[_Acc.DrawdownBreaker] = float(rng.random() < 0.02)
@@ -238,10 +244,14 @@ def random_step_inputs(rng, positions, n_symbols: int, n_strategies: int):
     strategy = rng.integers(-1, n_strategies, n_symbols).astype(_np.int64)
     block = _np.where(
         rng.random(n_symbols) < 0.2,
-        rng.choice((_Reason.LowVolume, _Reason.Banned, _Reason.StaleData, _Reason.BadTick), n_symbols),
+        rng.choice(
+            (_Reason.LowVolume, _Reason.Banned, _Reason.StaleData, _Reason.BadTick), n_symbols
+        ),
         0,
     ).astype(_np.int64)
-    status = _np.where(rng.random(n_symbols) < 0.2, rng.integers(1, 7, n_symbols), 0).astype(_np.int64)
+    status = _np.where(rng.random(n_symbols) < 0.2, rng.integers(1, 7, n_symbols), 0).astype(
+        _np.int64
+    )
     regime = int(_pick(rng, (-1, 0, 1, 2, 3), p=(0.2, 0.4, 0.2, 0.1, 0.1)))
     return close, weight, stop_pct, take_pct, strategy, block, status, regime
 
@@ -274,3 +284,36 @@ def step_cases(draw, max_symbols=6, max_strategies=3, pending=True):
         "account": account,
         "positions": positions,
     }
+
+
+# --- simulator markets ---
+# Seeded multi-asset hourly markets for the simulator's property tests: OHLC consistent
+# (open near the previous close, high/low around both), fat-tailed steps, optional missing bars
+# (all of a bar's fields NaN), volumes large enough for the default universe filters.
+
+SIM_SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
+
+
+@_st.composite
+def sim_markets(draw, min_bars=80, max_bars=300, max_symbols=3):
+    """Draw `(open, high, low, close, volume, symbols)` float64 `[T, S]` arrays."""
+    n_bars = draw(_st.integers(min_value=min_bars, max_value=max_bars))
+    n_symbols = draw(_st.integers(min_value=1, max_value=max_symbols))
+    seed = draw(_st.integers(min_value=0, max_value=2**32 - 1))
+    missing = draw(_st.sampled_from((0.0, 0.03)))
+    rng = _np.random.default_rng(seed)
+    steps = _np.clip(rng.standard_t(3, (n_bars, n_symbols)) * 0.01, -0.08, 0.08)
+    close = 100.0 * _np.exp(_np.cumsum(steps, axis=0))
+    prev = _np.vstack([close[:1], close[:-1]])
+    open_ = prev * _np.exp(rng.normal(0.0, 0.002, close.shape))
+    high = _np.maximum(open_, close) * _np.exp(_np.abs(rng.normal(0.0, 0.004, close.shape)))
+    low = _np.minimum(open_, close) * _np.exp(-_np.abs(rng.normal(0.0, 0.004, close.shape)))
+    volume = rng.uniform(5e4, 2e5, close.shape)
+    gone = rng.random(close.shape) < missing
+    gone[0] = False
+    arrays = []
+    for a in (open_, high, low, close, volume):
+        a = a.copy()
+        a[gone] = _np.nan
+        arrays.append(_np.ascontiguousarray(a))
+    return (*arrays, SIM_SYMBOLS[:n_symbols])
