@@ -539,8 +539,9 @@ def step_nb(
         notional = 0.0
         order_qty = qty
         if order_type == OrderType.Market:
-            # Coinbase market buys are sized in quote (quote_size); the fill price sets the qty
-            notional = cost
+            # Coinbase market buys are sized in quote (quote_size, on the quote grid, fee
+            # included); the fill price sets the qty
+            notional = floor_to_increment_nb(cost, static.quote_increment[s])
             order_qty = 0.0
         n = _emit(
             orders, n, bar_no, s, Side.Buy, order_type, Purpose.Entry, k, order_qty, notional,
