@@ -196,6 +196,8 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     from typing import Annotated  # noqa: PLC0415
 
     info = model.model_fields[name]
+    if not info.metadata:
+        return TypeAdapter(info.annotation)
     return TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[arg-type]
 
 
