@@ -279,8 +279,8 @@ def step_nb(
     regime, product status, stage-1 blocks (counted as `EmptyUniverse` when every symbol is
     blocked on the bar), pending orders, cooldowns, max positions, the
     strategy's trades per bar, then sizing through regime multiplier, the strategy's budget,
-    asset, theme and total caps and cash, and finally product minimums (rounded up only within
-    the caps).
+    asset, theme and total caps and cash, and finally product minimums (a smaller target is
+    rounded up to them only within every cap and the cash; never rounded down below them).
     """
     n_symbols = close.shape[0]
     n_strategies = static.strategy_cap.shape[0]
@@ -466,22 +466,26 @@ def step_nb(
             reason_counts[k, s, Reason.RegimeShrink] += 1
         headroom = target
         limiting = Reason.Ok
-        # the strategy's own budget first, then the global caps (ties keep the earlier reason)
-        room = static.strategy_cap[k] * equity - strat_expo[k]
-        if room < headroom:
-            headroom = room
+        # the strategy's own budget first, then the global caps (ties keep the earlier reason);
+        # `cap_room` is the tightest cap alone, the limit for rounding up to product minimums
+        cap_room = static.strategy_cap[k] * equity - strat_expo[k]
+        if cap_room < headroom:
+            headroom = cap_room
             limiting = Reason.StrategyBudget
         room = params.asset_cap * equity - expo[s]
+        cap_room = min(cap_room, room)
         if room < headroom:
             headroom = room
             limiting = Reason.AssetCap
         t = static.theme_id[s]
         if t >= 0:
             room = params.theme_cap * equity - theme_expo[t]
+            cap_room = min(cap_room, room)
             if room < headroom:
                 headroom = room
                 limiting = Reason.ThemeCap
         room = params.total_cap * equity - total
+        cap_room = min(cap_room, room)
         if room < headroom:
             headroom = room
             limiting = Reason.TotalCap
@@ -524,8 +528,9 @@ def step_nb(
         if by_notional > need:
             need = by_notional
         if qty < need:
-            # round up to the minimum only if it still fits every cap and the cash
-            if need * fill_price * (1.0 + fee) <= headroom * (1.0 + 1e-12) and (
+            # round up to the minimum, past a smaller target, only if it fits every cap and
+            # the cash
+            if need * fill_price * (1.0 + fee) <= cap_room * (1.0 + 1e-12) and (
                 need * fill_price * (1.0 + fee) <= cash_free
             ):
                 qty = need

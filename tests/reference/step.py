@@ -317,6 +317,7 @@ def step_ref(
         rooms.append((params.total_cap * equity - sum(_value(positions, m) for m in range(n_sym)),
                       Reason.TotalCap))  # fmt: skip
         rooms.append((cash_free, Reason.InsufficientCash))
+        caps_only = min(room for room, _ in rooms[1:-1])  # caps without the target or cash
         headroom, limiting = rooms[0]
         for room, why in rooms[1:]:
             if room < headroom:  # strict: ties keep the earlier (budget before global caps)
@@ -353,8 +354,8 @@ def step_ref(
         )  # fmt: skip
         if qty < need:
             need_cost = need * fill_price * (1.0 + fee)
-            if need_cost <= headroom * (1.0 + 1e-12) and need_cost <= cash_free:
-                qty = need  # round up to the minimum only within every cap and the cash
+            if need_cost <= caps_only * (1.0 + 1e-12) and need_cost <= cash_free:
+                qty = need  # round up past the target only within every cap and the cash
             else:
                 count(k, s, Reason.BelowMinimum)
                 continue
@@ -367,7 +368,9 @@ def step_ref(
             {
                 "bar_no": bar_no, "symbol": s, "side": Side.Buy,
                 "order_type": params.entry_order_type, "purpose": Purpose.Entry, "strategy": k,
-                "qty": 0.0 if market else qty, "notional": cost if market else 0.0,
+                "qty": 0.0 if market else qty,
+                # market buys are sized in quote on the quote grid (fee included)
+                "notional": floor_to_increment_ref(cost, static.quote_increment[s]) if market else 0.0,
                 "limit_price": limit, "ref_price": price, "stop_pct": stop, "take_pct": take,
             }
         )  # fmt: skip
