@@ -1,0 +1,1 @@
+"""pytest-benchmark benchmarks (off by default; run with --benchmark-enable)."""
