@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from numba import njit
+from numba.core.errors import NumbaPendingDeprecationWarning
+from pandas.errors import PandasDeprecationWarning
 
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import Regime
@@ -122,7 +124,10 @@ def run_vectorbt(m: dict) -> float:
     close = pd.Series(m["close"][:, 0])
     open_ = pd.Series(m["open"][:, 0])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # vectorbt 1.x on pandas 3 warns from its own code
+        # vectorbt 1.x: numba's reflected-list deprecation while its kernels compile, and
+        # pandas 3's deprecations raised from inside vectorbt's own code
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        warnings.simplefilter("ignore", PandasDeprecationWarning)
         fast = vbt.MA.run(close, FAST).ma
         slow = vbt.MA.run(close, SLOW).ma
         entries = (fast > slow) & (fast.shift(1) <= slow.shift(1))
@@ -252,6 +257,10 @@ def test_ma_cross_speed_ratios(request, market):
             cross_weights_nb, ma_cross_nb(close, FAST, SLOW), 1.0
         ),
         "general.simulate_nb": _best_of(general_simulate, market, proposals),
+        # the same loop with no proposal at all: the fixed per-bar cost of step_nb
+        "general.simulate_nb.no_proposals": _best_of(
+            general_simulate, market, (np.full_like(proposals[0], np.nan), *proposals[1:])
+        ),
     }
     ratios = {
         "vectorbt_over_general": seconds["vectorbt"] / seconds["general"],

@@ -25,6 +25,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba.core.errors import NumbaPendingDeprecationWarning
+from pandas.errors import PandasDeprecationWarning
 
 from signals.bars import Panel, load_bars, to_panel
 from sim.engine import run_backtest
@@ -40,8 +42,10 @@ def _vectorbt_orders(panel: Panel, fast: int, slow: int, fee: float):
     close = pd.Series(panel.close[:, 0])
     open_ = pd.Series(panel.open[:, 0])
     with warnings.catch_warnings():
-        # vectorbt 1.x on pandas 3 raises Pandas4Warning from inside its own code
-        warnings.simplefilter("ignore")
+        # vectorbt 1.x: numba's reflected-list deprecation while its kernels compile, and
+        # pandas 3's deprecations raised from inside vectorbt's own code
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        warnings.simplefilter("ignore", PandasDeprecationWarning)
         fast_ma = vbt.MA.run(close, fast).ma
         slow_ma = vbt.MA.run(close, slow).ma
         entries = (fast_ma > slow_ma) & (fast_ma.shift(1) <= slow_ma.shift(1))
