@@ -1,0 +1,114 @@
+"""`config/live.yaml`: how the live daemon runs, and the safety ladder DRY_RUN -> PAPER -> LIVE.
+
+The defaults are the safe ones: DRY_RUN and `read_only: true`. Secrets never live here; the
+adapter reads them from the environment (`live_bridge.coinbase.CoinbaseCredentials`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+from signals.config import parse_model
+from signals.errors import ConfigError
+from signals.types import Bps, NonNegFloat, NonNegInt, Pct, PositiveFloat, PositiveInt
+
+log = logging.getLogger("live_bridge")
+
+Mode = Literal["DRY_RUN", "PAPER", "LIVE"]
+GRANULARITY_NS = {
+    "ONE_MINUTE": 60 * 1_000_000_000,
+    "FIVE_MINUTE": 300 * 1_000_000_000,
+    "FIFTEEN_MINUTE": 900 * 1_000_000_000,
+    "THIRTY_MINUTE": 1_800 * 1_000_000_000,
+    "ONE_HOUR": 3_600 * 1_000_000_000,
+    "TWO_HOUR": 7_200 * 1_000_000_000,
+    "SIX_HOUR": 21_600 * 1_000_000_000,
+    "ONE_DAY": 86_400 * 1_000_000_000,
+}
+
+
+class LiveConfig(BaseModel, frozen=True, extra="forbid"):
+    """Daemon settings. Every default is safe for real money."""
+
+    mode: Mode = Field("DRY_RUN", description="DRY_RUN logs orders; PAPER simulates fills; LIVE trades.")
+    read_only: bool = Field(True, description="Never place or cancel orders. LIVE needs false.")
+    symbols: list[str] = Field(
+        default_factory=lambda: ["BTC-USD", "ETH-USD"], description="Products the daemon trades."
+    )
+    granularity: Literal[
+        "ONE_MINUTE", "FIVE_MINUTE", "FIFTEEN_MINUTE", "THIRTY_MINUTE", "ONE_HOUR", "TWO_HOUR",
+        "SIX_HOUR", "ONE_DAY",
+    ] = Field("ONE_HOUR", description="Bar length; must match the data the strategy was tested on.")  # fmt: skip
+    window_bars: NonNegInt = Field(
+        0, description="Rolling window length; 0 = the decision path's warm-up (exact parity)."
+    )
+    jitter_pct: Pct = Field(10.0, description="Random delay after a bar close, % of a bar (0-10).")
+    close_delay_secs: NonNegFloat = Field(
+        2.0, description="Wait after the bar close before fetching it (venue publishing lag)."
+    )
+    state_path: str = Field("data/state/live.sqlite", description="SQLite state store.")
+    base_url: str | None = Field(None, description="host:port of the venue; None = production.")
+    ca_path: str | None = Field(None, description="CA bundle to trust (the exchange simulator's).")
+    timeout_secs: PositiveFloat = Field(10.0, description="Per-request timeout.")
+    max_retries: NonNegInt = Field(4, description="Retries of transient exchange errors.")
+    max_quote_age_seconds: PositiveFloat = Field(30.0, description="Older quotes are not traded on.")
+    max_spread_bps: Bps = Field(50.0, description="Skip an order when the spread is wider.")
+    min_book_depth_usd: NonNegFloat = Field(
+        1_000.0, description="Skip an order when the book within 20 bps is thinner (per side)."
+    )
+    depth_within_bps: Bps = Field(20.0, description="Band for the depth check, bps.")
+    initial_cash_usd: PositiveFloat | None = Field(
+        None, description="DRY_RUN/PAPER starting cash; None = the backtest's initial cash."
+    )
+    max_cycles: PositiveInt | None = Field(None, description="Stop after N cycles (rehearsals).")
+
+    def bar_ns(self) -> int:
+        """Return the bar length in ns."""
+        return GRANULARITY_NS[self.granularity]
+
+
+def load_live_config(path: str | Path) -> LiveConfig:
+    """Load `live.yaml` (missing file: safe defaults) with the strict loader's messages."""
+    file = Path(path)
+    if not file.exists():
+        return LiveConfig()
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as e:
+        msg = f"{file}: is not valid YAML ({e})".replace("\n", " ")
+        raise ConfigError(msg) from e
+    config: LiveConfig = parse_model(LiveConfig, data, str(file))
+    return config
+
+
+def resolve_mode(config: LiveConfig, cli_mode: Mode | None, confirm_live: bool) -> LiveConfig:
+    """Apply the safety ladder and return the effective config; raise on any contradiction.
+
+    * The mode is the CLI's `--mode` if given, else the config's.
+    * Any mode but LIVE is read-only, whatever the config says (logged when forced).
+    * LIVE needs `read_only: false` in the config AND `--confirm-live` on the command line.
+    * `--confirm-live` with a mode other than LIVE is a contradiction.
+    """
+    mode: Mode = cli_mode or config.mode
+    if confirm_live and mode != "LIVE":
+        msg = f"`--confirm-live` is only for LIVE mode, was given with mode {mode}"
+        raise ConfigError(msg)
+    if mode == "LIVE":
+        if config.read_only:
+            msg = (
+                "LIVE mode needs `read_only: false` in live.yaml, was `read_only: true` "
+                "(the safe default); set it deliberately to trade real money"
+            )
+            raise ConfigError(msg)
+        if not confirm_live:
+            msg = "LIVE mode trades real money and needs `--confirm-live` on the command line"
+            raise ConfigError(msg)
+        return config.model_copy(update={"mode": mode})
+    if not config.read_only:
+        log.warning("mode %s forces read_only (live.yaml had read_only: false)", mode)
+    return config.model_copy(update={"mode": mode, "read_only": True})
