@@ -196,13 +196,15 @@ def test_bench_sweep_tiny_grid_runs(benchmark) -> None:
 
 
 def _memory_probe(n_bars: int) -> int:
-    # run in a fresh process: peak RSS (KiB) of one MA sweep over `n_bars`
-    import resource  # noqa: PLC0415
-
+    # run in a fresh process: peak RSS (KiB) of one MA sweep over `n_bars`. VmHWM, not
+    # ru_maxrss: ru_maxrss survives fork + exec, so it would report the parent's peak.
     from sim.sweep import sweep  # noqa: PLC0415
 
     sweep(one_symbol_panel(n_bars), _config(), ma_grid())
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return -1
 
 
 def _rss_in_subprocess(n_bars: int) -> int:
