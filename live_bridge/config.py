@@ -35,7 +35,9 @@ GRANULARITY_NS = {
 class LiveConfig(BaseModel, frozen=True, extra="forbid"):
     """Daemon settings. Every default is safe for real money."""
 
-    mode: Mode = Field("DRY_RUN", description="DRY_RUN logs orders; PAPER simulates fills; LIVE trades.")
+    mode: Mode = Field(
+        "DRY_RUN", description="DRY_RUN logs orders; PAPER simulates fills; LIVE trades."
+    )
     read_only: bool = Field(True, description="Never place or cancel orders. LIVE needs false.")
     symbols: list[str] = Field(
         default_factory=lambda: ["BTC-USD", "ETH-USD"], description="Products the daemon trades."
@@ -43,7 +45,7 @@ class LiveConfig(BaseModel, frozen=True, extra="forbid"):
     granularity: Literal[
         "ONE_MINUTE", "FIVE_MINUTE", "FIFTEEN_MINUTE", "THIRTY_MINUTE", "ONE_HOUR", "TWO_HOUR",
         "SIX_HOUR", "ONE_DAY",
-    ] = Field("ONE_HOUR", description="Bar length; must match the data the strategy was tested on.")  # fmt: skip
+    ] = Field("ONE_HOUR", description="Bar length; must match the backtested data.")  # fmt: skip
     window_bars: NonNegInt = Field(
         0, description="Rolling window length; 0 = the decision path's warm-up (exact parity)."
     )
@@ -56,7 +58,9 @@ class LiveConfig(BaseModel, frozen=True, extra="forbid"):
     ca_path: str | None = Field(None, description="CA bundle to trust (the exchange simulator's).")
     timeout_secs: PositiveFloat = Field(10.0, description="Per-request timeout.")
     max_retries: NonNegInt = Field(4, description="Retries of transient exchange errors.")
-    max_quote_age_seconds: PositiveFloat = Field(30.0, description="Older quotes are not traded on.")
+    max_quote_age_seconds: PositiveFloat = Field(
+        30.0, description="Older quotes are not traded on."
+    )
     max_spread_bps: Bps = Field(50.0, description="Skip an order when the spread is wider.")
     min_book_depth_usd: NonNegFloat = Field(
         1_000.0, description="Skip an order when the book within 20 bps is thinner (per side)."

@@ -37,7 +37,7 @@ from signals.bars import BAR_SCHEMA, Panel, validate_bars
 from signals.config import PlatformConfig
 from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
 from signals.decision.params import step_params, step_static
-from signals.enums import N_REASONS, Acc, OrderType, Pos, Side
+from signals.enums import N_REASONS, PRODUCT_STATUS_NAMES, Acc, OrderType, Pos, ProductStatus, Side
 from signals.errors import DataError
 from signals.pipeline import decision_inputs, warmup_bars
 from signals.records import ORDER_DT
@@ -139,19 +139,19 @@ class LiveDaemon:
             )  # fmt: skip
             self.params = self.params._replace(maker_fee=maker, taker_fee=taker)
 
-    def _products(self) -> tuple[np.ndarray, dict[str, ProductInfo]]:
+    def _products(self) -> np.ndarray:
         products = self.adapter.products()
         status = np.empty(len(self.symbols), dtype=np.int64)
         for s, symbol in enumerate(self.symbols):
             info = products.get(symbol)
-            status[s] = info.status if info is not None else 5  # unknown: fail closed
+            status[s] = info.status if info is not None else ProductStatus.Unknown  # fail closed
         self._static = self._static._replace(
             base_increment=np.array([_p(products, s, "base_increment") for s in self.symbols]),
             quote_increment=np.array([_p(products, s, "quote_increment") for s in self.symbols]),
             min_size=np.array([_p(products, s, "base_min_size") for s in self.symbols]),
             min_notional=np.array([_p(products, s, "quote_min_size") for s in self.symbols]),
         )
-        return status, products
+        return status
 
     # --- data --------------------------------------------------------------------------------
 
@@ -189,7 +189,10 @@ class LiveDaemon:
         # an explicit index ending at the newest closed bar: a missing bar is NaN (stale)
         n = self.window_bars
         ts = newest_open_ns - np.arange(n - 1, -1, -1, dtype=np.int64) * self.bar_ns
-        cols = {k: np.full((n, len(self.symbols)), np.nan) for k in ("open", "high", "low", "close", "volume")}
+        cols = {
+            k: np.full((n, len(self.symbols)), np.nan)
+            for k in ("open", "high", "low", "close", "volume")
+        }
         w = self._window
         if w.height:
             row = ((w["ts"].dt.epoch("ns").to_numpy() - ts[0]) // self.bar_ns).astype(np.int64)
@@ -197,7 +200,9 @@ class LiveDaemon:
             ok = (row >= 0) & (row < n)
             for k in cols:
                 cols[k][row[ok], col[ok]] = w[k].to_numpy()[ok]
-        return Panel(ts_ns=ts, symbols=self.symbols, **{k: np.ascontiguousarray(v) for k, v in cols.items()})
+        return Panel(
+            ts_ns=ts, symbols=self.symbols, **{k: np.ascontiguousarray(v) for k, v in cols.items()}
+        )
 
     # --- settlement of the previous cycle's orders ---------------------------------------------
 
@@ -250,7 +255,10 @@ class LiveDaemon:
         info = self.adapter.order(order.exchange_order_id)
         if info.status in ("OPEN", "PENDING", "QUEUED"):
             self.adapter.cancel([order.exchange_order_id])
-        for fill in sorted(self.adapter.fills(order_id=order.exchange_order_id), key=lambda f: (f.ts_ns, f.trade_id)):
+        for fill in sorted(
+            self.adapter.fills(order_id=order.exchange_order_id),
+            key=lambda f: (f.ts_ns, f.trade_id),
+        ):
             if self.store.has_fill(fill.trade_id):
                 continue
             self._apply(db, order, s, bar_no, fill.size, fill.price, fill.commission,
@@ -277,7 +285,7 @@ class LiveDaemon:
             return result
         if self.live.mode != "DRY_RUN":
             self._check_fees()
-        status, products = self._products()
+        status = self._products()
         self._update_window(newest, now, result.divergences)
         panel = self._panel(newest)
         inputs = decision_inputs(panel, self.platform, self.bar_ns)
@@ -288,8 +296,9 @@ class LiveDaemon:
         self.positions[:, Pos.PendingSellQty] = 0.0
         self.account[Acc.ReservedCash] = 0.0
         for s, symbol in enumerate(self.symbols):
-            if status[s] != 0:
-                result.divergences.append(f"{symbol}: product status {products.get(symbol) and products[symbol].status} blocks new entries")
+            if status[s] != ProductStatus.Online:
+                name = PRODUCT_STATUS_NAMES[int(status[s])]
+                result.divergences.append(f"{symbol}: product status {name} blocks new entries")
 
         t = panel.n_bars - 1
         day_id = newest // DAY_NS
@@ -350,7 +359,9 @@ class LiveDaemon:
             problem = self._pre_trade_problem(row, now_ns)
             if problem:
                 row.status, row.note = "skipped", problem
-                result.divergences.append(f"{row.symbol}: order {row.client_order_id} not placed: {problem}")
+                result.divergences.append(
+                    f"{row.symbol}: order {row.client_order_id} not placed: {problem}"
+                )
                 continue
             if self.live.mode == "PAPER":
                 row.status = "open"
@@ -460,6 +471,7 @@ def _order_record(order: OrderRow, s: int) -> np.void:
 def _describe(row: OrderRow) -> str:
     side = "buy" if row.side == Side.Buy else "sell"
     if row.order_type == OrderType.LimitPostOnly:
-        return f"{row.client_order_id} {side} {row.qty:g} {row.symbol} limit {row.limit_price:g} post-only"
+        limit = f"limit {row.limit_price:g} post-only"
+        return f"{row.client_order_id} {side} {row.qty:g} {row.symbol} {limit}"
     size = f"{row.notional:.2f} USD of" if row.side == Side.Buy else f"{row.qty:g}"
     return f"{row.client_order_id} {side} {size} {row.symbol} at market"

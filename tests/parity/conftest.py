@@ -119,9 +119,7 @@ def make_daemon(venue: Venue, tmp_path: Path, config: PlatformConfig, symbols) -
         max_retries=live.max_retries, backoff_base_secs=0.001, backoff_cap_secs=0.01,
         monotonic=lambda: venue.clock.now_ns() / 1e9, seed=1,
     )  # fmt: skip
-    return LiveDaemon(
-        config, live, adapter, StateStore(live.state_path), now_ns=venue.clock.now_ns
-    )
+    return LiveDaemon(config, live, adapter, StateStore(live.state_path), now_ns=venue.clock.now_ns)
 
 
 def orders_by_bar(frame: pl.DataFrame, bar_ns: int) -> dict[int, list[tuple]]:
