@@ -163,9 +163,93 @@ def _run_exchange_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+# === run ========================================================================================
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        default="config",
+        type=Path,
+        metavar="DIR",
+        help="folder of the strategy/risk YAML, the same the backtest used (default config/)",
+    )
+    p.add_argument(
+        "--live-config",
+        type=Path,
+        metavar="PATH",
+        help="daemon settings (default: <config>/live.yaml; missing = safe defaults)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("DRY_RUN", "PAPER", "LIVE"),
+        help="override live.yaml's mode (default there: DRY_RUN)",
+    )
+    p.add_argument(
+        "--confirm-live",
+        action="store_true",
+        help="required for LIVE: you confirm this trades real money",
+    )
+    p.add_argument(
+        "--once", action="store_true", help="run one cycle for the newest closed bar and exit"
+    )
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))  # fmt: skip
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    import logging  # noqa: PLC0415
+
+    from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials  # noqa: PLC0415
+    from live_bridge.config import load_live_config, resolve_mode  # noqa: PLC0415
+    from live_bridge.daemon import LiveDaemon  # noqa: PLC0415
+    from live_bridge.store import StateStore  # noqa: PLC0415
+    from signals.config import load_config  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    platform = load_config(args.config)
+    live = load_live_config(args.live_config or Path(args.config) / "live.yaml")
+    live = resolve_mode(live, args.mode, args.confirm_live)
+    credentials = CoinbaseCredentials.from_env()
+    adapter = CoinbaseAdapter(
+        credentials, base_url=live.base_url, ca_path=live.ca_path,
+        timeout_secs=live.timeout_secs, max_retries=live.max_retries,
+    )  # fmt: skip
+    store = StateStore(live.state_path)
+    daemon = LiveDaemon(platform, live, adapter, store)
+    logging.getLogger("live_bridge").info(
+        "live-bridge %s (read_only=%s) on %s, config %s, state %s", live.mode, live.read_only,
+        live.base_url or "api.coinbase.com", platform.config_hash(), live.state_path,
+    )  # fmt: skip
+    try:
+        if args.once:
+            daemon.run_cycle()
+        else:
+            daemon.run_forever()
+    except KeyboardInterrupt:
+        logging.getLogger("live_bridge").info("stopped; state is in %s", live.state_path)
+    finally:
+        store.close()
+        adapter.close()
+    return 0
+
+
 # === table and entry point ======================================================================
 
 SUBCOMMANDS: dict[str, Subcommand] = {
+    "run": Subcommand(
+        help="run the trading daemon (DRY_RUN by default)",
+        description=(
+            "Run the shared decision code once per closed bar against Coinbase (or the "
+            "exchange simulator named by base_url in live.yaml). DRY_RUN logs orders; PAPER "
+            "simulates fills; LIVE needs read_only: false in live.yaml AND --confirm-live. "
+            "API keys come from COINBASE_API_KEY/COINBASE_API_SECRET (or CB_API_KEY/"
+            "CB_API_SECRET) only."
+        ),
+        add_arguments=_add_run_arguments,
+        run=_run_daemon,
+    ),
     "exchange-sim": Subcommand(
         help="serve a local Coinbase Advanced Trade simulator over recorded bars",
         description=(

@@ -12,6 +12,9 @@ YEAR_NS = 365 * 86_400 * 1_000_000_000
 PROFIT_FACTOR_CAP = 100.0
 """Profit factor with no losing trade would be infinite; JSON has no infinity, so it is capped."""
 
+MAX_LOG_GROWTH = math.log(1e6)
+"""CAGR is capped at 1e6x a year (100,000,000 %): past that, annualising a run is meaningless."""
+
 REGRESSION_KEYS = ("total_trades", "win_rate", "total_pnl_pct", "max_drawdown_pct", "profit_factor")
 
 
@@ -57,7 +60,9 @@ def summary_metrics(result: BacktestResult) -> dict[str, float | int]:
     sortino = mean / down_std * math.sqrt(bars_per_year) if down_std > 0 else 0.0
     max_dd = max_drawdown_frac(np.concatenate(([initial], equity)))
     years = equity.size / bars_per_year
-    cagr = (final / initial) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else 0.0
+    # annualising a short run explodes (1.25 ** 4380 overflows), so the exponent is capped
+    growth = math.log(final / initial) / years if years > 0 and final > 0 else 0.0
+    cagr = math.expm1(min(growth, MAX_LOG_GROWTH))
     calmar = cagr / max_dd if max_dd > 0 else 0.0
     fills = result.fills
     traded = float((fills["qty"] * fills["price"]).sum()) if fills.height else 0.0

@@ -196,6 +196,10 @@ def _quiet_env() -> None:
     # downloads draw a tqdm progress bar on stderr; neither belongs in `sim` output.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow's default retry policy waits ~4 minutes on an unreachable server (notes §1.4);
+    # a backtest should say so in seconds. Users can still raise both.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 def _local_artifact_root(tracking_uri: str, experiment: str) -> str | None:

@@ -92,9 +92,8 @@ def test_summary_fills_turnover_and_fees():
     assert summary["total_fills"] == 2
 
 
-@pytest.mark.xfail(raises=OverflowError, strict=True, reason="sim/metrics.py CAGR overflows")
 def test_summary_short_curve_large_gain_cagr_finite():
-    # Known bug (reported): CAGR = (final / initial) ** (1 / years) with years = 2 / 8760 bars
-    # is 1.25 ** 4380, which raises OverflowError instead of returning a (capped) number.
+    # CAGR of a 2-bar hourly curve [100, 125] is 1.25 ** 4380: capped, not an OverflowError
     summary = summary_metrics(_result([100.0, 125.0]))
     assert math.isfinite(summary["cagr_pct"])
+    assert summary["cagr_pct"] == pytest.approx((1e6 - 1) * 100)
