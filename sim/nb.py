@@ -2,7 +2,7 @@
 
 For every bar `t`: the orders decided at the close of `t - 1` fill on bar `t` (market orders at
 the open plus slippage with the taker fee; post-only limits at their price with the maker fee
-when bar `t` trades through them, possibly partially), then the shared `step_nb` decides the
+when bar `t` trades through them, possibly partially), then the shared `step_core_nb` (`step_nb` on `[T, S]` inputs) decides the
 orders of bar `t` at its close. Nothing here decides a trade.
 """
 
@@ -10,7 +10,12 @@ import numpy as np
 from numba import njit
 
 from signals._math import floor_to_increment_nb
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
+from signals.decision.nb import (
+    apply_fill_nb,
+    mark_periods_breakers_nb,
+    new_workspace_nb,
+    step_core_nb,
+)
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
 from signals.records import ORDER_DT
 from sim.enums import FILL_DT, TRADE_DT, OrderStatus
@@ -224,11 +229,22 @@ def simulate_nb(
         bar_no = ts_ns[t] // bar_ns
         day_id = ts_ns[t] // DAY_NS
         week_id = (day_id + 3) // 7
-        n_new = step_nb(
-            bar_no, day_id, week_id, close[t], weight[t], stop_pct[t], take_pct[t],
-            strategy[t], block_reason[t], product_status, regime[t], params, static,
-            account, positions, step_orders, reason_counts, workspace,
-        )  # fmt: skip
+        # a quiet bar (no position, nothing pending, no weight > 0) decides no order and counts
+        # no reason: step_core_nb would only run its first stage, so run that stage alone
+        quiet = True
+        for s in range(n_symbols):
+            if positions[s, Pos.Qty] > 0.0 or weight[t, s] > 0.0:
+                quiet = False
+                break
+        if quiet:
+            mark_periods_breakers_nb(account, positions, close, t, day_id, week_id, params)
+            n_new = 0
+        else:
+            n_new = step_core_nb(
+                t, bar_no, day_id, week_id, close, weight, stop_pct, take_pct,
+                strategy, block_reason, product_status, regime[t], params, static,
+                account, positions, step_orders, reason_counts, workspace,
+            )  # fmt: skip
         prev_start = n_orders
         for j in range(n_new):
             if n_orders == orders.shape[0]:

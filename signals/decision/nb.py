@@ -26,9 +26,15 @@ from signals.enums import Acc, OrderType, Pos, ProductStatus, Purpose, Reason, S
 @njit(cache=True)
 def mark_to_market_nb(account, positions, close):
     """Update last prices from `close[S]` (NaN keeps the last price) and return equity, USD."""
+    return _mark_row(account, positions, close.reshape((1, close.shape[0])), 0)
+
+
+@njit(cache=True)
+def _mark_row(account, positions, close, row):
+    # `mark_to_market_nb` on row `row` of `close[T, S]`
     equity = account[Acc.Cash]
     for s in range(positions.shape[0]):
-        price = close[s]
+        price = close[row, s]
         if np.isfinite(price):
             positions[s, Pos.LastPrice] = price
         qty = positions[s, Pos.Qty]
@@ -241,55 +247,14 @@ def _can_exit(status):
 
 
 @njit(cache=True)
-def step_nb(
-    bar_no,
-    day_id,
-    week_id,
-    close,
-    weight,
-    stop_pct,
-    take_pct,
-    strategy,
-    block_reason,
-    product_status,
-    regime,
-    params,
-    static,
-    account,
-    positions,
-    orders,
-    reason_counts,
-    workspace,
-):
-    """Decide the orders of one closed bar; return how many were written to `orders`.
+def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params):
+    """Mark to row `row` of `close[T, S]`, roll the day/week, update the peak and the loss and
+    drawdown breakers; return equity, USD.
 
-    Reference: tests/reference/step.py::step_ref.
-
-    Inputs at bar close (all `[S]` unless noted): `close` (NaN = no bar), the combined
-    proposals `weight` (target fraction of equity; NaN = no opinion, 0 = exit, > 0 = hold or
-    enter), `stop_pct`/`take_pct` (fractions; NaN = the policy default), `strategy` (index of
-    the proposing strategy), `block_reason` (stage-1 `Reason` code: universe, staleness, bans,
-    bad ticks; 0 = tradable), `product_status` (`ProductStatus`), scalar `regime` (`Regime`),
-    `day_id` (UTC day number) and `week_id` (ISO week number). `orders` must hold at least
-    `2 * S` records of `ORDER_DT`. `reason_counts[K, S, N_REASONS]` is incremented once per
-    proposal a control blocks or shrinks. `workspace` comes from `new_workspace_nb`.
-
-    Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim, then
-    entries in descending weight through kill switch, drawdown breaker, daily/weekly loss stops,
-    regime, product status, stage-1 blocks (counted as `EmptyUniverse` when every symbol is
-    blocked on the bar), pending orders, cooldowns, max positions, the
-    strategy's trades per bar, then sizing through regime multiplier, the strategy's budget,
-    asset, theme and total caps and cash, and finally product minimums (a smaller target is
-    rounded up to them only within every cap and the cash; never rounded down below them).
+    The first stage of `step_core_nb`, and all it does on a quiet bar (no position, no weight
+    > 0): the simulator calls it alone on such bars.
     """
-    n_symbols = close.shape[0]
-    n_strategies = static.strategy_cap.shape[0]
-    exiting, expo, theme_expo, strat_expo, trades_this_bar, order_of = workspace
-    n_themes = theme_expo.shape[0]
-    n = 0
-
-    # --- mark, periods and breakers -------------------------------------------------------
-    equity = mark_to_market_nb(account, positions, close)
+    equity = _mark_row(account, positions, close, row)
     if account[Acc.DayId] != day_id:
         account[Acc.DayId] = day_id
         account[Acc.DayStartEquity] = equity
@@ -312,10 +277,104 @@ def step_nb(
         1.0 - params.max_drawdown
     ):
         account[Acc.DrawdownBreaker] = 1.0
+    return equity
+
+
+@njit(cache=True)
+def step_nb(
+    bar_no,
+    day_id,
+    week_id,
+    close,
+    weight,
+    stop_pct,
+    take_pct,
+    strategy,
+    block_reason,
+    product_status,
+    regime,
+    params,
+    static,
+    account,
+    positions,
+    orders,
+    reason_counts,
+    workspace,
+):
+    """Decide the orders of one closed bar from `[S]` inputs; return how many were written.
+
+    Reference: tests/reference/step.py::step_ref.
+    The per-bar entry point of the live daemon and the tests: `step_core_nb` on the inputs as
+    one-row `[1, S]` arrays (see it for the inputs, units, NaN rules and the order of controls).
+    """
+    n = close.shape[0]
+    return step_core_nb(
+        0, bar_no, day_id, week_id, close.reshape((1, n)), weight.reshape((1, n)),
+        stop_pct.reshape((1, n)), take_pct.reshape((1, n)), strategy.reshape((1, n)),
+        block_reason.reshape((1, n)), product_status, regime, params, static, account,
+        positions, orders, reason_counts, workspace,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def step_core_nb(
+    row,
+    bar_no,
+    day_id,
+    week_id,
+    close,
+    weight,
+    stop_pct,
+    take_pct,
+    strategy,
+    block_reason,
+    product_status,
+    regime,
+    params,
+    static,
+    account,
+    positions,
+    orders,
+    reason_counts,
+    workspace,
+):
+    """Decide the orders of bar `row` of `[T, S]` inputs; return how many were written to `orders`.
+
+    Reference: tests/reference/step.py::step_ref.
+
+    Taking whole `[T, S]` arrays and the row index (not per-bar row views) keeps the simulator's
+    per-bar call free of new array views and their reference counting; `step_nb` is the same
+    decision on `[S]` inputs.
+
+    Inputs at the close of bar `row` (row `row` of `[T, S]` unless noted): `close` (NaN = no bar), the combined
+    proposals `weight` (target fraction of equity; NaN = no opinion, 0 = exit, > 0 = hold or
+    enter), `stop_pct`/`take_pct` (fractions; NaN = the policy default), `strategy` (index of
+    the proposing strategy), `block_reason` (stage-1 `Reason` code: universe, staleness, bans,
+    bad ticks; 0 = tradable), `product_status` (`ProductStatus`), scalar `regime` (`Regime`),
+    `day_id` (UTC day number) and `week_id` (ISO week number). `orders` must hold at least
+    `2 * S` records of `ORDER_DT`. `reason_counts[K, S, N_REASONS]` is incremented once per
+    proposal a control blocks or shrinks. `workspace` comes from `new_workspace_nb`.
+
+    Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim, then
+    entries in descending weight through kill switch, drawdown breaker, daily/weekly loss stops,
+    regime, product status, stage-1 blocks (counted as `EmptyUniverse` when every symbol is
+    blocked on the bar), pending orders, cooldowns, max positions, the
+    strategy's trades per bar, then sizing through regime multiplier, the strategy's budget,
+    asset, theme and total caps and cash, and finally product minimums (a smaller target is
+    rounded up to them only within every cap and the cash; never rounded down below them).
+    """
+    n_symbols = close.shape[1]
+    n_strategies = static.strategy_cap.shape[0]
+    exiting, expo, theme_expo, strat_expo, trades_this_bar, order_of = workspace
+    n_themes = theme_expo.shape[0]
+    n = 0
+
+    # --- mark, periods and breakers -------------------------------------------------------
+    equity = mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params)
     if params.kill_switch:
         for s in range(n_symbols):
-            if weight[s] > 0.0 and positions[s, Pos.Qty] <= 0.0:
-                k = strategy[s] if strategy[s] >= 0 else 0
+            if weight[row, s] > 0.0 and positions[s, Pos.Qty] <= 0.0:
+                k = strategy[row, s] if strategy[row, s] >= 0 else 0
                 reason_counts[k, s, Reason.KillSwitch] += 1
         return 0
 
@@ -323,7 +382,7 @@ def step_nb(
     for s in range(n_symbols):
         exiting[s] = False
         qty = positions[s, Pos.Qty] - positions[s, Pos.PendingSellQty]
-        price = close[s]
+        price = close[row, s]
         if qty <= 0.0 or not np.isfinite(price):
             continue
         purpose = -1
@@ -333,7 +392,7 @@ def step_nb(
             purpose = Purpose.StopLoss
         elif take_price > 0.0 and price >= take_price:
             purpose = Purpose.TakeProfit
-        elif weight[s] == 0.0:
+        elif weight[row, s] == 0.0:
             purpose = Purpose.Exit
         if purpose < 0:
             continue
@@ -405,30 +464,30 @@ def step_nb(
             open_positions += 1
     any_entry = False
     for s in range(n_symbols):
-        if weight[s] > 0.0 and positions[s, Pos.Qty] <= 0.0 and not exiting[s]:
+        if weight[row, s] > 0.0 and positions[s, Pos.Qty] <= 0.0 and not exiting[s]:
             any_entry = True
             break
     if not any_entry:
         return n
     for k in range(trades_this_bar.shape[0]):
         trades_this_bar[k] = 0
-    _descending(weight, order_of)
+    _descending(weight, row, order_of)
     regime_mult = 1.0
     if regime >= 0:
         regime_mult = static.regime_mult[regime]
     cash_free = account[Acc.Cash] - account[Acc.ReservedCash]
     universe_empty = True
     for s in range(n_symbols):
-        if block_reason[s] == Reason.Ok:
+        if block_reason[row, s] == Reason.Ok:
             universe_empty = False
             break
     for i in range(n_symbols):
         s = order_of[i]
-        w = weight[s]
+        w = weight[row, s]
         if not (w > 0.0) or positions[s, Pos.Qty] > 0.0 or exiting[s]:
             continue
-        k = strategy[s] if strategy[s] >= 0 else 0
-        price = close[s]
+        k = strategy[row, s] if strategy[row, s] >= 0 else 0
+        price = close[row, s]
         reason = Reason.Ok
         if account[Acc.DrawdownBreaker] > 0.0:
             reason = Reason.DrawdownBreaker
@@ -440,8 +499,8 @@ def step_nb(
             reason = Reason.RegimeBlock
         elif not _can_trade(product_status[s]):
             reason = Reason.ProductStatus
-        elif block_reason[s] != Reason.Ok:
-            reason = Reason.EmptyUniverse if universe_empty else block_reason[s]
+        elif block_reason[row, s] != Reason.Ok:
+            reason = Reason.EmptyUniverse if universe_empty else block_reason[row, s]
         elif not np.isfinite(price) or price <= 0.0:
             reason = Reason.StaleData
         elif positions[s, Pos.PendingBuyNotional] > 0.0:
@@ -498,10 +557,10 @@ def step_nb(
         if limiting != Reason.Ok:
             reason_counts[k, s, limiting] += 1
 
-        stop = stop_pct[s]
+        stop = stop_pct[row, s]
         if not np.isfinite(stop) or stop <= 0.0 or (0.0 < params.stop_loss < stop):
             stop = params.stop_loss
-        take = take_pct[s]
+        take = take_pct[row, s]
         if not np.isfinite(take) or take < 0.0:
             take = 0.0
 
@@ -611,14 +670,15 @@ def _trim(orders, n, bar_no, s, sell_value, status, params, static, positions, e
 
 
 @njit(cache=True)
-def _descending(weight, order):
-    # Stable order by descending weight (NaN last) into `order`: insertion sort, S is small.
-    n = weight.shape[0]
+def _descending(weight, row, order):
+    # Stable order of row `row` of `weight` by descending weight (NaN last) into `order`:
+    # insertion sort, S is small.
+    n = weight.shape[1]
     for i in range(n):
         order[i] = i
     for i in range(1, n):
         j = i
-        while j > 0 and _before(weight, order[j], order[j - 1]):
+        while j > 0 and _before(weight, row, order[j], order[j - 1]):
             tmp = order[j]
             order[j] = order[j - 1]
             order[j - 1] = tmp
@@ -626,9 +686,9 @@ def _descending(weight, order):
 
 
 @njit(cache=True)
-def _before(weight, a, b):
-    wa = weight[a]
-    wb = weight[b]
+def _before(weight, row, a, b):
+    wa = weight[row, a]
+    wb = weight[row, b]
     if not np.isfinite(wa):
         return False
     if not np.isfinite(wb):
