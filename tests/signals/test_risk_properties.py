@@ -181,11 +181,6 @@ def invariants(t, bar_no, before, positions, account, entries, orders, params, s
         assert positions[s, Pos.PendingSellQty] <= positions[s, Pos.Qty] * (1 + TOL) + 1e-12
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: on some random markets the Python driver emits more orders than simulate_nb "
-    "(9 vs 7 on the shrunk example); not yet diagnosed",
-)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(close=price_walks(min_rows=30, max_rows=120, max_cols=3), config=configs(), data=st.data())
 def test_risk_invariants_random_market_and_config_hold_every_bar(close, config, data):
