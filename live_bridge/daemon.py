@@ -33,7 +33,7 @@ from live_bridge.coinbase import CoinbaseAdapter, ProductInfo
 from live_bridge.config import LiveConfig
 from live_bridge.errors import ExchangeError, OrderRejectedError, TransientExchangeError
 from live_bridge.store import KernelState, OrderRow, StateStore
-from signals.bars import BAR_SCHEMA, Panel, validate_bars
+from signals.bars import BAR_SCHEMA, Panel, bar_violations
 from signals.config import PlatformConfig
 from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
 from signals.decision.params import step_params, step_static
@@ -91,6 +91,7 @@ class LiveDaemon:
         self.params = step_params(platform)
         self.fill = fill_params(platform)
         self._window = pl.DataFrame(schema=BAR_SCHEMA)
+        self._last_fetched_ns: dict[str, int] = {}
         self._rng = random.Random(platform.backtest.seed)
         self._fee_checked = False
         saved = store.load_state()
@@ -157,13 +158,10 @@ class LiveDaemon:
 
     def _update_window(self, newest_open_ns: int, now_ns: int, divergences: list[str]) -> None:
         first_needed = newest_open_ns - (self.window_bars - 1) * self.bar_ns
-        frames = [self._window]
+        batches = []
         for symbol in self.symbols:
-            have = self._window.filter(pl.col("symbol") == symbol)
-            start = first_needed
-            if have.height:
-                last = int(have["ts"].dt.epoch("ns").max())  # type: ignore[arg-type]
-                start = max(first_needed, last + self.bar_ns)
+            last = self._last_fetched_ns.get(symbol)
+            start = first_needed if last is None else max(first_needed, last + self.bar_ns)
             if start > newest_open_ns:
                 continue
             try:
@@ -171,19 +169,24 @@ class LiveDaemon:
                     symbol, start, newest_open_ns + self.bar_ns, self.live.granularity,
                     now_ns=now_ns,
                 )  # fmt: skip
-                if new.height:
-                    validate_bars(pl.concat([have.tail(1), new]))
-            except DataError as e:
-                divergences.append(f"{symbol}: bad bars skipped ({e})")
-                continue
             except (TransientExchangeError, ExchangeError) as e:
                 divergences.append(f"{symbol}: candles unavailable ({e})")
                 continue
-            frames.append(new.select(list(BAR_SCHEMA)))
-        window = pl.concat(frames) if len(frames) > 1 else self._window
-        self._window = window.filter(pl.col("ts").dt.epoch("ns") >= first_needed).sort(
-            "symbol", "ts"
-        )
+            if new.height:
+                # a bad bar is dropped once, not fetched again and again
+                self._last_fetched_ns[symbol] = int(new["ts"].dt.epoch("ns").max())  # type: ignore[arg-type]
+                batches.append(new.select(list(BAR_SCHEMA)))
+        window = self._window
+        if batches:
+            new = pl.concat(batches)
+            bad = bar_violations(new)
+            if bad:
+                for _, symbol, message in bad:
+                    divergences.append(f"{symbol}: bad bars skipped ({message})")
+                rows = [i for i, _, _ in bad]
+                new = new.with_row_index("_row").filter(~pl.col("_row").is_in(rows)).drop("_row")
+            window = pl.concat([window, new])
+        self._window = window.filter(pl.col("ts").dt.epoch("ns") >= first_needed)
 
     def _panel(self, newest_open_ns: int) -> Panel:
         # an explicit index ending at the newest closed bar: a missing bar is NaN (stale)
@@ -206,7 +209,9 @@ class LiveDaemon:
 
     # --- settlement of the previous cycle's orders ---------------------------------------------
 
-    def _settle(self, bar_no: int, panel: Panel, vol_prev: np.ndarray, now_ns: int) -> int:
+    def _settle(
+        self, bar_no: int, panel: Panel, vol_prev: np.ndarray, now_ns: int, divergences: list[str]
+    ) -> int:
         n_fills = 0
         open_orders = self.store.orders(status="open")
         with self.store.transaction() as db:
@@ -214,8 +219,14 @@ class LiveDaemon:
                 s = self.symbols.index(order.symbol)
                 if self.live.mode == "PAPER":
                     n_fills += self._settle_paper(db, order, s, bar_no, panel, vol_prev, now_ns)
-                else:
+                    continue
+                try:
                     n_fills += self._settle_live(db, order, s, bar_no, now_ns)
+                except (TransientExchangeError, ExchangeError) as e:
+                    # stays open: the next cycle settles it (its fills then count on that bar)
+                    divergences.append(
+                        f"{order.symbol}: order {order.client_order_id} not settled: {e}"
+                    )
         return n_fills
 
     def _apply(self, db, order: OrderRow, s: int, bar_no: int, qty: float, price: float,
@@ -290,7 +301,7 @@ class LiveDaemon:
         panel = self._panel(newest)
         inputs = decision_inputs(panel, self.platform, self.bar_ns)
         vol_prev = inputs.vol[-2] if panel.n_bars > 1 else np.full(len(self.symbols), np.nan)
-        result.fills = self._settle(bar_no, panel, vol_prev, now)
+        result.fills = self._settle(bar_no, panel, vol_prev, now, result.divergences)
         # orders live one bar, so after settlement nothing is pending (as in the backtest)
         self.positions[:, Pos.PendingBuyNotional] = 0.0
         self.positions[:, Pos.PendingSellQty] = 0.0
@@ -397,6 +408,27 @@ class LiveDaemon:
             row.status, row.note = "skipped", "read_only"
             return
         try:
+            preview = self.adapter.preview_order(
+                row.symbol, row.side,
+                base_size=None if row.side == Side.Buy and row.order_type == OrderType.Market
+                else row.qty,
+                quote_size=row.notional
+                if row.side == Side.Buy and row.order_type == OrderType.Market else None,
+                limit_price=row.limit_price if row.order_type == OrderType.LimitPostOnly else None,
+            )  # fmt: skip
+            if preview.errors:
+                modelled = all(POST_ONLY_CROSS in err for err in preview.errors)
+                row.status, row.note = (
+                    ("rejected" if modelled else "skipped"),
+                    ",".join(preview.errors),
+                )
+                if modelled:
+                    log.info("preview of %s: post-only would cross", row.client_order_id)
+                else:
+                    result.divergences.append(
+                        f"{row.symbol}: order {row.client_order_id} failed preview: {row.note}"
+                    )
+                return
             if row.order_type == OrderType.LimitPostOnly:
                 ack = self.adapter.place_limit_post_only(
                     row.client_order_id, row.symbol, row.side, row.qty, row.limit_price or 0.0

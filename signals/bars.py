@@ -363,19 +363,34 @@ def _rules(now: datetime) -> dict[str, pl.Expr]:
     }
 
 
-def _first_violation(frame: pl.DataFrame, now: datetime) -> str | None:
+def bar_violations(
+    frame: pl.DataFrame, *, now: datetime | None = None, limit: int | None = None
+) -> list[tuple[int, str, str]]:
+    """Return `(row index, symbol, message)` for each bar breaking a schema rule, in frame order.
+
+    The same rules and messages as `validate_bars` (one message per row: its first rule), for
+    callers that drop bad bars instead of rejecting the frame, such as the live daemon.
+    """
+    now = now or datetime.now(UTC)
     rules = _rules(now)
     flags = frame.with_row_index("_row").with_columns(
         pl.col("ts").shift(1).over("symbol").alias("_prev_ts"),
         *(expr.fill_null(False).alias(f"_rule_{name}") for name, expr in rules.items()),
     )
     any_rule = pl.any_horizontal([f"_rule_{name}" for name in rules])
-    hit = flags.filter(any_rule).head(1)
-    if hit.height == 0:
-        return None
-    row = hit.row(0, named=True)
-    rule = next(name for name in rules if row[f"_rule_{name}"])
-    return _message(rule, row, now)
+    hits = flags.filter(any_rule)
+    if limit is not None:
+        hits = hits.head(limit)
+    out = []
+    for row in hits.iter_rows(named=True):
+        rule = next(name for name in rules if row[f"_rule_{name}"])
+        out.append((int(row["_row"]), str(row["symbol"]), _message(rule, row, now)))
+    return out
+
+
+def _first_violation(frame: pl.DataFrame, now: datetime) -> str | None:
+    hits = bar_violations(frame, now=now, limit=1)
+    return hits[0][2] if hits else None
 
 
 def _message(rule: str, row: dict[str, Any], now: datetime) -> str:

@@ -278,11 +278,6 @@ def test_daemon_malformed_candle_skipped_with_divergence(venue: Venue, tmp_path,
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    reason="daemon bug: `_update_window` refetches from the bar after the last good one, so one "
-    "malformed candle fails validation again every cycle until it leaves the window",
-    strict=True,
-)
 def test_daemon_malformed_candle_symbol_recovers_next_bar(venue: Venue, tmp_path, market):
     symbol, offset = "SOL-USD", 26
     _corrupt_high(venue, market, symbol, offset)
