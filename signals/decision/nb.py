@@ -15,6 +15,11 @@ open orders count toward every cap.
 import numpy as np
 from numba import njit
 
+# `_nrt=False` on the two per-bar kernels: they allocate nothing and keep no reference past
+# the call, so reference counting their ~25 array arguments (about 100 atomic operations per
+# bar) only cost time: measured 290 -> 55 ns per call for one symbol (/tmp harness in the
+# commit message). A kernel that allocates cannot compile with it, so the flag is safe to keep.
+
 from signals._math import ceil_to_increment_nb, floor_to_increment_nb
 from signals.enums import Acc, OrderType, Pos, ProductStatus, Purpose, Reason, Side
 
@@ -246,7 +251,7 @@ def _can_exit(status):
 # ============================================================================================
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params):
     """Mark to row `row` of `close[T, S]`, roll the day/week, update the peak and the loss and
     drawdown breakers; return equity, USD.
@@ -316,7 +321,7 @@ def step_nb(
     )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step_core_nb(
     row,
     bar_no,
