@@ -11,11 +11,14 @@ class PlatformError(Exception):
 
 
 class ConfigError(PlatformError):
-    """A configuration file or value is wrong. The CLI prints it and exits 2; the daemon refuses to start."""
+    """A configuration file or value is wrong.
+
+    The CLI prints it and exits 2; the daemon refuses to start.
+    """
 
 
 class DataError(PlatformError):
-    """Market data violates the bar schema (unsorted, duplicated, non-finite, negative, high<low, bad ts).
+    """Market data violates the bar schema (unsorted, duplicated, non-finite, high < low, bad ts).
 
     The message names the symbol and the timestamp. The CLI exits 2; the live daemon skips the bar
     for that symbol (no trade on it) and logs the error.

@@ -2,8 +2,8 @@
 
 For every bar `t`: the orders decided at the close of `t - 1` fill on bar `t` (market orders at
 the open plus slippage with the taker fee; post-only limits at their price with the maker fee
-when bar `t` trades through them, possibly partially), then the shared `step_core_nb` (`step_nb` on `[T, S]` inputs) decides the
-orders of bar `t` at its close. Nothing here decides a trade.
+when bar `t` trades through them, possibly partially), then the shared `step_core_nb` (`step_nb`
+on `[T, S]` inputs) decides the orders of bar `t` at its close. Nothing here decides a trade.
 """
 
 import numpy as np
@@ -14,6 +14,7 @@ from signals.decision.nb import (
     apply_fill_nb,
     mark_periods_breakers_nb,
     new_workspace_nb,
+    nothing_to_decide_nb,
     step_core_nb,
 )
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
@@ -56,12 +57,12 @@ def new_state_nb(n_symbols, initial_cash):
 
 @njit(cache=True)
 def fill_order_nb(
-    order, o, h, l, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2
+    order, o, h, lo, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2
 ):
     """Return `(status, qty, price, fee, is_maker)` for one order on its fill bar.
 
     Reference: tests/reference/fill.py::fill_order_ref.
-    `o, h, l` are the fill bar's open/high/low (NaN = no bar), `vol` the decision bar's one-bar
+    `o, h, lo` are the fill bar's open/high/low (NaN = no bar), `vol` the decision bar's one-bar
     realized volatility (NaN = none), `cash` the free cash (USD), `held` the position (base units;
     sells are clipped to it: long-only spot), `u1, u2` uniform draws from the seeded RNG.
     """
@@ -92,7 +93,7 @@ def fill_order_nb(
     if side == Side.Buy:
         if o <= limit:
             return OrderStatus.PostOnlyCross, 0.0, 0.0, 0.0, 1
-        if not (l < limit):
+        if not (lo < limit):
             return OrderStatus.NoFill, 0.0, 0.0, 0.0, 1
     else:
         if o >= limit:
@@ -105,10 +106,10 @@ def fill_order_nb(
         part = floor_to_increment_nb(
             qty * (fill.min_fill_fraction + (1.0 - fill.min_fill_fraction) * u2), base_inc
         )
-        if part >= min_size and part * limit * (1.0 - params.maker_fee) >= min_notional:
-            if part < qty:
-                qty = part
-                status = OrderStatus.Partial
+        fits = part >= min_size and part * limit * (1.0 - params.maker_fee) >= min_notional
+        if fits and part < qty:
+            qty = part
+            status = OrderStatus.Partial
     if side == Side.Buy:
         cost = qty * limit * (1.0 + params.maker_fee)
         if cost > cash:
@@ -175,8 +176,8 @@ def simulate_nb(
             free_cash = account[Acc.Cash]
             st, qty, price, fee, is_maker = fill_order_nb(
                 order, open_[t, s], high[t, s], low[t, s], vol[t - 1, s], free_cash,
-                positions[s, Pos.Qty], static.min_size[s], static.min_notional[s], static.base_increment[s],
-                params, fill, u1, u2,
+                positions[s, Pos.Qty], static.min_size[s], static.min_notional[s],
+                static.base_increment[s], params, fill, u1, u2,
             )  # fmt: skip
             status[j] = st
             if st != OrderStatus.Filled and st != OrderStatus.Partial:
@@ -229,15 +230,10 @@ def simulate_nb(
         bar_no = ts_ns[t] // bar_ns
         day_id = ts_ns[t] // DAY_NS
         week_id = (day_id + 3) // 7
-        # a quiet bar (no position, nothing pending, no weight > 0) decides no order and counts
-        # no reason: step_core_nb would only run its first stage, so run that stage alone
-        quiet = True
-        for s in range(n_symbols):
-            if positions[s, Pos.Qty] > 0.0 or weight[t, s] > 0.0:
-                quiet = False
-                break
-        if quiet:
-            mark_periods_breakers_nb(account, positions, close, t, day_id, week_id, params)
+        # on a bar with nothing to decide the step would only mark and roll periods; run that
+        # stage alone (the full step repeats it, which is idempotent) and skip the call
+        mark_periods_breakers_nb(account, positions, close, t, day_id, week_id, params)
+        if nothing_to_decide_nb(t, close, weight, params, static, account, positions, workspace):
             n_new = 0
         else:
             n_new = step_core_nb(
