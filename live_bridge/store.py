@@ -200,7 +200,8 @@ class StateStore:
     def orders(self, status: str | None = None, bar_no: int | None = None) -> list[OrderRow]:
         """Return orders, optionally filtered, in (bar, emission) order."""
         sql = "SELECT * FROM orders"
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         if status is not None:
             clauses.append("status = ?")
             args.append(status)

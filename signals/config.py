@@ -43,6 +43,13 @@ class _Strict(BaseModel, frozen=True, extra="forbid"):
     pass
 
 
+RegimeName = Literal["bull", "chop", "bear", "crash"]
+
+
+def _default_regime_multipliers() -> dict[RegimeName, float]:
+    return {"bull": 1.0, "chop": 0.6, "bear": 0.3, "crash": 0.0}
+
+
 # --------------------------------------------------------------------------------------------
 # policy.yaml
 # --------------------------------------------------------------------------------------------
@@ -75,8 +82,8 @@ class RiskConfig(_Strict, frozen=True, extra="forbid"):
     max_data_staleness_bars: NonNegInt = Field(
         0, description="Bars a symbol's newest bar may be missing before it gets no entries."
     )
-    regime_multipliers: dict[Literal["bull", "chop", "bear", "crash"], NonNegFloat] = Field(
-        default_factory=lambda: {"bull": 1.0, "chop": 0.6, "bear": 0.3, "crash": 0.0},
+    regime_multipliers: dict[RegimeName, NonNegFloat] = Field(
+        default_factory=_default_regime_multipliers,
         description="Size multiplier per regime; 0 blocks new entries (crash by default).",
     )
     auto_trim: bool = Field(True, description="Sell the largest contributors back under a cap.")

@@ -165,7 +165,8 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
     frame = load_bars(args.path)
     report = validate_bars(frame)
     print(f"ok: {report.n_bars} bars, {len(report.symbols)} symbols ({', '.join(report.symbols)})")
-    print(f"range: {report.start} .. {report.end}, bar {report.bar_ns // 60_000_000_000} min")
+    bar = f"{report.bar_ns // 60_000_000_000} min" if report.bar_ns else "unknown (one bar)"
+    print(f"range: {report.start} .. {report.end}, bar {bar}")
     if report.gaps.height:
         print(f"gaps (reported, not filled): {report.gaps.height}")
         print(report.gaps)

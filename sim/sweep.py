@@ -146,7 +146,7 @@ def _strategy_classes() -> dict[str, Any]:
 
 def known_keys(config: PlatformConfig) -> list[str]:
     """Return every key a grid may use (for suggestions and `--help`)."""
-    keys = set()
+    keys: set[str] = set()
     for name, cls in _strategy_classes().items():
         keys.update(f"strategies.{name}.{p}" for p in cls.Params.model_fields)
         keys.add(f"strategies.{name}.enabled")
@@ -197,7 +197,7 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
 
     info = model.model_fields[name]
     if not info.metadata:
-        return TypeAdapter(info.annotation)
+        return TypeAdapter(info.annotation)  # type: ignore[arg-type]
     return TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[arg-type]
 
 
@@ -454,7 +454,7 @@ def run_chunk(
     from sim.sweep_nb import sweep_nb  # noqa: PLC0415
 
     hi = g.close.shape[0] if hi is None else hi
-    return sweep_nb(*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)
+    return sweep_nb(*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)  # type: ignore[call-arg]
 
 
 def run_one(
@@ -469,7 +469,7 @@ def run_one(
     from sim.sweep_nb import combo_run_nb  # noqa: PLC0415
 
     hi = g.close.shape[0] if hi is None else hi
-    metrics, curve = combo_run_nb(
+    metrics, curve = combo_run_nb(  # type: ignore[call-arg]
         *_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_row, ma_row
     )
     return metrics, curve
@@ -562,7 +562,7 @@ class _Task(NamedTuple):
 
 
 def _tasks(plan: SweepPlan, chunk: int) -> list[_Task]:
-    out = []
+    out: list[_Task] = []
     for gi, g in enumerate(plan.groups):
         n = len(g.combos)
         out.extend(_Task(gi, i, min(i + chunk, n)) for i in range(0, n, chunk))
@@ -573,7 +573,7 @@ def default_chunk(n_combos: int, engine: Engine) -> int:
     """Return combinations per task: enough for every thread, about 50 progress steps."""
     import numba  # noqa: PLC0415
 
-    threads = numba.config.NUMBA_NUM_THREADS
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     per_task = max(4 * threads, math.ceil(n_combos / 50))
     if engine.in_flight > 1:  # spread over the workers
         per_task = max(1, min(per_task, math.ceil(n_combos / (2 * engine.in_flight))))

@@ -62,7 +62,8 @@ _UNSAFE_KEY = re.compile(r"[^\w.\- ]")
 
 
 class _HasCurve(Protocol):
-    curve: pl.DataFrame
+    @property
+    def curve(self) -> pl.DataFrame: ...
 
 
 def default_tracking_uri() -> str:

@@ -21,6 +21,7 @@ from sim.engine import run_backtest
 from .conftest import make_daemon, orders_by_bar, parity_config
 
 DEFAULT_CYCLES = 1_000
+ALL_BARS = 10**9  # every bar after the warm-up: `pytest -m slow tests/parity`
 
 
 def _daemon_orders(rows) -> list[tuple]:
@@ -64,9 +65,13 @@ def _replay(venue, tmp_path, n_cycles, on_cycle=None):
 
 
 @pytest.mark.integration
-def test_live_daemon_orders_equal_backtest_bar_by_bar(venue, tmp_path):
+@pytest.mark.parametrize(
+    "n_cycles",
+    [DEFAULT_CYCLES, pytest.param(ALL_BARS, marks=pytest.mark.slow, id="whole-data-set")],
+)
+def test_live_daemon_orders_equal_backtest_bar_by_bar(venue, tmp_path, n_cycles):
     daemon, backtest, sent, expected, divergences, first, last, bar_ns, panel = _replay(
-        venue, tmp_path, DEFAULT_CYCLES
+        venue, tmp_path, n_cycles
     )
     # nothing can trade before the warm-up, so a daemon started there starts from the same state
     assert all(b >= int(panel.ts_ns[first]) // bar_ns for b in expected)
@@ -82,7 +87,7 @@ def test_live_daemon_orders_equal_backtest_bar_by_bar(venue, tmp_path):
         daemon.positions[:, Pos.Qty], backtest.final_positions[:, Pos.Qty], rtol=1e-12, atol=0
     )
     np.testing.assert_allclose(daemon.account[0], backtest.final_account[0], rtol=1e-9)
-    assert last - first == min(DEFAULT_CYCLES, panel.n_bars - first)
+    assert last - first == min(n_cycles, panel.n_bars - first)
 
 
 @pytest.mark.integration
