@@ -171,6 +171,12 @@ def fixture_window_daemon(cycle: Cycle, tmp_path_factory):
     store.close()
 
 
+def reset_window(daemon: LiveDaemon, before: pl.DataFrame, newest: int) -> None:
+    """Put the daemon back to holding every bar up to the one before `newest`."""
+    daemon._window = before
+    daemon._last_fetched_ns = dict.fromkeys(daemon.symbols, newest - daemon.bar_ns)
+
+
 def maintain_window(daemon: LiveDaemon, newest: int) -> Panel:
     """Append the newest bar of each symbol to the window and rebuild the wide panel."""
     daemon._update_window(newest, newest + daemon.bar_ns, [])
@@ -208,7 +214,7 @@ def test_bench_live_cycle_window_maintenance(benchmark, window_daemon, cycle):
     daemon, before, newest = window_daemon
 
     def setup():
-        daemon._window = before
+        reset_window(daemon, before, newest)
         return (daemon, newest), {}
 
     panel = benchmark.pedantic(maintain_window, setup=setup, rounds=50, warmup_rounds=3)
@@ -234,7 +240,7 @@ def test_live_cycle_median_below_goal(request, cycle, window_daemon):
     inputs = decision_inputs(cycle.window, cycle.config, cycle.bar_ns)
 
     def window_setup():
-        daemon._window = before
+        reset_window(daemon, before, newest)
         return daemon, newest
 
     parts = {
