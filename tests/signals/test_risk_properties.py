@@ -17,7 +17,6 @@ exactly; then it checks after every step:
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
