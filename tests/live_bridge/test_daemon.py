@@ -24,11 +24,13 @@ from sim.engine import run_backtest
 from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
     KEY_NAME,
     Venue,
+    daemon_orders,
     fixture_shipped_bars,
     fixture_venue,
     make_daemon,
     orders_by_bar,
     parity_config,
+    same_orders,
 )
 
 N_RESUME = 60
@@ -38,26 +40,8 @@ FIRST_ORDER = 23
 ORDERS_PATH = "/api/v3/brokerage/orders"
 
 
-def _orders(rows) -> list[tuple]:
-    return [(r.symbol, r.side, r.order_type, r.qty, r.notional, r.limit_price) for r in rows]
-
-
-def _same(a: list[tuple], b: list[tuple]) -> bool:
-    if len(a) != len(b):
-        return False
-    for x, y in zip(sorted(a, key=str), sorted(b, key=str), strict=True):
-        if x[:3] != y[:3]:
-            return False
-        for u, v in zip(x[3:], y[3:], strict=True):
-            if (u is None) != (v is None):
-                return False
-            if u is not None and not np.isclose(u, v, rtol=1e-12, atol=0.0):
-                return False
-    return True
-
-
 def _mismatch(sent: dict[int, list[tuple]], expected: dict[int, list[tuple]]) -> list[int]:
-    return [b for b in sent if not _same(sent[b], expected.get(b, []))]
+    return [b for b in sent if not same_orders(sent[b], expected.get(b, []))]
 
 
 @pytest.fixture(name="market", scope="module")
@@ -85,7 +69,7 @@ def _replay(venue: Venue, market: dict, daemon: LiveDaemon, start: int, stop: in
     for offset in range(start, stop):
         result = _step(venue, market, daemon, offset)
         assert not result.skipped
-        sent[result.bar_no] = _orders([r for r in result.orders if r.status in SENT])
+        sent[result.bar_no] = daemon_orders([r for r in result.orders if r.status in SENT])
     return sent
 
 
@@ -140,7 +124,7 @@ def test_daemon_restart_on_same_state_resumes_orders_equal_uninterrupted(
     after = {b: o for b, o in uninterrupted.items() if b >= _bar_no(market, N_RESUME)}
     assert resumed.keys() == after.keys()
     assert sum(len(v) for v in resumed.values()) >= 2, "the resumed half must trade"
-    assert not [b for b in resumed if not _same(resumed[b], after[b])]
+    assert not [b for b in resumed if not same_orders(resumed[b], after[b])]
     assert not _mismatch(resumed, market["expected"])
     np.testing.assert_allclose(
         second.positions[:, Pos.Qty], market["backtest"].final_positions[:, Pos.Qty], rtol=1e-12
@@ -261,7 +245,7 @@ def test_daemon_malformed_candle_skipped_with_divergence(venue: Venue, tmp_path,
     sent = _replay(venue, market, daemon, 0, offset)
     with caplog.at_level(logging.WARNING, logger="live_bridge"):
         result = _step(venue, market, daemon, offset)
-    sent[bar_no] = _orders([r for r in result.orders if r.status in SENT])
+    sent[bar_no] = daemon_orders([r for r in result.orders if r.status in SENT])
     _step(venue, market, daemon, offset + 1)  # the daemon keeps running
 
     assert any(d.startswith(f"{symbol}: bad bars skipped") for d in result.divergences)
@@ -271,7 +255,7 @@ def test_daemon_malformed_candle_skipped_with_divergence(venue: Venue, tmp_path,
     )
     assert all(r.symbol != symbol for r in result.orders)
     others = [o for o in market["expected"][bar_no] if o[0] != symbol]
-    assert _same(sent[bar_no], others)
+    assert same_orders(sent[bar_no], others)
     assert not _mismatch({b: o for b, o in sent.items() if b < bar_no}, market["expected"])
     assert all(symbol in d for d in result.divergences)
     _close(daemon)

@@ -136,3 +136,23 @@ def orders_by_bar(frame: pl.DataFrame, bar_ns: int) -> dict[int, list[tuple]]:
             )
         )  # fmt: skip
     return out
+
+
+def daemon_orders(rows) -> list[tuple]:
+    """Return the daemon's order rows as `orders_by_bar` tuples."""
+    return [(r.symbol, r.side, r.order_type, r.qty, r.notional, r.limit_price) for r in rows]
+
+
+def same_orders(a: list[tuple], b: list[tuple]) -> bool:
+    """Return True when two bars' orders match: symbol, side, type exact; sizes to 1e-12 rel."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(sorted(a, key=str), sorted(b, key=str), strict=True):
+        if x[:3] != y[:3]:
+            return False
+        for u, v in zip(x[3:], y[3:], strict=True):
+            if (u is None) != (v is None):
+                return False
+            if u is not None and not np.isclose(u, v, rtol=1e-12, atol=0.0):
+                return False
+    return True

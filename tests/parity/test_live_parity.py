@@ -18,28 +18,10 @@ from signals.enums import Pos
 from signals.pipeline import warmup_bars
 from sim.engine import run_backtest
 
-from .conftest import make_daemon, orders_by_bar, parity_config
+from .conftest import daemon_orders, make_daemon, orders_by_bar, parity_config, same_orders
 
 DEFAULT_CYCLES = 1_000
 ALL_BARS = 10**9  # every bar after the warm-up: `pytest -m slow tests/parity`
-
-
-def _daemon_orders(rows) -> list[tuple]:
-    return [(r.symbol, r.side, r.order_type, r.qty, r.notional, r.limit_price) for r in rows]
-
-
-def _same(a: list[tuple], b: list[tuple]) -> bool:
-    if len(a) != len(b):
-        return False
-    for x, y in zip(sorted(a, key=str), sorted(b, key=str), strict=True):
-        if x[:3] != y[:3]:
-            return False
-        for u, v in zip(x[3:], y[3:], strict=True):
-            if (u is None) != (v is None):
-                return False
-            if u is not None and not np.isclose(u, v, rtol=1e-12, atol=0.0):
-                return False
-    return True
 
 
 def _replay(venue, tmp_path, n_cycles, on_cycle=None):
@@ -57,7 +39,7 @@ def _replay(venue, tmp_path, n_cycles, on_cycle=None):
         venue.clock.set(int(panel.ts_ns[t]) + bar_ns)
         result = daemon.run_cycle()
         assert not result.skipped
-        sent[result.bar_no] = _daemon_orders([r for r in result.orders if r.status in SENT])
+        sent[result.bar_no] = daemon_orders([r for r in result.orders if r.status in SENT])
         divergences[result.bar_no] = result.divergences
     backtest = run_backtest(panel.slice(0, last), config)
     expected = orders_by_bar(backtest.orders, bar_ns)
@@ -77,7 +59,7 @@ def test_live_daemon_orders_equal_backtest_bar_by_bar(venue, tmp_path, n_cycles)
     assert all(b >= int(panel.ts_ns[first]) // bar_ns for b in expected)
     n_orders = sum(len(v) for v in sent.values())
     assert n_orders > 20, "the replay must exercise orders"
-    mismatched = [b for b in sent if not _same(sent[b], expected.get(b, []))]
+    mismatched = [b for b in sent if not same_orders(sent[b], expected.get(b, []))]
     assert not mismatched, (
         f"{len(mismatched)} of {len(sent)} bars differ; first bar {mismatched[0]}: "
         f"daemon {sent[mismatched[0]]} vs backtest {expected.get(mismatched[0], [])}"
@@ -114,7 +96,9 @@ def test_live_daemon_with_faults_diverges_only_where_forced(venue, tmp_path, cap
         )
     change = cancel_only_from["bar"]
     before = [b for b in sent if b < change]
-    assert all(_same(sent[b], expected.get(b, [])) for b in before), "diverged before the fault"
+    assert all(same_orders(sent[b], expected.get(b, [])) for b in before), (
+        "diverged before the fault"
+    )
     noisy = {b: divergences[b] for b in before if divergences[b]}
     assert not noisy, f"retried faults must not show as divergences: {noisy}"
     after = [b for b in sent if b >= change]
