@@ -89,7 +89,8 @@ def sma_nb(x, window):
     Reference: `tests/reference/indicators.py::sma_ref`.
 
     Units: those of `x`. Warm-up: NaN for rows `t < window - 1`. NaN rule: any NaN inside the
-    window gives NaN. Windowed: row `t` is the sum of `x[t - window + 1 .. t]` (oldest first)
+    window gives NaN. Windowed: row `t` is the sum of `x[t - window + 1 .. t]` (four lanes in a
+    fixed order from the window's start, `_window_sum_nb`)
     divided by `window`, computed from scratch, so it does not depend on earlier rows.
     """
     n_rows, n_cols = x.shape
@@ -107,7 +108,7 @@ def rolling_sum_nb(x, window):
     Reference: `tests/reference/indicators.py::rolling_sum_ref`.
 
     Units: those of `x`. Warm-up: NaN for rows `t < window - 1`. NaN rule: any NaN inside the
-    window gives NaN. Windowed: each row sums its own window from scratch, oldest first.
+    window gives NaN. Windowed: each row sums its own window from scratch (`_window_sum_nb`).
     """
     n_rows, n_cols = x.shape
     out = np.full((n_rows, n_cols), np.nan)
