@@ -93,7 +93,7 @@ class LiveDaemon:
         self._window = pl.DataFrame(schema=BAR_SCHEMA)
         self._last_fetched_ns: dict[str, int] = {}
         self._rng = random.Random(platform.backtest.seed)
-        self._fee_checked = False
+        self._fee_day = -1
         saved = store.load_state()
         n_strat = max(len(self.strategy_names), 1)
         if saved is not None:
@@ -126,12 +126,14 @@ class LiveDaemon:
             return float(self.live.initial_cash_usd)
         return float(self.platform.backtest.initial_cash_usd)
 
-    def _check_fees(self) -> None:
-        # The venue's fee tier is the truth; a different one than the policy's changes sizing,
-        # so the daemon says so once and trades with the venue's rates.
-        if self._fee_checked:
+    def _check_fees(self, now_ns: int) -> None:
+        # The venue's fee tier is the truth (it moves with 30-day volume); a rate other than the
+        # policy's changes sizing, so the daemon says so and trades with the venue's rates.
+        # Checked at start and then once per UTC day.
+        day = now_ns // DAY_NS
+        if self._fee_day == day:
             return
-        self._fee_checked = True
+        self._fee_day = day
         maker, taker = self.adapter.fee_rates()
         if abs(maker - self.params.maker_fee) > 1e-12 or abs(taker - self.params.taker_fee) > 1e-12:
             log.warning(
@@ -295,7 +297,7 @@ class LiveDaemon:
             result.skipped = True
             return result
         if self.live.mode != "DRY_RUN":
-            self._check_fees()
+            self._check_fees(now)
         status = self._products()
         self._update_window(newest, now, result.divergences)
         panel = self._panel(newest)
