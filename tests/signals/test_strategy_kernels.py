@@ -1,0 +1,89 @@
+"""Strategy kernels equal their references; the quiet-bar check never hides a decision."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from signals.decision.nb import mark_periods_breakers_nb, nothing_to_decide_nb
+from signals.strategies.nb import below_channel_nb, cross_weights_nb, rules_combine_nb
+from tests.reference.strategies import below_channel_ref, cross_weights_ref, rules_combine_ref
+from tests.signals.test_step_reference import run_step_nb
+from tests.strategies import kernel_arrays, step_cases
+
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _flags(draw, shape):
+    return np.asarray(
+        draw(
+            st.lists(st.integers(0, 1), min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])
+        ),
+        dtype=np.uint8,
+    ).reshape(shape)
+
+
+@SETTINGS
+@given(data=st.data(), n_bars=st.integers(0, 40), n_symbols=st.integers(1, 3))
+def test_rules_combine_random_triggers_match_reference(data, n_bars, n_symbols):
+    shape = (n_bars, n_symbols)
+    masks = [_flags(data.draw, shape) for _ in range(6)]
+    regime = np.asarray(
+        data.draw(st.lists(st.integers(-1, 3), min_size=n_bars, max_size=n_bars)), dtype=np.int64
+    )
+    weight = data.draw(st.floats(0.0, 1.0))
+    enabled = data.draw(st.booleans())
+    got = rules_combine_nb(*masks, regime, weight, enabled)
+    np.testing.assert_array_equal(got, rules_combine_ref(*masks, regime, weight, enabled))
+
+
+@SETTINGS
+@given(close=kernel_arrays(), lookback=st.integers(1, 8), shift=st.floats(0.9, 1.0))
+def test_below_channel_random_prices_match_reference_and_prefix(close, lookback, shift):
+    low = np.ascontiguousarray(close * shift)
+    got = below_channel_nb(close, low, lookback)
+    np.testing.assert_array_equal(got, below_channel_ref(close, low, lookback))
+    n = close.shape[0] // 2
+    head = below_channel_nb(
+        np.ascontiguousarray(close[:n]), np.ascontiguousarray(low[:n]), lookback
+    )
+    np.testing.assert_array_equal(head, got[:n])
+
+
+@SETTINGS
+@given(data=st.data(), n_bars=st.integers(0, 30), weight=st.floats(0.0, 1.0))
+def test_cross_weights_random_crosses_match_reference(data, n_bars, weight):
+    cross = np.asarray(
+        data.draw(st.lists(st.integers(-1, 1), min_size=n_bars * 2, max_size=n_bars * 2)),
+        dtype=np.int8,
+    ).reshape(n_bars, 2)
+    np.testing.assert_array_equal(cross_weights_nb(cross, weight), cross_weights_ref(cross, weight))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=step_cases(pending=False))
+def test_nothing_to_decide_true_means_step_emits_and_counts_nothing(case):
+    # the simulator skips the step when the check says so: it must be a sufficient condition
+    account = case["account"].copy()
+    positions = case["positions"].copy()
+    n_symbols = positions.shape[0]
+    close = case["close"].reshape(1, n_symbols)
+    weight = case["weight"].reshape(1, n_symbols)
+    mark_periods_breakers_nb(
+        account, positions, close, 0, case["day_id"], case["week_id"], case["params"]
+    )
+    from signals.decision.nb import new_workspace_nb  # noqa: PLC0415
+
+    workspace = new_workspace_nb(
+        n_symbols, case["static"].theme_id, case["static"].strategy_cap.shape[0]
+    )
+    quiet = nothing_to_decide_nb(
+        0, close, weight, case["params"], case["static"], account, positions, workspace
+    )
+    orders, reasons, after_account, after_positions = run_step_nb(case)
+    if quiet:
+        assert orders.shape[0] == 0
+        assert not reasons.any()
+        np.testing.assert_array_equal(after_positions, positions)
+        np.testing.assert_array_equal(after_account, account)
