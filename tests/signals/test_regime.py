@@ -71,7 +71,11 @@ def test_regime_codes_unknown_exactly_during_warmup_on_clean_walk(x, scale):
         [np.isfinite(close[max(0, t - warmup + 1) : t + 1]).all() for t in range(close.size)]
     )
     classified = out[warmup - 1 :]
-    assert np.isin(classified, (B, C, D, X)).all() == finite_window[warmup - 1 :].all()
+    # finite windows are always classified; the converse does not hold: `warmup` bounds the
+    # dependency, and a NaN on a row no indicator reads at that bar (e.g. the first row of the
+    # window, only needed one bar earlier) leaves the bar classified (hypothesis found one)
+    if finite_window[warmup - 1 :].all():
+        assert np.isin(classified, (B, C, D, X)).all()
     assert ((out == U) | np.isin(out, (B, C, D, X))).all()
 
 
