@@ -446,15 +446,46 @@ def run_chunk(
     lo: int = 0,
     hi: int | None = None,
     trade_start: int = 0,
+    shared: tuple[np.ndarray, ...] | None = None,
 ) -> np.ndarray:
     """Return float64[C, N_METRICS] for parameter rows over bars `[lo, hi)` (the executor task).
 
-    Rows `< lo + trade_start` only warm the indicators up (see `combo_run_nb`).
+    Rows `< lo + trade_start` only warm the indicators up (see `combo_run_nb`). `shared`:
+    `shared_indicators(g, ...)` of a grid holding these rows, its index arrays cut to them
+    (`sim.sweep_nb.sweep_shared_nb`); None computes the rows' indicators here.
     """
-    from sim.sweep_nb import sweep_nb  # noqa: PLC0415
+    from sim.sweep_nb import sweep_nb, sweep_shared_nb  # noqa: PLC0415
 
     hi = g.close.shape[0] if hi is None else hi
-    return sweep_nb(*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)  # type: ignore[call-arg]
+    args = (*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)
+    if shared is None:
+        return sweep_nb(*args)  # type: ignore[call-arg]
+    return sweep_shared_nb(*args, *shared)  # type: ignore[call-arg]
+
+
+def shared_indicators(
+    g: GroupInputs, rules_p: np.ndarray, ma_p: np.ndarray, lo: int = 0, hi: int | None = None
+) -> tuple[np.ndarray, ...]:
+    """Return `sim.sweep_nb.shared_indicators_nb` of a group's rows over bars `[lo, hi)`.
+
+    Each distinct indicator array of the grid, once: T x S x distinct parameters of memory.
+    """
+    from sim.sweep_nb import shared_indicators_nb  # noqa: PLC0415
+
+    hi = g.close.shape[0] if hi is None else hi
+    return shared_indicators_nb(  # type: ignore[no-any-return]
+        g.close[lo:hi], g.high[lo:hi], g.low[lo:hi], g.volume[lo:hi], g.rules_slot, g.ma_slot,
+        rules_p, ma_p,
+    )  # fmt: skip
+
+
+def _chunk_rows(shared: tuple[np.ndarray, ...], start: int, stop: int) -> tuple[np.ndarray, ...]:
+    # the shared buffers whole, the per-combination index arrays cut to rows [start, stop)
+    breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx = shared
+    return (
+        breakout, momentum, spike, dip, exit_signal, rules_idx[start:stop], sma,
+        fast_idx[start:stop], slow_idx[start:stop],
+    )  # fmt: skip
 
 
 def run_one(
@@ -601,6 +632,10 @@ def run_plan(
     offsets = np.cumsum([0] + [len(g.combos) for g in plan.groups])
     out = np.empty((plan.n_combos, N_METRICS))
     pending: dict[cf.Future[np.ndarray], _Task] = {}
+    # in process the chunks share their group's indicator buffers; remote workers (dask) get
+    # no buffers (they would be pickled per task) and share within their chunk only
+    in_process = isinstance(engine.executor, InlineExecutor)
+    group_shared: dict[int, tuple[np.ndarray, ...]] = {}
     queue: Iterator[_Task] = iter(tasks)
     with tqdm(
         total=plan.n_combos, desc=desc, unit="combo", file=sys.stderr, disable=not progress,
@@ -610,9 +645,17 @@ def run_plan(
         def fill() -> None:
             for task in queue:
                 g = plan.groups[task.group]
+                shared = None
+                if in_process:  # each group's distinct indicators once, for all its chunks
+                    if task.group not in group_shared:
+                        group_shared.clear()  # tasks run group by group: keep one
+                        group_shared[task.group] = shared_indicators(
+                            inputs[task.group], g.rules_p, g.ma_p, lo, hi
+                        )
+                    shared = _chunk_rows(group_shared[task.group], task.start, task.stop)
                 fut = engine.executor.submit(
                     run_chunk, inputs[task.group], g.rules_p[task.start : task.stop],
-                    g.ma_p[task.start : task.stop], lo, hi, trade_start,
+                    g.ma_p[task.start : task.stop], lo, hi, trade_start, shared,
                 )  # fmt: skip
                 pending[fut] = task
                 if len(pending) >= engine.in_flight:

@@ -1,11 +1,19 @@
 """Parameter-sweep kernels: many strategy parameter sets over the same data, in numba.
 
 `sweep_nb` runs every combination (a row of `rules_p` / `ma_p`) in parallel with `prange`
-across combinations, never along time. Each combination computes its own proposals from the
+across combinations, never along time. Each combination builds its own proposals from the
 trigger kernels (`signals/triggers/nb.py`), combines them exactly as
 `signals.pipeline.decision_inputs` does, runs the shared `simulate_nb` and reduces the result
-to one row of `METRIC_NAMES`. Scratch is per combination (`[T, S]` trigger masks and
-proposals, `[T]` curves), so memory is O(threads x T x S), never O(T x combinations).
+to one row of `METRIC_NAMES`. Scratch is per combination (`[T, S]` cross signal and
+proposals, `[T]` curves), so it is O(threads x T x S), never O(T x combinations).
+
+Indicators shared across combinations: before its `prange` over combinations, `sweep_nb`
+computes every distinct indicator array of the parameter matrix once (the SMA of each distinct
+`ma_cross` window; each distinct `rules` trigger mask, keyed by the parameters its kernel
+takes) with the very same kernels, and every combination reads its arrays by index. Results
+are bit for bit those of the per-combination kernels; the shared buffers cost
+O(distinct windows x T x S) (float64 SMAs, uint8 masks) on top of the per-thread scratch,
+still never O(T x combinations).
 
 The stage-1 inputs that do not depend on strategy parameters (bad ticks, regime, universe
 blocks, realized volatility) are computed once by the caller and shared read-only.
@@ -17,9 +25,11 @@ Numba's cache only notices edits to this file: clear `NUMBA_CACHE_DIR` after edi
 import numpy as np
 from numba import njit, prange
 
+from signals.indicators.nb import sma_nb
 from signals.strategies.nb import below_channel_nb, cross_weights_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
+    ma_cross_from_sma_nb,
     ma_cross_nb,
     mean_reversion_nb,
     momentum_nb,
@@ -188,12 +198,23 @@ def rules_weight_nb(close, high, low, volume, bad_tick, regime, p):
     breakout = breakout_nb(close, high, int(p[0]))
     momentum = momentum_nb(close, int(p[1]), p[2] / 100.0)
     spike = volume_spike_nb(volume, int(p[3]), p[4])
-    mean_reversion = p[5] != 0.0
-    if mean_reversion:
+    if p[5] != 0.0:
         dip = mean_reversion_nb(close, int(p[6]), p[7])
     else:
         dip = np.zeros(close.shape, dtype=np.uint8)
     exit_signal = below_channel_nb(close, low, int(p[8]))
+    return rules_weight_of_masks_nb(
+        breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p
+    )
+
+
+@njit(cache=True)
+def rules_weight_of_masks_nb(breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p):
+    """Return `rules_weight_nb`'s result from its five trigger masks (computed elsewhere).
+
+    `dip` is ignored when mean reversion is off (`p[5] == 0`).
+    """
+    mean_reversion = p[5] != 0.0
     weight = rules_combine_nb(
         breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p[9] / 100.0,
         mean_reversion,
@@ -208,7 +229,12 @@ def ma_weight_nb(close, p):
 
     Reference: `signals/strategies/ma_cross.py::MaCross.propose`.
     """
-    cross = ma_cross_nb(close, int(p[0]), int(p[1]))
+    return ma_weight_of_cross_nb(ma_cross_nb(close, int(p[0]), int(p[1])), p)
+
+
+@njit(cache=True)
+def ma_weight_of_cross_nb(cross, p):
+    """Return `ma_weight_nb`'s result from its cross signal (`ma_cross_nb`'s output)."""
     weight = cross_weights_nb(cross, p[2] / 100.0)
     stop = p[3] / 100.0 if p[3] > 0 else np.nan
     return weight, stop, 0.0
@@ -244,6 +270,31 @@ def combo_run_nb(
     order (-1 = disabled). Proposals before row `trade_start` are dropped (no opinion), so rows
     `< trade_start` only warm the indicators up; metrics and the curve cover the rest.
     """
+    rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
+    if rules_slot >= 0:
+        rules_w, rules_stop, rules_take = rules_weight_nb(
+            close, high, low, volume, bad_tick, regime, rules_p
+        )
+    ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
+    if ma_slot >= 0:
+        ma_w, ma_stop, ma_take = ma_weight_nb(close, ma_p)
+    return run_weights_nb(
+        ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
+        params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
+        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def run_weights_nb(
+    ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
+    static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot, ma_slot,
+    rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take,
+):  # fmt: skip
+    """Return `combo_run_nb`'s result from each strategy's `(weight[T, S], stop, take)`.
+
+    A disabled strategy's (slot -1) weight is never read (pass an empty array).
+    """
     n_bars, n_symbols = close.shape
     weight = np.full((n_bars, n_symbols), np.nan)
     stop_pct = np.full((n_bars, n_symbols), np.nan)
@@ -253,11 +304,11 @@ def combo_run_nb(
     n_slots = max(rules_slot, ma_slot) + 1
     for k in range(n_slots):
         if k == rules_slot:
-            w, stop_k, take_k = rules_weight_nb(close, high, low, volume, bad_tick, regime, rules_p)
-            _combine_nb(w, stop_k, take_k, k, weight, stop_pct, take_pct, chosen, best)
+            _combine_nb(
+                rules_w, rules_stop, rules_take, k, weight, stop_pct, take_pct, chosen, best
+            )
         elif k == ma_slot:
-            w, stop_k, take_k = ma_weight_nb(close, ma_p)
-            _combine_nb(w, stop_k, take_k, k, weight, stop_pct, take_pct, chosen, best)
+            _combine_nb(ma_w, ma_stop, ma_take, k, weight, stop_pct, take_pct, chosen, best)
     for t in range(min(trade_start, n_bars)):
         for s in range(n_symbols):
             weight[t, s] = np.nan
@@ -287,11 +338,224 @@ def combo_run_nb(
 
 
 # ============================================================================================
+# Shared indicators
+# ============================================================================================
+
+
+@njit(cache=True)
+def distinct_rows_nb(keys):
+    """Return `(first[D], index[C])`: the distinct rows of `keys[C, K]` (exact float equality).
+
+    Row `first[d]` is the first occurrence of distinct row `d`; row `c` equals row
+    `first[index[c]]`. Rows containing NaN never match (each is its own entry). Cost
+    O(C x D x K): grids have few distinct indicator parameters.
+    """
+    n_rows, n_keys = keys.shape
+    first = np.empty(n_rows, dtype=np.int64)
+    index = np.empty(n_rows, dtype=np.int64)
+    n_distinct = 0
+    for c in range(n_rows):
+        found = -1
+        for d in range(n_distinct):
+            r = first[d]
+            same = True
+            for j in range(n_keys):
+                if keys[r, j] != keys[c, j]:
+                    same = False
+                    break
+            if same:
+                found = d
+                break
+        if found < 0:
+            first[n_distinct] = c
+            found = n_distinct
+            n_distinct += 1
+        index[c] = found
+    return first[:n_distinct].copy(), index
+
+
+@njit(parallel=True, cache=True)
+def shared_smas_nb(close, ma_p):
+    """Return `(sma[W, T, S], fast_idx[C], slow_idx[C])` for the `ma_cross` rows `ma_p[C]`.
+
+    `sma[i]` is `sma_nb(close, w_i)` for each distinct window `w_i` among the `fast` and `slow`
+    columns (`prange` over windows); row `c` reads `sma[fast_idx[c]]`, `sma[slow_idx[c]]`.
+    Memory: W x T x S float64 (W distinct windows, not C combinations).
+    """
+    n_combos = ma_p.shape[0]
+    keys = np.empty((2 * n_combos, 1))
+    for c in range(n_combos):
+        keys[c, 0] = int(ma_p[c, 0])
+        keys[n_combos + c, 0] = int(ma_p[c, 1])
+    first, index = distinct_rows_nb(keys)
+    n_bars, n_symbols = close.shape
+    sma = np.empty((first.shape[0], n_bars, n_symbols))
+    for i in prange(first.shape[0]):
+        sma[i] = sma_nb(close, int(keys[first[i], 0]))
+    return sma, index[:n_combos].copy(), index[n_combos:].copy()
+
+
+@njit(parallel=True, cache=True)
+def shared_rules_masks_nb(close, high, low, volume, rules_p):
+    """Return the `rules` trigger masks of `rules_p[C]`, each distinct one computed once.
+
+    Returns `(breakout, momentum, spike, dip, exit, idx[C, 5])`: uint8 `[D_k, T, S]` buffers,
+    one entry per distinct argument set of the kernel (`breakout_nb(lookback)`,
+    `momentum_nb(lookback, threshold)`, `volume_spike_nb(lookback, ratio)`,
+    `mean_reversion_nb(lookback, z)` only for rows with mean reversion on,
+    `below_channel_nb(lookback)`), and row `c`'s entry in each (`idx[c, 3] = -1`: no dip).
+    Memory: (sum of D_k) x T x S bytes.
+    """
+    n_combos = rules_p.shape[0]
+    n_bars, n_symbols = close.shape
+    idx = np.full((n_combos, 5), -1, dtype=np.int64)
+    k_breakout = np.empty((n_combos, 1))
+    k_momentum = np.empty((n_combos, 2))
+    k_spike = np.empty((n_combos, 2))
+    k_exit = np.empty((n_combos, 1))
+    n_dip = 0
+    for c in range(n_combos):
+        p = rules_p[c]
+        k_breakout[c, 0] = int(p[0])
+        k_momentum[c, 0] = int(p[1])
+        k_momentum[c, 1] = p[2] / 100.0
+        k_spike[c, 0] = int(p[3])
+        k_spike[c, 1] = p[4]
+        k_exit[c, 0] = int(p[8])
+        if p[5] != 0.0:
+            n_dip += 1
+    k_dip = np.empty((n_dip, 2))
+    dip_rows = np.empty(n_dip, dtype=np.int64)
+    n_dip = 0
+    for c in range(n_combos):
+        if rules_p[c, 5] != 0.0:
+            k_dip[n_dip, 0] = int(rules_p[c, 6])
+            k_dip[n_dip, 1] = rules_p[c, 7]
+            dip_rows[n_dip] = c
+            n_dip += 1
+    f_breakout, i_breakout = distinct_rows_nb(k_breakout)
+    f_momentum, i_momentum = distinct_rows_nb(k_momentum)
+    f_spike, i_spike = distinct_rows_nb(k_spike)
+    f_dip, i_dip = distinct_rows_nb(k_dip)
+    f_exit, i_exit = distinct_rows_nb(k_exit)
+    for c in range(n_combos):
+        idx[c, 0] = i_breakout[c]
+        idx[c, 1] = i_momentum[c]
+        idx[c, 2] = i_spike[c]
+        idx[c, 4] = i_exit[c]
+    for d in range(n_dip):
+        idx[dip_rows[d], 3] = i_dip[d]
+
+    breakout = np.empty((f_breakout.shape[0], n_bars, n_symbols), dtype=np.uint8)
+    for i in prange(f_breakout.shape[0]):
+        breakout[i] = breakout_nb(close, high, int(k_breakout[f_breakout[i], 0]))
+    momentum = np.empty((f_momentum.shape[0], n_bars, n_symbols), dtype=np.uint8)
+    for i in prange(f_momentum.shape[0]):
+        r = f_momentum[i]
+        momentum[i] = momentum_nb(close, int(k_momentum[r, 0]), k_momentum[r, 1])
+    spike = np.empty((f_spike.shape[0], n_bars, n_symbols), dtype=np.uint8)
+    for i in prange(f_spike.shape[0]):
+        r = f_spike[i]
+        spike[i] = volume_spike_nb(volume, int(k_spike[r, 0]), k_spike[r, 1])
+    dip = np.empty((f_dip.shape[0], n_bars, n_symbols), dtype=np.uint8)
+    for i in prange(f_dip.shape[0]):
+        r = f_dip[i]
+        dip[i] = mean_reversion_nb(close, int(k_dip[r, 0]), k_dip[r, 1])
+    exit_signal = np.empty((f_exit.shape[0], n_bars, n_symbols), dtype=np.uint8)
+    for i in prange(f_exit.shape[0]):
+        exit_signal[i] = below_channel_nb(close, low, int(k_exit[f_exit[i], 0]))
+    return breakout, momentum, spike, dip, exit_signal, idx
+
+
+# ============================================================================================
 # The sweep
 # ============================================================================================
 
 
+@njit(cache=True)
+def _shared_combo_nb(
+    ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
+    product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
+    rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal, no_dip,
+    rules_idx, sma, fast_i, slow_i,
+):  # fmt: skip
+    # one combination of `sweep_nb` from the shared indicator buffers
+    rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
+    if rules_slot >= 0:
+        dip_c = dip[rules_idx[3]] if rules_idx[3] >= 0 else no_dip
+        rules_w, rules_stop, rules_take = rules_weight_of_masks_nb(
+            breakout[rules_idx[0]], momentum[rules_idx[1]], spike[rules_idx[2]], dip_c,
+            exit_signal[rules_idx[4]], bad_tick, regime, rules_p,
+        )  # fmt: skip
+    ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
+    if ma_slot >= 0:
+        cross = ma_cross_from_sma_nb(sma[fast_i], sma[slow_i])
+        ma_w, ma_stop, ma_take = ma_weight_of_cross_nb(cross, ma_p)
+    metrics, _curve = run_weights_nb(
+        ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
+        params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
+        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take,
+    )  # fmt: skip
+    return metrics
+
+
+@njit(cache=True)
+def shared_indicators_nb(close, high, low, volume, rules_slot, ma_slot, rules_p, ma_p):
+    """Return the shared indicator arrays of a grid, for `sweep_shared_nb`.
+
+    Returns `(breakout, momentum, spike, dip, exit_signal, rules_idx[C, 5], sma, fast_idx[C],
+    slow_idx[C])` from `shared_rules_masks_nb` and `shared_smas_nb` (empty buffers and -1
+    indices for a disabled strategy). Memory: T x S x distinct parameters, not combinations.
+    """
+    n_combos = rules_p.shape[0]
+    n_bars, n_symbols = close.shape
+    if rules_slot >= 0:
+        breakout, momentum, spike, dip, exit_signal, rules_idx = shared_rules_masks_nb(
+            close, high, low, volume, rules_p
+        )
+    else:
+        empty_masks = np.empty((0, n_bars, n_symbols), dtype=np.uint8)
+        breakout, momentum, spike, dip, exit_signal = (
+            empty_masks, empty_masks, empty_masks, empty_masks, empty_masks,
+        )  # fmt: skip
+        rules_idx = np.full((n_combos, 5), -1, dtype=np.int64)
+    if ma_slot >= 0:
+        sma, fast_idx, slow_idx = shared_smas_nb(close, ma_p)
+    else:
+        sma = np.empty((0, n_bars, n_symbols))
+        fast_idx = np.full(n_combos, -1, dtype=np.int64)
+        slow_idx = np.full(n_combos, -1, dtype=np.int64)
+    return breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx
+
+
 @njit(parallel=True, cache=True)
+def sweep_shared_nb(
+    ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
+    product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
+    rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal, rules_idx,
+    sma, fast_idx, slow_idx,
+):  # fmt: skip
+    """Return `sweep_nb`'s result from precomputed shared indicators (`shared_indicators_nb`).
+
+    The buffers may cover more combinations than `rules_p[C]`/`ma_p[C]` (a whole group, once,
+    for all its chunks): row `c` reads its arrays through `rules_idx[c]`, `fast_idx[c]` and
+    `slow_idx[c]`. They must come from the same bars (`close` etc.) as the other inputs.
+    `prange` over combinations; scratch lives per combination.
+    """
+    n_combos = rules_p.shape[0]
+    no_dip = np.zeros(close.shape, dtype=np.uint8)
+    out = np.empty((n_combos, N_METRICS))
+    for c in prange(n_combos):
+        out[c] = _shared_combo_nb(
+            ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
+            product_status, params, static, fill, initial_cash, seed, bars_per_year,
+            trade_start, rules_slot, ma_slot, rules_p[c], ma_p[c], breakout, momentum, spike,
+            dip, exit_signal, no_dip, rules_idx[c], sma, fast_idx[c], slow_idx[c],
+        )  # fmt: skip
+    return out
+
+
+@njit(cache=True)
 def sweep_nb(
     ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
     product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
@@ -300,16 +564,20 @@ def sweep_nb(
     """Return float64[C, N_METRICS]: `combo_run_nb` for every row of `rules_p[C]`/`ma_p[C]`.
 
     Reference: a serial loop of `combo_run_nb` (equal bit for bit: each combination reseeds
-    the thread's RNG with `seed` inside `simulate_nb` and runs on one thread).
-    `prange` over combinations only; scratch lives per combination.
+    the thread's RNG with `seed` inside `simulate_nb` and runs on one thread, and reads
+    indicator arrays computed by the same kernels on the same inputs).
+    First the distinct indicator arrays of these rows are computed once
+    (`shared_indicators_nb`, `prange` over distinct parameters), then `sweep_shared_nb` runs
+    the combinations (`prange`, per-combination scratch). Memory: the shared buffers grow with
+    T x S x distinct indicator parameters (e.g. 29 distinct windows of a 174-pair MA grid),
+    not with combinations, plus O(threads x T x S) scratch.
     """
-    n_combos = rules_p.shape[0]
-    out = np.empty((n_combos, N_METRICS))
-    for c in prange(n_combos):
-        metrics, _curve = combo_run_nb(
-            ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
-            product_status, params, static, fill, initial_cash, seed, bars_per_year,
-            trade_start, rules_slot, ma_slot, rules_p[c], ma_p[c],
-        )  # fmt: skip
-        out[c] = metrics
-    return out
+    breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx = (
+        shared_indicators_nb(close, high, low, volume, rules_slot, ma_slot, rules_p, ma_p)
+    )
+    return sweep_shared_nb(
+        ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
+        product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
+        rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal,
+        rules_idx, sma, fast_idx, slow_idx,
+    )  # fmt: skip

@@ -170,10 +170,20 @@ def ma_cross_nb(close, fast, slow):
     `t < max(fast, slow)`. NaN rule: any NaN among the four averages gives 0. Windowed over
     `max(fast, slow) + 1` rows.
     """
-    n_rows, n_cols = close.shape
+    return ma_cross_from_sma_nb(sma_nb(close, fast), sma_nb(close, slow))
+
+
+@njit(cache=True)
+def ma_cross_from_sma_nb(sma_fast, sma_slow):
+    """Return the crossing test of `ma_cross_nb` on two precomputed SMAs `[T, S]`.
+
+    `ma_cross_nb(close, fast, slow)` is `ma_cross_from_sma_nb(sma_nb(close, fast),
+    sma_nb(close, slow))`: the one implementation of the test, shared by the parameter sweep
+    (`sim/sweep_nb.py`), which computes each distinct SMA once and reuses it across
+    combinations. Output `int8`; NaN in any of the four averages gives 0.
+    """
+    n_rows, n_cols = sma_fast.shape
     out = np.zeros((n_rows, n_cols), dtype=np.int8)
-    sma_fast = sma_nb(close, fast)
-    sma_slow = sma_nb(close, slow)
     for j in range(n_cols):
         for t in range(1, n_rows):
             f_now = sma_fast[t, j]

@@ -209,6 +209,86 @@ def test_sweep_parallel_equals_serial_loop_bit_for_bit(
     assert np.unique(parallel[:, 0]).size > 1  # the parameter changes the trades
 
 
+def test_shared_smas_cross_equals_ma_cross_nb_bit_for_bit(panel: Panel) -> None:
+    from signals.triggers.nb import ma_cross_from_sma_nb, ma_cross_nb  # noqa: PLC0415
+    from sim.sweep_nb import shared_smas_nb  # noqa: PLC0415
+
+    close = panel.close.copy()
+    close[100:110, 0] = np.nan  # the NaN rule goes through the shared path too
+    pairs = [(5, 20), (10, 20), (5, 50), (20, 50), (10, 200), (5, 20)]
+    ma_p = np.array([[f, s, 10.0, 0.0] for f, s in pairs])
+    sma, fast_idx, slow_idx = shared_smas_nb(close, ma_p)
+    assert sma.shape == (5, *close.shape)  # distinct windows 5, 10, 20, 50, 200
+    for c, (f, s) in enumerate(pairs):
+        shared = ma_cross_from_sma_nb(sma[fast_idx[c]], sma[slow_idx[c]])
+        expected = ma_cross_nb(close, f, s)
+        assert shared.dtype == expected.dtype
+        np.testing.assert_array_equal(shared, expected)
+        assert np.abs(expected).sum() > 0
+
+
+def _random_walk_panel(n_bars: int, seed: int = 7) -> Panel:
+    # one liquid symbol, a seeded hourly random walk (as tests/bench/test_bench_sweep.py)
+    rng = np.random.default_rng(seed)
+    close = 30_000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.006, n_bars)))
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    spread = np.abs(rng.normal(0.0, 0.002, n_bars)) * close
+    high = np.maximum(open_, close) + spread
+    low = np.minimum(open_, close) - spread
+    ts = 1_704_067_200 * 10**9 + np.arange(n_bars, dtype=np.int64) * 3_600 * 10**9
+    col = lambda a: np.ascontiguousarray(a.reshape(-1, 1))  # noqa: E731
+    return Panel(ts, ("BTC-USD",), col(open_), col(high), col(low), col(close),
+                 col(np.full(n_bars, 50.0)))  # fmt: skip
+
+
+def test_sweep_shared_ma_windows_equal_per_combination_bit_for_bit(config: PlatformConfig) -> None:
+    grid = {
+        "strategies.ma_cross.enabled": [True],
+        "strategies.rules.enabled": [False],
+        "strategies.ma_cross.fast": [5, 10, 20],
+        "strategies.ma_cross.slow": [20, 50],
+    }
+    plan = build_plan(config, grid)
+    group = plan.groups[0]
+    inputs = group_inputs(_random_walk_panel(10_000), group)  # past the regime warm-up
+    parallel = run_chunk(inputs, group.rules_p, group.ma_p)
+    serial = np.array(
+        [run_one(inputs, group.rules_p[i], group.ma_p[i])[0] for i in range(plan.n_combos)]
+    )
+    np.testing.assert_array_equal(parallel, serial)
+    # chunks of 2 reading the group's buffers (computed once by run_plan), and a window
+    chunked = run_plan(plan, [inputs], local_engine(), chunk=2, progress=False)
+    np.testing.assert_array_equal(chunked, serial)
+    windowed = run_plan(plan, [inputs], local_engine(), lo=4000, hi=9000, chunk=4, progress=False)
+    np.testing.assert_array_equal(
+        windowed,
+        [run_one(inputs, group.rules_p[i], group.ma_p[i], 4000, 9000)[0] for i in range(5)],
+    )
+    assert np.unique(parallel[:, 0]).size > 1
+
+
+def test_sweep_shared_rules_masks_equal_per_combination_bit_for_bit(
+    panel: Panel, config: PlatformConfig
+) -> None:
+    grid = {
+        "strategies.rules.mean_reversion": [False, True],
+        "strategies.rules.mean_reversion_lookback": [24, 48],
+        "strategies.rules.volume_lookback": [12, 24],
+        "strategies.rules.exit_lookback": [12, 36],
+    }
+    plan = build_plan(config, grid)
+    group = plan.groups[0]
+    inputs = group_inputs(panel, group)
+    parallel = run_chunk(inputs, group.rules_p, group.ma_p)
+    serial = np.array(
+        [run_one(inputs, group.rules_p[i], group.ma_p[i])[0] for i in range(plan.n_combos)]
+    )
+    np.testing.assert_array_equal(parallel, serial)
+    assert np.unique(parallel[:, 2]).size > 1
+    chunked = run_plan(plan, [inputs], local_engine(), chunk=3, progress=False)
+    np.testing.assert_array_equal(chunked, serial)
+
+
 def test_sweep_table_sorted_by_metric_best_first(panel: Panel, config: PlatformConfig) -> None:
     grid = {"strategies.rules.stop_loss_pct": [3.0, 6.0, 9.0]}
     table = sweep(panel, config, grid, metric="max_drawdown_pct", chunk=1)
