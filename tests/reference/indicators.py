@@ -54,7 +54,10 @@ def _sample_std(values: list[float]) -> float:
     if n < 2 or any(_isnan(v) for v in values):
         return math.nan
     mean = _plain_sum(values) / n
-    ss = _plain_sum([(v - mean) * (v - mean) for v in values])
+    # the kernels sum squared deviations oldest first (one lane), unlike the window sum
+    ss = 0.0
+    for v in values:
+        ss += (v - mean) * (v - mean)
     var = ss / (n - 1)
     return math.nan if _isnan(var) else math.sqrt(var)
 
