@@ -166,6 +166,11 @@ def simulate_nb(
     n_fills = 0
     n_trades = 0
     prev_start = 0
+    stepped = False
+    day_id = 0
+    week_id = 0
+    day_lo = 0
+    day_hi = 0  # empty window: the first bar computes its day
     for t in range(n_bars):
         # --- fills of the orders decided at t - 1 ------------------------------------------
         for j in range(prev_start, n_orders):
@@ -220,27 +225,37 @@ def simulate_nb(
                 tr["fees_usd"] = positions[s, Pos.TradeFees]
                 tr["exit_purpose"] = order["purpose"]
                 n_trades += 1
-        # pending orders live one bar: whatever did not fill is cancelled
-        for s in range(n_symbols):
-            positions[s, Pos.PendingBuyNotional] = 0.0
-            positions[s, Pos.PendingSellQty] = 0.0
-        account[Acc.ReservedCash] = 0.0
+        # pending orders live one bar: whatever did not fill is cancelled (only `step_core_nb`
+        # sets them, so a bar after one that skipped the step has nothing to clear)
+        if stepped:
+            for s in range(n_symbols):
+                positions[s, Pos.PendingBuyNotional] = 0.0
+                positions[s, Pos.PendingSellQty] = 0.0
+            account[Acc.ReservedCash] = 0.0
 
         # --- decide at the close of t ------------------------------------------------------
-        bar_no = ts_ns[t] // bar_ns
-        day_id = ts_ns[t] // DAY_NS
-        week_id = (day_id + 3) // 7
+        # the UTC day (and ISO week) change once per day: divide only when `ts_ns[t]` leaves
+        # the current day's `[day_lo, day_hi)` window, not on every bar
+        ts = ts_ns[t]
+        if ts < day_lo or ts >= day_hi:
+            day_id = ts // DAY_NS
+            week_id = (day_id + 3) // 7
+            day_lo = day_id * DAY_NS
+            day_hi = day_lo + DAY_NS
         # on a bar with nothing to decide the step would only mark and roll periods; run that
         # stage alone (the full step repeats it, which is idempotent) and skip the call
         mark_periods_breakers_nb(account, positions, close, t, day_id, week_id, params)
-        if nothing_to_decide_nb(t, close, weight, params, static, account, positions, workspace):
-            n_new = 0
-        else:
+        stepped = not nothing_to_decide_nb(
+            t, close, weight, params, static, account, positions, workspace
+        )
+        if stepped:
             n_new = step_core_nb(
-                t, bar_no, day_id, week_id, close, weight, stop_pct, take_pct,
+                t, ts // bar_ns, day_id, week_id, close, weight, stop_pct, take_pct,
                 strategy, block_reason, product_status, regime[t], params, static,
                 account, positions, step_orders, reason_counts, workspace,
             )  # fmt: skip
+        else:
+            n_new = 0
         prev_start = n_orders
         for j in range(n_new):
             if n_orders == orders.shape[0]:
