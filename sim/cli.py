@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
 
     if not numba_cache_is_warm():
-        _say("Compiling numba kernels (first run after install: about 30 s, cached afterwards)...")
+        _say("Compiling numba kernels (first run after install: about 20 s, cached afterwards)...")
     from sim.engine import run_backtest  # noqa: PLC0415
     from sim.report import build_report, write_report  # noqa: PLC0415
 
