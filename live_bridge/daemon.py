@@ -35,7 +35,13 @@ from live_bridge.errors import ExchangeError, OrderRejectedError, TransientExcha
 from live_bridge.store import KernelState, OrderRow, StateStore
 from signals.bars import BAR_SCHEMA, Panel, bar_violations
 from signals.config import PlatformConfig
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
+from signals.decision.nb import (
+    DAY_NS,
+    apply_fill_nb,
+    new_workspace_nb,
+    period_ids_nb,
+    step_nb,
+)
 from signals.decision.params import step_params, step_static
 from signals.enums import N_REASONS, PRODUCT_STATUS_NAMES, Acc, OrderType, Pos, ProductStatus, Side
 from signals.errors import DataError
@@ -48,7 +54,6 @@ from sim.enums import OrderStatus
 from sim.nb import fill_order_nb, new_state_nb
 
 log = logging.getLogger("live_bridge.daemon")
-DAY_NS = 86_400 * 1_000_000_000
 POST_ONLY_CROSS = "INVALID_LIMIT_PRICE_POST_ONLY"
 SENT = ("open", "filled", "cancelled", "rejected")
 """Order statuses of orders that reached the venue."""
@@ -314,8 +319,7 @@ class LiveDaemon:
                 result.divergences.append(f"{symbol}: product status {name} blocks new entries")
 
         t = panel.n_bars - 1
-        day_id = newest // DAY_NS
-        week_id = (day_id + 3) // 7
+        day_id, week_id = period_ids_nb(newest)
         out = np.empty(2 * len(self.symbols) + 8, dtype=ORDER_DT)
         n = step_nb(
             bar_no, day_id, week_id, panel.close[t], inputs.weight[t], inputs.stop_pct[t],

@@ -11,28 +11,22 @@ from numba import njit
 
 from signals._math import floor_to_increment_nb
 from signals.decision.nb import (
+    DAY_NS,
     apply_fill_nb,
     mark_periods_breakers_nb,
     new_workspace_nb,
     nothing_to_decide_nb,
+    period_ids_nb,
     step_core_nb,
 )
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
 from signals.records import ORDER_DT
 from sim.enums import FILL_DT, TRADE_DT, OrderStatus
 
-DAY_NS = 86_400 * 1_000_000_000
-
 
 @njit(cache=True)
-def _grow_orders(arr):
-    out = np.empty(arr.shape[0] * 2, dtype=arr.dtype)
-    out[: arr.shape[0]] = arr
-    return out
-
-
-@njit(cache=True)
-def _grow_status(arr):
+def _grow(arr):
+    # double a record or status buffer (numba specialises it per dtype)
     out = np.empty(arr.shape[0] * 2, dtype=arr.dtype)
     out[: arr.shape[0]] = arr
     return out
@@ -197,7 +191,7 @@ def simulate_nb(
                 params.cooldown_fill_bars, params.cooldown_stop_bars,
             )  # fmt: skip
             if n_fills == fills.shape[0]:
-                fills = _grow_orders(fills)
+                fills = _grow(fills)
             rec = fills[n_fills]
             rec["order_id"] = j
             rec["bar"] = t
@@ -212,7 +206,7 @@ def simulate_nb(
             n_fills += 1
             if np.isfinite(closed):
                 if n_trades == trades.shape[0]:
-                    trades = _grow_orders(trades)
+                    trades = _grow(trades)
                 tr = trades[n_trades]
                 tr["symbol"] = s
                 tr["strategy"] = int(positions[s, Pos.Strategy])
@@ -238,8 +232,7 @@ def simulate_nb(
         # the current day's `[day_lo, day_hi)` window, not on every bar
         ts = ts_ns[t]
         if ts < day_lo or ts >= day_hi:
-            day_id = ts // DAY_NS
-            week_id = (day_id + 3) // 7
+            day_id, week_id = period_ids_nb(ts)
             day_lo = day_id * DAY_NS
             day_hi = day_lo + DAY_NS
         # on a bar with nothing to decide the step would only mark and roll periods; run that
@@ -259,8 +252,8 @@ def simulate_nb(
         prev_start = n_orders
         for j in range(n_new):
             if n_orders == orders.shape[0]:
-                orders = _grow_orders(orders)
-                status = _grow_status(status)
+                orders = _grow(orders)
+                status = _grow(status)
             orders[n_orders] = step_orders[j]
             status[n_orders] = OrderStatus.Open
             n_orders += 1

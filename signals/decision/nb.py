@@ -27,15 +27,24 @@ from signals.enums import Acc, OrderType, Pos, ProductStatus, Purpose, Reason, S
 # ============================================================================================
 
 
+DAY_NS = 86_400 * 1_000_000_000
+"""One UTC day in ns (a fact, not a tunable, so a module constant is fine for numba)."""
+
+
 @njit(cache=True)
-def mark_to_market_nb(account, positions, close):
-    """Update last prices from `close[S]` (NaN keeps the last price) and return equity, USD."""
-    return _mark_row(account, positions, close.reshape((1, close.shape[0])), 0)
+def period_ids_nb(ts_ns):
+    """Return `(day_id, week_id)` for a bar opening at `ts_ns` (UTC epoch ns).
+
+    `day_id` is the UTC day number; `week_id` the ISO week (Monday start; day 0, 1970-01-01,
+    was a Thursday, hence `+ 3`). The daily and weekly loss stops reset when they change.
+    """
+    day_id = ts_ns // DAY_NS
+    return day_id, (day_id + 3) // 7
 
 
 @njit(cache=True)
 def _mark_row(account, positions, close, row):
-    # `mark_to_market_nb` on row `row` of `close[T, S]`
+    # update last prices from row `row` of `close[T, S]` (NaN keeps the last price); equity
     equity = account[Acc.Cash]
     for s in range(positions.shape[0]):
         price = close[row, s]

@@ -25,11 +25,11 @@ import polars as pl
 import pytest
 
 from live_bridge.config import LiveConfig
-from live_bridge.daemon import DAY_NS, LiveDaemon
+from live_bridge.daemon import LiveDaemon
 from live_bridge.store import StateStore
 from signals.bars import BAR_SCHEMA, Panel, to_panel
 from signals.config import PlatformConfig, load_config
-from signals.decision.nb import new_workspace_nb, step_nb
+from signals.decision.nb import new_workspace_nb, period_ids_nb, step_nb
 from signals.decision.params import step_params, step_static
 from signals.enums import N_REASONS, ProductStatus
 from signals.pipeline import decision_inputs, warmup_bars
@@ -97,8 +97,7 @@ def run_step(c: Cycle, inputs) -> int:
     """Run `step_nb` on the window's last row exactly as `LiveDaemon.run_cycle` does."""
     t = c.window.n_bars - 1
     newest = int(c.window.ts_ns[t])
-    day_id = newest // DAY_NS
-    week_id = (day_id + 3) // 7
+    day_id, week_id = period_ids_nb(newest)
     out = np.empty(2 * len(c.window.symbols) + 8, dtype=ORDER_DT)
     return int(
         step_nb(

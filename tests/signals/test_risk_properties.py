@@ -28,14 +28,14 @@ from signals.config import (
     StrategyBudget,
     StrategyEntry,
 )
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
+from signals.decision.nb import apply_fill_nb, new_workspace_nb, period_ids_nb, step_nb
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import N_REASONS, Acc, Pos, ProductStatus, Purpose, Reason, Side
 from signals.pipeline import decision_inputs
 from signals.records import ORDER_DT
 from sim.engine import fill_params, run_backtest
 from sim.enums import OrderStatus
-from sim.nb import DAY_NS, fill_order_nb, new_state_nb
+from sim.nb import fill_order_nb, new_state_nb
 from tests.strategies import price_walks
 
 HOUR = 3_600 * 1_000_000_000
@@ -123,8 +123,7 @@ def drive(panel, config, inputs, check):
         positions[:, Pos.PendingSellQty] = 0.0
         account[Acc.ReservedCash] = 0.0
         bar_no = panel.ts_ns[t] // inputs.bar_ns
-        day_id = panel.ts_ns[t] // DAY_NS
-        week_id = (day_id + 3) // 7
+        day_id, week_id = period_ids_nb(panel.ts_ns[t])
         before = positions.copy()
         n = step_nb(
             bar_no, day_id, week_id, panel.close[t], inputs.weight[t], inputs.stop_pct[t],
