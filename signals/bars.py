@@ -546,6 +546,15 @@ class Panel:
             raise DataError(msg) from e
 
 
+def first_bar_no(ts_ns: np.ndarray, bar_ns: int) -> int:
+    """Return the absolute bar number (`ts_ns // bar_ns`) of the first bar; 0 with no bars.
+
+    Anchored kernels (`sma_nb`, `ma_cross_nb`, `regime_nb`) fix their summation order by it,
+    so a backtest and the live bridge's later-starting window compute the same bits.
+    """
+    return int(ts_ns[0] // bar_ns) if ts_ns.shape[0] else 0
+
+
 def to_panel(frame: pl.DataFrame) -> Panel:
     """Return the wide `Panel` of a bar frame.
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from signals.bars import Panel
+from signals.bars import Panel, first_bar_no
 from signals.config import PlatformConfig
 from signals.enums import Regime
 from signals.indicators.nb import bars_since_valid_nb, realized_vol_nb, rolling_sum_nb
@@ -115,6 +115,7 @@ def decision_inputs(
         regime = regime_nb(
             ref_close, reg.fast_bars, reg.slow_bars, reg.vol_window_bars, reg.vol_baseline_bars,
             reg.crash_lookback_bars, reg.crash_drop_pct / 100.0, reg.crash_vol_mult,
+            first_bar_no(panel.ts_ns, bar_ns),
         )  # fmt: skip
     else:
         # no reference asset in the data: no regime scaling (multiplier of "bull" is not used)

@@ -13,7 +13,7 @@ from signals.decision.params import product_status_codes, step_params, step_stat
 from signals.enums import PURPOSE_NAMES, REASON_NAMES, Side
 from signals.pipeline import DecisionInputs, decision_inputs
 from sim.enums import ORDER_STATUS_NAMES, FillParams
-from sim.nb import simulate_nb
+from sim.nb import new_curves, simulate_nb
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def run_backtest(
         inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy, inputs.block_reason,
         inputs.regime, inputs.vol, product_status_codes(config, symbols), step_params(config),
         static, fill_params(config), float(config.backtest.initial_cash_usd),
-        int(config.backtest.seed),
+        int(config.backtest.seed), *new_curves(panel.close.shape[0]),
     )  # fmt: skip
     orders, status, fills, trades, equity, cash, exposure, reasons, account, positions = out
     names = inputs.strategy_names or ("none",)

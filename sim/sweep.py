@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from signals.bars import first_bar_no
 from signals.config import PlatformConfig, parse_model
 from signals.errors import ConfigError, DataError
 
@@ -475,7 +476,7 @@ def shared_indicators(
     hi = g.close.shape[0] if hi is None else hi
     return shared_indicators_nb(  # type: ignore[no-any-return]
         g.close[lo:hi], g.high[lo:hi], g.low[lo:hi], g.volume[lo:hi], g.rules_slot, g.ma_slot,
-        rules_p, ma_p,
+        rules_p, ma_p, first_bar_no(g.ts_ns[lo:hi], g.bar_ns),
     )  # fmt: skip
 
 

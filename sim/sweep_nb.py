@@ -224,12 +224,13 @@ def rules_weight_of_masks_nb(breakout, momentum, spike, dip, exit_signal, bad_ti
 
 
 @njit(cache=True)
-def ma_weight_nb(close, p):
+def ma_weight_nb(close, p, first_bar_no):
     """Return `(weight[T, S], stop, take)` of `ma_cross` for one row `p` (`MA_FIELDS`).
 
-    Reference: `signals/strategies/ma_cross.py::MaCross.propose`.
+    Reference: `signals/strategies/ma_cross.py::MaCross.propose`. `first_bar_no`: the absolute
+    bar number of row 0 (`sma_nb`).
     """
-    return ma_weight_of_cross_nb(ma_cross_nb(close, int(p[0]), int(p[1])), p)
+    return ma_weight_of_cross_nb(ma_cross_nb(close, int(p[0]), int(p[1]), first_bar_no), p)
 
 
 @njit(cache=True)
@@ -277,7 +278,8 @@ def combo_run_nb(
         )
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
-        ma_w, ma_stop, ma_take = ma_weight_nb(close, ma_p)
+        first_bar_no = ts_ns[0] // bar_ns if ts_ns.shape[0] else 0
+        ma_w, ma_stop, ma_take = ma_weight_nb(close, ma_p, first_bar_no)
     return run_weights_nb(
         ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
         params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
@@ -318,6 +320,7 @@ def run_weights_nb(
     out = simulate_nb(
         ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
         regime, vol, product_status, params, static, fill, initial_cash, seed,
+        np.empty(n_bars), np.empty(n_bars), np.empty(n_bars),
     )  # fmt: skip
     orders, _status, fills, trades, equity, _cash, exposure = out[:7]
     n_fills = fills.shape[0]
@@ -375,11 +378,12 @@ def distinct_rows_nb(keys):
 
 
 @njit(parallel=True, cache=True)
-def shared_smas_nb(close, ma_p):
+def shared_smas_nb(close, ma_p, first_bar_no):
     """Return `(sma[W, T, S], fast_idx[C], slow_idx[C])` for the `ma_cross` rows `ma_p[C]`.
 
-    `sma[i]` is `sma_nb(close, w_i)` for each distinct window `w_i` among the `fast` and `slow`
-    columns (`prange` over windows); row `c` reads `sma[fast_idx[c]]`, `sma[slow_idx[c]]`.
+    `sma[i]` is `sma_nb(close, w_i, first_bar_no)` for each distinct window `w_i` among the
+    `fast` and `slow` columns (`prange` over windows); row `c` reads `sma[fast_idx[c]]` and
+    `sma[slow_idx[c]]`.
     Memory: W x T x S float64 (W distinct windows, not C combinations).
     """
     n_combos = ma_p.shape[0]
@@ -391,7 +395,7 @@ def shared_smas_nb(close, ma_p):
     n_bars, n_symbols = close.shape
     sma = np.empty((first.shape[0], n_bars, n_symbols))
     for i in prange(first.shape[0]):
-        sma[i] = sma_nb(close, int(keys[first[i], 0]))
+        sma[i] = sma_nb(close, int(keys[first[i], 0]), first_bar_no)
     return sma, index[:n_combos].copy(), index[n_combos:].copy()
 
 
@@ -500,12 +504,15 @@ def _shared_combo_nb(
 
 
 @njit(cache=True)
-def shared_indicators_nb(close, high, low, volume, rules_slot, ma_slot, rules_p, ma_p):
+def shared_indicators_nb(
+    close, high, low, volume, rules_slot, ma_slot, rules_p, ma_p, first_bar_no
+):
     """Return the shared indicator arrays of a grid, for `sweep_shared_nb`.
 
     Returns `(breakout, momentum, spike, dip, exit_signal, rules_idx[C, 5], sma, fast_idx[C],
     slow_idx[C])` from `shared_rules_masks_nb` and `shared_smas_nb` (empty buffers and -1
     indices for a disabled strategy). Memory: T x S x distinct parameters, not combinations.
+    `first_bar_no`: the absolute bar number of row 0 (`sma_nb`).
     """
     n_combos = rules_p.shape[0]
     n_bars, n_symbols = close.shape
@@ -520,7 +527,7 @@ def shared_indicators_nb(close, high, low, volume, rules_slot, ma_slot, rules_p,
         )  # fmt: skip
         rules_idx = np.full((n_combos, 5), -1, dtype=np.int64)
     if ma_slot >= 0:
-        sma, fast_idx, slow_idx = shared_smas_nb(close, ma_p)
+        sma, fast_idx, slow_idx = shared_smas_nb(close, ma_p, first_bar_no)
     else:
         sma = np.empty((0, n_bars, n_symbols))
         fast_idx = np.full(n_combos, -1, dtype=np.int64)
@@ -573,7 +580,17 @@ def sweep_nb(
     not with combinations, plus O(threads x T x S) scratch.
     """
     breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx = (
-        shared_indicators_nb(close, high, low, volume, rules_slot, ma_slot, rules_p, ma_p)
+        shared_indicators_nb(
+            close,
+            high,
+            low,
+            volume,
+            rules_slot,
+            ma_slot,
+            rules_p,
+            ma_p,
+            ts_ns[0] // bar_ns if ts_ns.shape[0] else 0,
+        )  # fmt: skip
     )
     return sweep_shared_nb(
         ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,

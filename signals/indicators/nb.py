@@ -2,11 +2,15 @@
 
 Two kinds of kernels live here:
 
-- **Windowed** kernels compute each output row from exactly its own window, from scratch, in
-  the same order every time (oldest row first). The value at row `t` therefore does not depend
-  on any row before `t - window + 1`, so the live bridge, which recomputes them on a rolling
-  window that starts later than the backtest's history, gets bit-identical values on its last
-  row. The price is O(T * window) work, which is accepted.
+- **Windowed** kernels compute each output row from exactly its own window, in the same
+  order every time. The value at row `t` therefore does not depend on any row before
+  `t - window + 1`, so the live bridge, which recomputes them on a rolling window that starts
+  later than the backtest's history, gets bit-identical values on its last row. Most sum each
+  window from scratch (O(T * window), accepted where the windows are short or the kernel runs
+  once per backtest). The moving average, the hot kernel of every crossover backtest and
+  sweep, is **anchored** instead (`_anchored_sums_nb`): O(T), and still a pure function of
+  the window, because its summation order is fixed by absolute bar numbers, not by where the
+  array begins; it takes `first_bar_no`, the absolute bar number (`ts_ns // bar_ns`) of row 0.
 - **Recursive** kernels (EMA, ATR and RSI with Wilder smoothing) depend on the whole past.
   The live bridge must keep >= 10 * span warm-up bars; decisions use windowed kernels only.
 
@@ -49,6 +53,43 @@ def _window_sum_nb(x, j, start, stop):
 
 
 @njit(cache=True)
+def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
+    # Write the sums of the `window` rows ending at each row lo..hi-1 of column j into
+    # out[row - lo, oj] (NaN for rows < window - 1); O(hi - lo + window).
+    # The summation order is anchored to absolute bar numbers: blocks of `window` rows start
+    # where (first_bar_no + row) % window == 0, so a window is the tail of one block, summed
+    # from that block's end backwards (`suffix`, scratch of >= window floats), plus the head
+    # of the next, summed from its start forwards; a window that is exactly one block is its
+    # head alone. Both parts lie inside the window, so the result depends only on the window's
+    # values and bar numbers: any array holding the window gives the same bits. NaN propagates.
+    t = lo
+    offset = first_bar_no % window
+    while t < hi:
+        if t < window - 1:
+            out[t - lo, oj] = np.nan
+            t += 1
+            continue
+        block_start = t - (offset + t) % window
+        block_stop = min(hi, block_start + window)
+        prev_start = block_start - window
+        acc = 0.0
+        for i in range(block_start - 1, t - window, -1):
+            acc += x[i, j]
+            suffix[i - prev_start] = acc
+        head = 0.0
+        for i in range(block_start, t):
+            head += x[i, j]
+        for u in range(t, block_stop):
+            head += x[u, j]
+            k = u - window + 1
+            if k >= block_start:
+                out[u - lo, oj] = head
+            else:
+                out[u - lo, oj] = suffix[k - prev_start] + head
+        t = block_stop
+
+
+@njit(cache=True)
 def _one_bar_log_returns_nb(close):
     # r[t] = log(close[t] / close[t - 1]); NaN unless both closes are > 0.
     n_rows, n_cols = close.shape
@@ -83,21 +124,27 @@ def _window_std_nb(x, j, start, stop):
 
 
 @njit(cache=True)
-def sma_nb(x, window):
+def sma_nb(x, window, first_bar_no):
     """Return the simple moving average of `x` over `window` rows.
 
     Reference: `tests/reference/indicators.py::sma_ref`.
 
-    Units: those of `x`. Warm-up: NaN for rows `t < window - 1`. NaN rule: any NaN inside the
-    window gives NaN. Windowed: row `t` is the sum of `x[t - window + 1 .. t]` (four lanes in a
-    fixed order from the window's start, `_window_sum_nb`)
-    divided by `window`, computed from scratch, so it does not depend on earlier rows.
+    Units: those of `x`. `first_bar_no`: absolute bar number (`ts_ns // bar_ns`) of row 0.
+    Warm-up: NaN for rows `t < window - 1`. NaN rule: any NaN inside the window gives NaN.
+    Windowed and anchored, O(T): row `t` is the sum of `x[t - window + 1 .. t]` in the order
+    fixed by bar numbers (`_anchored_sums_nb`) divided by `window`, so a later-starting array
+    with its own `first_bar_no` gives the same bits on the rows both hold in full.
     """
     n_rows, n_cols = x.shape
-    out = np.full((n_rows, n_cols), np.nan)
+    out = np.empty((n_rows, n_cols))
+    if window < 1:
+        out[:] = np.nan
+        return out
+    suffix = np.empty(window)
     for j in range(n_cols):
+        _anchored_sums_nb(x, j, window, first_bar_no, 0, n_rows, out, j, suffix)
         for t in range(window - 1, n_rows):
-            out[t, j] = _window_sum_nb(x, j, t - window + 1, t + 1) / window
+            out[t, j] /= window
     return out
 
 

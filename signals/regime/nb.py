@@ -35,6 +35,7 @@ def regime_nb(
     crash_lookback,
     crash_drop_pct,
     crash_vol_mult,
+    first_bar_no,
 ):
     """Classify each bar of a 1-D reference close as Bull, Chop, Bear, Crash or Unknown.
 
@@ -46,7 +47,8 @@ def regime_nb(
     realized vol over `vol_baseline_window` rows, current included) while close < SMA(slow);
     Bull if close > SMA(slow) and SMA(fast) > SMA(slow); Bear if close < SMA(slow) and
     SMA(fast) < SMA(slow); else Chop. Units: `crash_drop_pct` a fraction (0.15 = 15 %),
-    `crash_vol_mult` a multiple. Output int64 `[T]`.
+    `crash_vol_mult` a multiple; `first_bar_no` the absolute bar number of row 0 (it anchors the
+    SMAs' summation order, see `sma_nb`). Output int64 `[T]`.
     Warm-up: Unknown (-1) for rows `t < W - 1`, W = `regime_warmup_bars(...)` =
     max(fast, slow, vol_window + vol_baseline_window, crash_lookback) + 1. NaN rule: Unknown
     when any input of the row (close, either SMA, the crash return, the vol or its baseline) is
@@ -57,10 +59,10 @@ def regime_nb(
     out = np.full(n_rows, Regime.Unknown, dtype=np.int64)
     warmup = max(max(fast, slow), max(vol_window + vol_baseline_window, crash_lookback)) + 1
     close = ref_close.reshape((n_rows, 1))
-    sma_fast = sma_nb(close, fast)
-    sma_slow = sma_nb(close, slow)
+    sma_fast = sma_nb(close, fast, first_bar_no)
+    sma_slow = sma_nb(close, slow, first_bar_no)
     vol = realized_vol_nb(close, vol_window)
-    vol_base = sma_nb(vol, vol_baseline_window)
+    vol_base = sma_nb(vol, vol_baseline_window, first_bar_no)
     crash_ret = log_returns_nb(close, crash_lookback)
     crash_level = np.log(1.0 - crash_drop_pct)
     for t in range(warmup - 1, n_rows):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from signals.bars import first_bar_no
 from signals.strategies.base import Proposals, Strategy, StrategyContext
 from signals.strategies.nb import cross_weights_nb
 from signals.strategies.registry import register
@@ -42,7 +43,7 @@ class MaCross(Strategy):
     @classmethod
     def propose(cls, ctx: StrategyContext) -> Proposals:
         p = MaCrossParams.model_validate(ctx.params.model_dump())
-        cross = ma_cross_nb(ctx.close, p.fast, p.slow)
+        cross = ma_cross_nb(ctx.close, p.fast, p.slow, first_bar_no(ctx.ts_ns, ctx.bar_ns))
         weight = cross_weights_nb(cross, p.target_weight_pct / 100.0)
         stop = np.full(weight.shape, p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)
         take = np.zeros(weight.shape)

@@ -12,9 +12,9 @@ import numpy as np
 from numba import njit
 
 from signals.indicators.nb import (
+    _anchored_sums_nb,
     log_returns_nb,
     rolling_max_nb,
-    sma_nb,
     volume_ratio_nb,
     zscore_nb,
 )
@@ -160,40 +160,72 @@ def mean_reversion_exit_nb(close, lookback, z_exit):
 
 
 @njit(cache=True)
-def ma_cross_nb(close, fast, slow):
+def ma_cross_nb(close, fast, slow, first_bar_no):
     """Return +1 where SMA(fast) crosses above SMA(slow), -1 where it crosses below, else 0.
 
     Reference: `tests/reference/indicators.py::ma_cross_ref`.
 
     Cross above at `t`: `fast[t] > slow[t]` and `fast[t-1] <= slow[t-1]`; cross below:
-    `fast[t] < slow[t]` and `fast[t-1] >= slow[t-1]`. Output `int8`. Warm-up: 0 for rows
+    `fast[t] < slow[t]` and `fast[t-1] >= slow[t-1]`, with the SMAs of `sma_nb` (anchored at
+    `first_bar_no`, the absolute bar number of row 0). Output `int8`. Warm-up: 0 for rows
     `t < max(fast, slow)`. NaN rule: any NaN among the four averages gives 0. Windowed over
-    `max(fast, slow) + 1` rows.
+    `max(fast, slow) + 1` rows. Equal to `ma_cross_from_sma_nb(sma_nb(close, fast, b),
+    sma_nb(close, slow, b))`, but streams the averages through chunk-sized scratch instead of
+    two `[T, S]` arrays (fresh memory costs more than the sums here).
     """
-    return ma_cross_from_sma_nb(sma_nb(close, fast), sma_nb(close, slow))
+    n_rows, n_cols = close.shape
+    out = np.zeros((n_rows, n_cols), dtype=np.int8)
+    if fast < 1 or slow < 1:
+        return out
+    chunk = max(4096, 4 * max(fast, slow))
+    sum_fast = np.empty((chunk + 1, 1))
+    sum_slow = np.empty((chunk + 1, 1))
+    suffix = np.empty(max(fast, slow))
+    for j in range(n_cols):
+        lo = 1
+        while lo < n_rows:
+            hi = min(n_rows, lo + chunk)
+            # rows lo - 1 .. hi - 1: the previous row of the chunk's first row included
+            _anchored_sums_nb(close, j, fast, first_bar_no, lo - 1, hi, sum_fast, 0, suffix)
+            _anchored_sums_nb(close, j, slow, first_bar_no, lo - 1, hi, sum_slow, 0, suffix)
+            f_prev = sum_fast[0, 0] / fast
+            s_prev = sum_slow[0, 0] / slow
+            for t in range(lo, hi):
+                f_now = sum_fast[t - lo + 1, 0] / fast
+                s_now = sum_slow[t - lo + 1, 0] / slow
+                out[t, j] = _cross_nb(f_prev, s_prev, f_now, s_now)
+                f_prev = f_now
+                s_prev = s_now
+            lo = hi
+    return out
+
+
+@njit(cache=True)
+def _cross_nb(f_prev, s_prev, f_now, s_now):
+    # +1 / -1 / 0 of one row of `ma_cross_nb`; any NaN gives 0
+    if np.isnan(f_now) or np.isnan(s_now) or np.isnan(f_prev) or np.isnan(s_prev):
+        return 0
+    if f_now > s_now and f_prev <= s_prev:
+        return 1
+    if f_now < s_now and f_prev >= s_prev:
+        return -1
+    return 0
 
 
 @njit(cache=True)
 def ma_cross_from_sma_nb(sma_fast, sma_slow):
     """Return the crossing test of `ma_cross_nb` on two precomputed SMAs `[T, S]`.
 
-    `ma_cross_nb(close, fast, slow)` is `ma_cross_from_sma_nb(sma_nb(close, fast),
-    sma_nb(close, slow))`: the one implementation of the test, shared by the parameter sweep
-    (`sim/sweep_nb.py`), which computes each distinct SMA once and reuses it across
-    combinations. Output `int8`; NaN in any of the four averages gives 0.
+    `ma_cross_nb(close, fast, slow, b)` equals `ma_cross_from_sma_nb(sma_nb(close, fast, b),
+    sma_nb(close, slow, b))`; the parameter sweep (`sim/sweep_nb.py`) uses this form, computing
+    each distinct SMA once and reusing it across combinations. Both share `_cross_nb`.
+    Output `int8`; NaN in any of the four averages gives 0.
     """
     n_rows, n_cols = sma_fast.shape
     out = np.zeros((n_rows, n_cols), dtype=np.int8)
     for j in range(n_cols):
         for t in range(1, n_rows):
-            f_now = sma_fast[t, j]
-            s_now = sma_slow[t, j]
-            f_prev = sma_fast[t - 1, j]
-            s_prev = sma_slow[t - 1, j]
-            if np.isnan(f_now) or np.isnan(s_now) or np.isnan(f_prev) or np.isnan(s_prev):
-                continue
-            if f_now > s_now and f_prev <= s_prev:
-                out[t, j] = 1
-            elif f_now < s_now and f_prev >= s_prev:
-                out[t, j] = -1
+            out[t, j] = _cross_nb(
+                sma_fast[t - 1, j], sma_slow[t - 1, j], sma_fast[t, j], sma_slow[t, j]
+            )
     return out

@@ -36,7 +36,7 @@ from signals.strategies.ma_cross import MaCross, MaCrossParams
 from signals.strategies.nb import cross_weights_nb
 from signals.triggers.nb import ma_cross_nb
 from sim.engine import fill_params
-from sim.nb import simulate_nb
+from sim.nb import new_curves, simulate_nb
 from tests.sim.conftest import PROJECT_ROOT, vectorbt_config
 
 FAST, SLOW, FEE_BPS = 10, 50, 60.0
@@ -106,7 +106,7 @@ def general_simulate(m: dict, proposals):
         m["ts_ns"], HOUR_NS, m["open"], m["high"], m["low"], m["close"], weight, stop, take,
         strategy, np.zeros((n_bars, 1), dtype=np.int64),
         np.full(n_bars, Regime.Chop, dtype=np.int64), np.full((n_bars, 1), np.nan), STATUS,
-        PARAMS, STATIC, FILL, INITIAL_CASH, 42,
+        PARAMS, STATIC, FILL, INITIAL_CASH, 42, *new_curves(n_bars),
     )  # fmt: skip
 
 
@@ -252,9 +252,9 @@ def test_ma_cross_speed_ratios(request, market):
     }
     breakdown = {
         "general.propose": _best_of(general_proposals, market),
-        "general.propose.ma_cross_nb": _best_of(ma_cross_nb, close, FAST, SLOW),
+        "general.propose.ma_cross_nb": _best_of(ma_cross_nb, close, FAST, SLOW, 0),
         "general.propose.cross_weights_nb": _best_of(
-            cross_weights_nb, ma_cross_nb(close, FAST, SLOW), 1.0
+            cross_weights_nb, ma_cross_nb(close, FAST, SLOW, 0), 1.0
         ),
         "general.simulate_nb": _best_of(general_simulate, market, proposals),
         # the same loop with no proposal at all: the fixed per-bar cost of step_nb

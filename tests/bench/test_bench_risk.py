@@ -21,7 +21,7 @@ from signals.config import PlatformConfig, RiskConfig, UniverseConfig, load_conf
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.pipeline import decision_inputs
 from sim.engine import fill_params
-from sim.nb import simulate_nb
+from sim.nb import new_curves, simulate_nb
 from tests.bench.test_bench_backtest import benchmarks_enabled
 from tests.sim.conftest import PROJECT_ROOT
 
@@ -62,6 +62,7 @@ def prepare(config: PlatformConfig, n_bars: int | None) -> tuple:
         inputs.regime, inputs.vol, product_status_codes(config, panel.symbols),
         step_params(config), step_static(config, panel.symbols, inputs.strategy_names),
         fill_params(config), float(config.backtest.initial_cash_usd), int(config.backtest.seed),
+        *new_curves(panel.close.shape[0]),
     )  # fmt: skip
 
 

@@ -2,8 +2,9 @@
 and `signals/_math.py`.
 
 Each windowed reference slices the window out of a Python list and recomputes it from scratch
-for every row; recursive ones walk the valid values in order. Sums run oldest first (as the
-kernels do), so results agree bit for bit in practice; tests still state a tolerance.
+for every row; recursive ones walk the valid values in order. Sums run in the kernels'
+documented order (`_plain_sum`, `_anchored_sum`), so results agree bit for bit in practice;
+tests still state a tolerance.
 """
 
 import math
@@ -74,11 +75,33 @@ def _per_window(x: np.ndarray, window: int, func) -> np.ndarray:
 # --- windowed indicators ---
 
 
-def sma_ref(x: np.ndarray, window: int) -> np.ndarray:
-    def f(w):
-        return math.nan if any(_isnan(v) for v in w) else _plain_sum(w) / window
+def _anchored_sum(values: list[float], first: int) -> float:
+    # The anchored kernels' order (`signals/indicators/nb.py::_anchored_sums_nb`): the window
+    # `values` (oldest first; its first row has absolute bar number `first`) splits where a
+    # bar number is a multiple of the window length; the part before the split is summed
+    # newest first, the part from it oldest first, then (before + from).
+    window = len(values)
+    split = (-first) % window
+    head = 0.0
+    for v in values[split:]:
+        head += v
+    if split == 0:
+        return head
+    tail = 0.0
+    for v in reversed(values[:split]):
+        tail += v
+    return tail + head
 
-    return _per_window(x, window, f)
+
+def sma_ref(x: np.ndarray, window: int, first_bar_no: int) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if window < 1:
+        return out
+    for j, col in enumerate(_columns(x)):
+        for t in range(window - 1, len(col)):
+            w = col[t - window + 1 : t + 1]
+            out[t, j] = _anchored_sum(w, first_bar_no + t - window + 1) / window
+    return out
 
 
 def rolling_sum_ref(x: np.ndarray, window: int) -> np.ndarray:
@@ -289,9 +312,9 @@ def mean_reversion_exit_ref(close: np.ndarray, lookback: int, z_exit: float) -> 
     return _as_flag(zscore_ref(close, lookback), lambda v: v >= z_exit)
 
 
-def ma_cross_ref(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
-    f = sma_ref(close, fast)
-    s = sma_ref(close, slow)
+def ma_cross_ref(close: np.ndarray, fast: int, slow: int, first_bar_no: int) -> np.ndarray:
+    f = sma_ref(close, fast, first_bar_no)
+    s = sma_ref(close, slow, first_bar_no)
     out = np.zeros(close.shape, dtype=np.int8)
     for j in range(close.shape[1]):
         for t in range(1, close.shape[0]):
@@ -317,14 +340,15 @@ def regime_ref(
     crash_lookback: int,
     crash_drop_pct: float,
     crash_vol_mult: float,
+    first_bar_no: int,
 ) -> np.ndarray:
     close = ref_close.reshape(-1, 1)
     n = close.shape[0]
     warmup = max(fast, slow, vol_window + vol_baseline_window, crash_lookback) + 1
-    sma_f = sma_ref(close, fast)[:, 0]
-    sma_s = sma_ref(close, slow)[:, 0]
+    sma_f = sma_ref(close, fast, first_bar_no)[:, 0]
+    sma_s = sma_ref(close, slow, first_bar_no)[:, 0]
     vol = realized_vol_ref(close, vol_window)
-    base = sma_ref(vol, vol_baseline_window)[:, 0]
+    base = sma_ref(vol, vol_baseline_window, first_bar_no)[:, 0]
     crash = log_returns_ref(close, crash_lookback)[:, 0]
     level = math.log(1.0 - crash_drop_pct)
     out = np.full(n, Regime.Unknown, dtype=np.int64)

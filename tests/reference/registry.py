@@ -20,6 +20,7 @@ from signals.regime import nb as reg
 from signals.triggers import nb as trg
 from tests.reference import indicators as ref
 
+FIRST_BAR_NO = 473_353  # an arbitrary absolute bar number, not a multiple of any test window
 RTOL = 1e-12  # tolerances for kernel == reference (same summation order, so in practice 0)
 ATOL = 1e-12
 
@@ -62,6 +63,8 @@ class Entry:
     property), None for recursive or stateful kernels. `nan_rule` is "window" when a NaN input
     nulls every output whose window holds it, "row" when it nulls only its own row, "none"
     otherwise. The null output is NaN for floats, 0 for triggers, Unknown for the regime.
+    `anchor` is the index of an anchored kernel's `first_bar_no` argument, which moves with the
+    rows when the inputs are sliced (`slice_args`).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Entry:
     window: Callable[[tuple[Any, ...]], int] | None
     nan_rule: str = "row"
     null: float = field(default=np.nan)
+    anchor: int | None = None
 
 
 def _w(i: int) -> Callable[[tuple[Any, ...]], int]:
@@ -86,7 +90,16 @@ def _w1(i: int) -> Callable[[tuple[Any, ...]], int]:
 
 ENTRIES: list[Entry] = [
     # --- indicators: windowed ---
-    Entry("sma", "indicators", ind.sma_nb, ref.sma_ref, lambda x, w: (x, w), _w(1), "window"),
+    Entry(
+        "sma",
+        "indicators",
+        ind.sma_nb,
+        ref.sma_ref,
+        lambda x, w: (x, w, FIRST_BAR_NO),
+        _w(1),
+        "window",
+        anchor=2,
+    ),
     Entry(
         "rolling_sum",
         "indicators",
@@ -230,9 +243,10 @@ ENTRIES: list[Entry] = [
         "triggers",
         trg.ma_cross_nb,
         ref.ma_cross_ref,
-        lambda x, w: (x, w, 2 * w + 1),
+        lambda x, w: (x, w, 2 * w + 1, FIRST_BAR_NO),
         lambda args: max(int(args[1]), int(args[2])) + 1,
         null=0,
+        anchor=3,
     ),
     # --- regime ---
     Entry(
@@ -240,9 +254,10 @@ ENTRIES: list[Entry] = [
         "regime",
         reg.regime_nb,
         ref.regime_ref,
-        lambda x, w: (first_column(x), w, 2 * w, w + 1, w + 2, w, 0.1, 1.5),
+        lambda x, w: (first_column(x), w, 2 * w, w + 1, w + 2, w, 0.1, 1.5, FIRST_BAR_NO),
         lambda args: reg.regime_warmup_bars(*args[1:6]),
         null=Regime.Unknown,
+        anchor=8,
     ),
 ]
 
@@ -255,10 +270,16 @@ def entries(family: str) -> list[Entry]:
 # --- property helpers ---
 
 
-def slice_args(args: tuple[Any, ...], start: int, stop: int | None = None) -> tuple[Any, ...]:
-    """Slice every array argument along the time axis, keeping it C-contiguous."""
+def slice_args(
+    args: tuple[Any, ...], start: int, stop: int | None = None, anchor: int | None = None
+) -> tuple[Any, ...]:
+    """Slice every array argument along the time axis, keeping it C-contiguous; the
+    argument at index `anchor` (an anchored kernel's `first_bar_no`) moves on by `start`."""
     return tuple(
-        np.ascontiguousarray(a[start:stop]) if isinstance(a, np.ndarray) else a for a in args
+        np.ascontiguousarray(a[start:stop])
+        if isinstance(a, np.ndarray)
+        else (a + start if i == anchor else a)
+        for i, a in enumerate(args)
     )
 
 
@@ -285,7 +306,7 @@ def check_prefix(entry: Entry, x: np.ndarray, scale: int, n: int) -> None:
     """Output on the first `n` rows equals the first `n` rows of the full output."""
     args = entry.make_args(x, scale)
     full = entry.kernel(*args)
-    head = entry.kernel(*slice_args(args, 0, n))
+    head = entry.kernel(*slice_args(args, 0, n, entry.anchor))
     np.testing.assert_array_equal(head, full[:n], strict=True)
 
 
@@ -295,7 +316,7 @@ def check_window_independence(entry: Entry, x: np.ndarray, scale: int, k: int) -
     args = entry.make_args(x, scale)
     window = entry.window(args)
     full = entry.kernel(*args)
-    tail = entry.kernel(*slice_args(args, k))
+    tail = entry.kernel(*slice_args(args, k, anchor=entry.anchor))
     first = k + window - 1
     np.testing.assert_array_equal(tail[first - k :], full[first:], strict=True)
 

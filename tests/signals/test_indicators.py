@@ -113,7 +113,7 @@ def test_rsi_random_input_stays_in_0_100(x, scale):
 def test_sma_window_3_with_nan_gives_hand_values():
     x = col(1.0, 2.0, 3.0, 4.0, nan, 6.0, 7.0, 8.0, 9.0)
     expected = col(nan, nan, 2.0, 3.0, nan, nan, nan, 7.0, 8.0)
-    np.testing.assert_array_equal(sma_nb(x, 3), expected)
+    np.testing.assert_array_equal(sma_nb(x, 3, 0), expected)
     np.testing.assert_array_equal(rolling_sum_nb(x, 3), 3.0 * expected)
 
 

@@ -64,7 +64,7 @@ def test_regime_nan_close_gives_unknown(entry, x, scale):
 def test_regime_codes_unknown_exactly_during_warmup_on_clean_walk(x, scale):
     close = np.ascontiguousarray(x[:, 0])
     params = (scale, 2 * scale, scale + 1, scale + 2, scale)
-    out = regime_nb(close, *params, 0.1, 1.5)
+    out = regime_nb(close, *params, 0.1, 1.5, 0)
     warmup = regime_warmup_bars(*params)
     assert (out[: warmup - 1] == U).all()
     finite_window = np.array(
@@ -82,7 +82,7 @@ def test_regime_codes_unknown_exactly_during_warmup_on_clean_walk(x, scale):
 @pytest.mark.parametrize("n", [0, 1, 2])
 @pytest.mark.parametrize("fill", [nan, np.inf, 0.0, 100.0])
 def test_regime_tiny_input_is_unknown(n, fill):
-    out = regime_nb(np.full(n, fill), 1, 2, 2, 1, 1, 0.2, 2.0)
+    out = regime_nb(np.full(n, fill), 1, 2, 2, 1, 1, 0.2, 2.0, 0)
     np.testing.assert_array_equal(out, np.full(n, U, dtype=np.int64), strict=True)
 
 
@@ -103,7 +103,7 @@ def test_regime_drop_then_flat_gives_hand_codes():
     # row 4: 11 > 10.5, fast 11 > 10.5 -> Bull; row 5 Bull; row 6: 11 < 11.5 -> Bear;
     # row 7: log(8/11) <= log(0.8) -> Crash; rows 8-9: close == slow -> Chop
     expected = np.array([U, U, U, C, B, B, D, X, C, C], dtype=np.int64)
-    out = regime_nb(close, 1, 2, 2, 1, 1, 0.2, 100.0)
+    out = regime_nb(close, 1, 2, 2, 1, 1, 0.2, 100.0, 0)
     np.testing.assert_array_equal(out, expected, strict=True)
 
 
@@ -113,13 +113,13 @@ def test_regime_vol_spike_below_slow_gives_crash():
     # row 6: vol = std(0, log 0.9) > 1.5 * mean(0, vol) and 90 < 95 -> Crash
     # row 7: vol equals its baseline -> 90 == slow 90 -> Chop
     expected = np.array([U, U, U, U, C, C, X, C], dtype=np.int64)
-    out = regime_nb(close, 1, 2, 2, 2, 1, 0.5, 1.5)
+    out = regime_nb(close, 1, 2, 2, 2, 1, 0.5, 1.5, 0)
     np.testing.assert_array_equal(out, expected, strict=True)
 
 
 def test_regime_nan_close_gives_unknown_while_in_window():
     close = np.array([10.0, 10.0, 10.0, 10.0, 11.0, nan, 12.0, 13.0, 14.0, 15.0, 16.0])
-    out = regime_nb(close, 1, 2, 2, 1, 1, 0.2, 100.0)
+    out = regime_nb(close, 1, 2, 2, 1, 1, 0.2, 100.0, 0)
     # rows need closes t-2 .. t (vol over 2 returns), so the NaN at row 5 makes rows 5-7 Unknown
     expected = np.array([U, U, U, C, B, U, U, U, B, B, B], dtype=np.int64)
     np.testing.assert_array_equal(out, expected, strict=True)

@@ -143,4 +143,4 @@ def test_ma_cross_fast_1_slow_2_gives_hand_signals():
     # fast = close, slow = mean of the last two closes:
     # row 2 equal (no cross), row 3 2 > 1.5 after 1 <= 1 -> +1, row 5 1 < 2 after 3 > 2.5 -> -1
     expected = flags(0, 0, 0, 1, 0, -1, 0, 0, 0, 0, dtype=np.int8)
-    np.testing.assert_array_equal(ma_cross_nb(close, 1, 2), expected, strict=True)
+    np.testing.assert_array_equal(ma_cross_nb(close, 1, 2, 0), expected, strict=True)

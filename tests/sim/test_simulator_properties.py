@@ -14,7 +14,7 @@ from signals.enums import Acc, OrderType, Pos, Side
 from signals.pipeline import decision_inputs
 from sim.engine import fill_params
 from sim.enums import OrderStatus
-from sim.nb import simulate_nb
+from sim.nb import new_curves, simulate_nb
 from tests.sim.conftest import default_config_with, panel_from_arrays
 from tests.strategies import sim_markets
 
@@ -41,7 +41,7 @@ def _simulate(market, config, seed):
         inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy, inputs.block_reason,
         inputs.regime, inputs.vol, product_status_codes(config, panel.symbols),
         step_params(config), step_static(config, panel.symbols, inputs.strategy_names),
-        fill_params(config), INITIAL_CASH, seed,
+        fill_params(config), INITIAL_CASH, seed, *new_curves(panel.close.shape[0]),
     )  # fmt: skip
     return panel, inputs, out
 

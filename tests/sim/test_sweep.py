@@ -217,11 +217,11 @@ def test_shared_smas_cross_equals_ma_cross_nb_bit_for_bit(panel: Panel) -> None:
     close[100:110, 0] = np.nan  # the NaN rule goes through the shared path too
     pairs = [(5, 20), (10, 20), (5, 50), (20, 50), (10, 200), (5, 20)]
     ma_p = np.array([[f, s, 10.0, 0.0] for f, s in pairs])
-    sma, fast_idx, slow_idx = shared_smas_nb(close, ma_p)
+    sma, fast_idx, slow_idx = shared_smas_nb(close, ma_p, 123_457)
     assert sma.shape == (5, *close.shape)  # distinct windows 5, 10, 20, 50, 200
     for c, (f, s) in enumerate(pairs):
         shared = ma_cross_from_sma_nb(sma[fast_idx[c]], sma[slow_idx[c]])
-        expected = ma_cross_nb(close, f, s)
+        expected = ma_cross_nb(close, f, s, 123_457)
         assert shared.dtype == expected.dtype
         np.testing.assert_array_equal(shared, expected)
         assert np.abs(expected).sum() > 0
