@@ -150,6 +150,64 @@ def _final_mark_nb(account, positions, close, last_ts_ns, last_marked, params):
 
 
 @njit(cache=True)
+def _write_curves_nb(account, positions, t, equity, cash, exposure):
+    # the curves of bar t at its close, from the marked state
+    equity[t] = account[Acc.Equity]
+    cash[t] = account[Acc.Cash]
+    gross = 0.0
+    for s in range(positions.shape[0]):
+        if positions[s, Pos.Qty] > 0.0:
+            gross += positions[s, Pos.Qty] * positions[s, Pos.LastPrice]
+    exposure[t] = gross / equity[t] if equity[t] > 0.0 else 0.0
+
+
+@njit(cache=True, _nrt=False)
+def _quiet_run_nb(
+    t, ts_ns, close, weight, params, static, account, positions, workspace, n_held, equity,
+    cash, exposure, periods,
+):  # fmt: skip
+    """Advance over the bars from `t` that need no decision; return the first that does (or T).
+
+    Called with no order pending (the bar's fills are done), so the positions (`n_held` of
+    them) do not change on the way. Each quiet bar gets its curves; a bar with a position or
+    an entry proposal is marked and rolled (`mark_periods_breakers_nb`) first, and the one
+    returned is left marked and rolled for `step_core_nb`. `periods` holds `[day_id, week_id,
+    day_lo_ns, day_hi_ns, last_marked_row]` across calls. One call per run of quiet bars, not
+    per bar, because a call with this many arguments costs more than the bar's work.
+
+    A flat bar with no entry proposal is not even marked: with no position, equity is the cash,
+    so marking would only move the flat symbols' last prices and roll the day/week to the same
+    cash; the next marked bar (the full step marks first) rolls them to the same values before
+    anything reads them, and `_final_mark_nb` settles the state the run returns. Exact.
+    """
+    n_bars = close.shape[0]
+    while t < n_bars:
+        if n_held == 0 and not _any_entry_nb(weight, t):
+            equity[t] = account[Acc.Cash]
+            cash[t] = account[Acc.Cash]
+            exposure[t] = 0.0
+            t += 1
+            continue
+        periods[4] = t
+        # the UTC day (and ISO week) change once per day: divide only when `ts_ns[t]` leaves
+        # the current day's `[day_lo, day_hi)` window, not on every bar
+        ts = ts_ns[t]
+        if ts < periods[2] or ts >= periods[3]:
+            day_id, week_id = period_ids_nb(ts)
+            periods[0] = day_id
+            periods[1] = week_id
+            periods[2] = day_id * DAY_NS
+            periods[3] = periods[2] + DAY_NS
+        mark_periods_breakers_nb(account, positions, close, t, periods[0], periods[1], params)
+        if not nothing_to_decide_nb(t, close, weight, params, static, account, positions,
+                                    workspace):  # fmt: skip
+            return t
+        _write_curves_nb(account, positions, t, equity, cash, exposure)
+        t += 1
+    return t
+
+
+@njit(cache=True)
 def simulate_nb(
     ts_ns,
     bar_ns,
@@ -203,13 +261,14 @@ def simulate_nb(
     n_trades = 0
     prev_start = 0
     stepped = False
-    day_id = 0
-    week_id = 0
-    day_lo = 0
-    day_hi = 0  # empty window: the first bar computes its day
-    n_held = 0
-    last_marked = -1
-    for t in range(n_bars):
+    # day_id, week_id, the day's [lo, hi) in ns (empty: the first bar computes its day), and
+    # the last marked row; `_quiet_run_nb` keeps them
+    periods = np.array([0, 0, 0, 0, -1], dtype=np.int64)
+    # np.int64, not the literal 0: numba would also compile `_quiet_run_nb` for Literal[int](0)
+    # (about 1 s more on the first run)
+    n_held = np.int64(0)
+    t = np.int64(0)
+    while t < n_bars:
         # --- fills of the orders decided at t - 1 ------------------------------------------
         for j in range(prev_start, n_orders):
             order = orders[j]
@@ -274,40 +333,21 @@ def simulate_nb(
         prev_start = n_orders
         stepped = False
 
-        # --- a flat bar with no entry proposal: nothing to mark, roll or decide ---------------
-        # With no position, equity is the cash, so marking would only move the flat symbols'
-        # last prices and roll the day/week to the same cash; the next marked bar (the full
-        # step marks first) rolls them to the same values before anything reads them, and
-        # `_final_mark_nb` settles the state the run returns. Skipping is exact, not approximate.
-        if n_held == 0 and not _any_entry_nb(weight, t):
-            equity[t] = account[Acc.Cash]
-            cash[t] = account[Acc.Cash]
-            exposure[t] = 0.0
-            continue
-        last_marked = t
+        # --- the quiet bars from t on: marked, rolled and written, nothing decided ----------
+        t = _quiet_run_nb(
+            t, ts_ns, close, weight, params, static, account, positions, workspace, n_held,
+            equity, cash, exposure, periods,
+        )  # fmt: skip
+        if t == n_bars:
+            break
 
-        # --- decide at the close of t ------------------------------------------------------
-        # the UTC day (and ISO week) change once per day: divide only when `ts_ns[t]` leaves
-        # the current day's `[day_lo, day_hi)` window, not on every bar
-        ts = ts_ns[t]
-        if ts < day_lo or ts >= day_hi:
-            day_id, week_id = period_ids_nb(ts)
-            day_lo = day_id * DAY_NS
-            day_hi = day_lo + DAY_NS
-        # on a bar with nothing to decide the step would only mark and roll periods; run that
-        # stage alone (the full step repeats it, which is idempotent) and skip the call
-        mark_periods_breakers_nb(account, positions, close, t, day_id, week_id, params)
-        stepped = not nothing_to_decide_nb(
-            t, close, weight, params, static, account, positions, workspace
-        )
-        if stepped:
-            n_new = step_core_nb(
-                t, ts // bar_ns, day_id, week_id, close, weight, stop_pct, take_pct,
-                strategy, block_reason, product_status, regime[t], params, static,
-                account, positions, step_orders, reason_counts, workspace,
-            )  # fmt: skip
-        else:
-            n_new = 0
+        # --- decide at the close of t (`_quiet_run_nb` has marked and rolled it) -----------
+        n_new = step_core_nb(
+            t, ts_ns[t] // bar_ns, periods[0], periods[1], close, weight, stop_pct, take_pct,
+            strategy, block_reason, product_status, regime[t], params, static, account,
+            positions, step_orders, reason_counts, workspace,
+        )  # fmt: skip
+        stepped = True
         for j in range(n_new):
             if n_orders == orders.shape[0]:
                 orders = _grow(orders)
@@ -315,15 +355,10 @@ def simulate_nb(
             orders[n_orders] = step_orders[j]
             status[n_orders] = OrderStatus.Open
             n_orders += 1
-        equity[t] = account[Acc.Equity]
-        cash[t] = account[Acc.Cash]
-        gross = 0.0
-        for s in range(n_symbols):
-            if positions[s, Pos.Qty] > 0.0:
-                gross += positions[s, Pos.Qty] * positions[s, Pos.LastPrice]
-        exposure[t] = gross / equity[t] if equity[t] > 0.0 else 0.0
-    if last_marked < n_bars - 1:
-        _final_mark_nb(account, positions, close, ts_ns[n_bars - 1], last_marked, params)
+        _write_curves_nb(account, positions, t, equity, cash, exposure)
+        t += 1
+    if periods[4] < n_bars - 1:
+        _final_mark_nb(account, positions, close, ts_ns[n_bars - 1], periods[4], params)
     return (
         orders[:n_orders],
         status[:n_orders],
