@@ -102,12 +102,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         raise ConfigError(msg)
 
-    if not numba_cache_is_warm():
-        _say("Compiling numba kernels (first run after install: about 20 s, cached afterwards)...")
+    from signals.pipeline import decision_inputs  # noqa: PLC0415
     from sim.engine import run_backtest  # noqa: PLC0415
     from sim.report import build_report, write_report  # noqa: PLC0415
 
-    result = run_backtest(panel, config)
+    warming = None
+    if not numba_cache_is_warm():
+        _say("Compiling numba kernels (first run after install: about 20 s, cached afterwards)...")
+        from sim.warmup import compile_in_background  # noqa: PLC0415
+
+        # the simulator compiles on the second core while this process computes stage 1
+        warming = compile_in_background(args.config)
+    inputs = decision_inputs(panel, config)
+    if warming is not None:
+        from sim.warmup import wait_for  # noqa: PLC0415
+
+        wait_for(warming)
+    result = run_backtest(panel, config, inputs)
     try:
         source = str(data_path.resolve().relative_to(PROJECT_ROOT))
     except ValueError:
