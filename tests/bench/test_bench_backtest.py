@@ -94,7 +94,7 @@ def general_proposals(m: dict):
         bad_tick=np.zeros((n_bars, 1), dtype=np.uint8), bar_ns=HOUR_NS, params=MA_PARAMS,
     )  # fmt: skip
     p = MaCross.propose(ctx)
-    strategy = np.where(np.isfinite(p.weight), 0, -1).astype(np.int64)
+    strategy = np.where(np.isfinite(p.weight), 0, -1).astype(np.int64, copy=False)
     return p.weight, p.stop_pct, p.take_pct, strategy
 
 
