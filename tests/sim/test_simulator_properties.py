@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from signals.decision.nb import DAY_NS
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import Acc, OrderType, Pos, Side
 from signals.pipeline import decision_inputs
@@ -100,6 +101,24 @@ def test_simulate_random_market_equity_equals_cash_plus_marked_positions(market,
     # fees are the configured rate on the fill's notional
     rate = np.where(fills["is_maker"] == 1, 0.004, 0.006)
     np.testing.assert_allclose(fills["fee"], fills["qty"] * fills["price"] * rate, rtol=1e-12)
+
+
+@SETTINGS
+@given(market=sim_markets(), seed=st.integers(0, 2**31 - 1), big=st.booleans())
+def test_simulate_final_state_is_marked_to_the_last_bar(market, seed, big):
+    # the simulator skips marking flat bars with no entry proposal; the state it returns must
+    # still be the one marking every bar gives
+    panel, _, out = _simulate(market, BIG if big else DEFAULT, seed)
+    equity, account, positions = out[4], out[8], out[9]
+    close = panel.close
+    seen = np.isfinite(close)
+    last_row = np.where(seen.any(axis=0), close.shape[0] - 1 - np.argmax(seen[::-1], axis=0), -1)
+    last = np.array([close[r, s] if r >= 0 else np.nan for s, r in enumerate(last_row)])
+    np.testing.assert_array_equal(positions[:, Pos.LastPrice], last)
+    day = int(panel.ts_ns[-1] // DAY_NS)
+    assert (account[Acc.DayId], account[Acc.WeekId]) == (day, (day + 3) // 7)
+    assert account[Acc.Equity] == equity[-1]
+    assert account[Acc.PeakEquity] == max(INITIAL_CASH, float(equity.max()))
 
 
 @SETTINGS
