@@ -86,27 +86,30 @@ MA_PARAMS = MaCrossParams(fast=FAST, slow=SLOW, target_weight_pct=100.0)
 
 
 def general_proposals(m: dict):
-    """Stage 1 of the general path: the strategy's proposals and the fixed stage-1 arrays."""
+    """Stage 1 of the general path: the strategy's proposals and the fixed stage-1 arrays.
+
+    The regime array is built once and shared with stage 2, as `decision_inputs` does.
+    """
     n_bars = m["close"].shape[0]
+    regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
     ctx = StrategyContext(
         ts_ns=m["ts_ns"], symbols=SYMBOLS, open=m["open"], high=m["high"], low=m["low"],
-        close=m["close"], volume=m["volume"], regime=np.full(n_bars, Regime.Chop, dtype=np.int64),
+        close=m["close"], volume=m["volume"], regime=regime,
         bad_tick=np.zeros((n_bars, 1), dtype=np.uint8), bar_ns=HOUR_NS, params=MA_PARAMS,
     )  # fmt: skip
     p = MaCross.propose(ctx)
     strategy = np.where(np.isfinite(p.weight), 0, -1).astype(np.int64, copy=False)
-    return p.weight, p.stop_pct, p.take_pct, strategy
+    return p.weight, p.stop_pct, p.take_pct, strategy, regime
 
 
 def general_simulate(m: dict, proposals):
     """Stage 2 of the general path: `simulate_nb` with no universe/regime blocks."""
-    weight, stop, take, strategy = proposals
+    weight, stop, take, strategy, regime = proposals
     n_bars = weight.shape[0]
     return simulate_nb(
         m["ts_ns"], HOUR_NS, m["open"], m["high"], m["low"], m["close"], weight, stop, take,
-        strategy, np.zeros((n_bars, 1), dtype=np.int64),
-        np.full(n_bars, Regime.Chop, dtype=np.int64), np.full((n_bars, 1), np.nan), STATUS,
-        PARAMS, STATIC, FILL, INITIAL_CASH, 42, *new_curves(n_bars),
+        strategy, np.zeros((n_bars, 1), dtype=np.int64), regime, np.full((n_bars, 1), np.nan),
+        STATUS, PARAMS, STATIC, FILL, INITIAL_CASH, 42, *new_curves(n_bars),
     )  # fmt: skip
 
 
