@@ -113,7 +113,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         # the simulator compiles on the second core while this process computes stage 1
         warming = compile_in_background(args.config)
-    inputs = decision_inputs(panel, config)
+    try:
+        inputs = decision_inputs(panel, config)
+    except BaseException:
+        if warming is not None:
+            from sim.warmup import wait_for  # noqa: PLC0415
+
+            wait_for(warming, timeout=0.0)  # an error or Ctrl-C stops the child too
+        raise
     if warming is not None:
         from sim.warmup import wait_for  # noqa: PLC0415
 

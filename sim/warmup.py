@@ -33,10 +33,11 @@ def compile_in_background(config_dir: str | Path) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_for(child: subprocess.Popen[bytes]) -> bool:
-    """Wait for the child (at most `WAIT_SECONDS`); return True when it compiled the kernels."""
+def wait_for(child: subprocess.Popen[bytes], timeout: float | None = None) -> bool:
+    """Wait for the child (at most `timeout` s, default `WAIT_SECONDS`), killing it after that;
+    return True when it compiled the kernels."""
     try:
-        return child.wait(timeout=WAIT_SECONDS) == 0
+        return child.wait(timeout=WAIT_SECONDS if timeout is None else timeout) == 0
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()

@@ -30,6 +30,12 @@ def test_wait_for_kills_a_child_that_runs_too_long(monkeypatch):
     assert child.returncode is not None  # killed and reaped, not left running
 
 
+def test_wait_for_with_zero_timeout_stops_the_child_at_once():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    assert warmup.wait_for(child, timeout=0.0) is False
+    assert child.returncode is not None
+
+
 def test_wait_for_reports_a_failed_child():
     child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     assert warmup.wait_for(child) is False
