@@ -105,25 +105,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from signals.pipeline import decision_inputs  # noqa: PLC0415
     from sim.engine import run_backtest  # noqa: PLC0415
     from sim.report import build_report, write_report  # noqa: PLC0415
+    from sim.warmup import compile_in_background, wait_for  # noqa: PLC0415
 
     warming = None
     if not numba_cache_is_warm():
         _say("Compiling numba kernels (first run after install: about 20 s, cached afterwards)...")
-        from sim.warmup import compile_in_background  # noqa: PLC0415
-
         # the simulator compiles on the second core while this process computes stage 1
         warming = compile_in_background(args.config)
     try:
         inputs = decision_inputs(panel, config)
     except BaseException:
         if warming is not None:
-            from sim.warmup import wait_for  # noqa: PLC0415
-
             wait_for(warming, timeout=0.0)  # an error or Ctrl-C stops the child too
         raise
     if warming is not None:
-        from sim.warmup import wait_for  # noqa: PLC0415
-
         wait_for(warming)
     result = run_backtest(panel, config, inputs)
     try:
