@@ -243,7 +243,7 @@ def simulate_nb(
     caller's `equity`, `cash` and `exposure` buffers (float64[T], returned as given): a
     caller outside numba allocates them with numpy, whose large arrays fault in on huge pages
     (about 6x faster to first touch than numba's own allocations: 1.3 vs 7.6 ms for three
-    1M-bar curves, /tmp harness measured 2026-12-01; `new_curves` does it).
+    1M-bar curves, measured 2026-12-01; `new_curves` does it).
     """
     n_bars, n_symbols = close.shape
     n_strategies = static.strategy_cap.shape[0]
