@@ -20,7 +20,7 @@ from signals.regime import nb as reg
 from signals.triggers import nb as trg
 from tests.reference import indicators as ref
 
-FIRST_BAR_NO = 473_353  # an arbitrary absolute bar number, not a multiple of any test window
+FIRST_BAR_NO = 473_353  # an arbitrary absolute bar number; the late-start tests move it along
 RTOL = 1e-12  # tolerances for kernel == reference (same summation order, so in practice 0)
 ATOL = 1e-12
 

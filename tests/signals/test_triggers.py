@@ -144,3 +144,24 @@ def test_ma_cross_fast_1_slow_2_gives_hand_signals():
     # row 2 equal (no cross), row 3 2 > 1.5 after 1 <= 1 -> +1, row 5 1 < 2 after 3 > 2.5 -> -1
     expected = flags(0, 0, 0, 1, 0, -1, 0, 0, 0, 0, dtype=np.int8)
     np.testing.assert_array_equal(ma_cross_nb(close, 1, 2, 0), expected, strict=True)
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(3, 7), (10, 50), (20, 1500)])
+def test_ma_cross_streamed_in_chunks_equals_crossing_whole_smas(fast, slow):
+    # ma_cross_nb streams its averages through chunks of >= 4096 rows: the result must be the
+    # crossing test of the two whole anchored SMAs, bit for bit, across chunk boundaries (NaNs
+    # placed on them) and on a later-starting window with its own first bar number
+    from signals.indicators import sma_nb  # noqa: PLC0415
+    from signals.triggers.nb import ma_cross_from_sma_nb  # noqa: PLC0415
+
+    rng = np.random.default_rng(fast * slow)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, (20_000, 2)), axis=0))
+    close[[4095, 4096, 8192, 12_000], 0] = np.nan
+    first = 1_234_567
+    expected = ma_cross_from_sma_nb(sma_nb(close, fast, first), sma_nb(close, slow, first))
+    got = ma_cross_nb(close, fast, slow, first)
+    np.testing.assert_array_equal(got, expected, strict=True)
+    assert np.abs(got).sum() > 10
+    k = 5_555
+    tail = ma_cross_nb(np.ascontiguousarray(close[k:]), fast, slow, first + k)
+    np.testing.assert_array_equal(tail[slow:], got[k + slow :], strict=True)
