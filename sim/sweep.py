@@ -636,6 +636,8 @@ def run_plan(
     # in process the chunks share their group's indicator buffers; remote workers (dask) get
     # no buffers (they would be pickled per task) and share within their chunk only
     in_process = isinstance(engine.executor, InlineExecutor)
+    if not in_process and plan.groups:
+        _compile_worker_kernel(inputs[0], plan.groups[0], lo)
     group_shared: dict[int, tuple[np.ndarray, ...]] = {}
     queue: Iterator[_Task] = iter(tasks)
     with tqdm(
@@ -672,6 +674,16 @@ def run_plan(
                 bar.update(task.stop - task.start)
             fill()
     return out
+
+
+def _compile_worker_kernel(g: GroupInputs, group: Group, lo: int) -> None:
+    # Run the workers' kernel (`run_chunk` without shared buffers: `sweep_nb`) once here on a
+    # few bars, so numba caches it before any worker starts and the workers load it instead
+    # of compiling it at the same time. Left to the workers, two dask workers compiling it
+    # together wrote a cache entry that crashed (SIGSEGV) the next process to load it:
+    # tests/integration/test_sweep_dask.py, then tests/sim/test_sweep.py on the same
+    # NUMBA_CACHE_DIR (reproduced 2026-12-01, also on the previous release).
+    run_chunk(g, group.rules_p[:1], group.ma_p[:1], lo, min(lo + 8, g.close.shape[0]))
 
 
 def results_table(plan: SweepPlan, metrics: np.ndarray) -> pl.DataFrame:

@@ -54,7 +54,12 @@ class Rules(Strategy):
         breakout = breakout_nb(close, high, p.breakout_lookback)
         momentum = momentum_nb(close, p.momentum_lookback, p.momentum_threshold_pct / 100.0)
         spike = volume_spike_nb(volume, p.volume_lookback, p.volume_spike_ratio)
-        dip = mean_reversion_nb(close, p.mean_reversion_lookback, p.mean_reversion_z)
+        if p.mean_reversion:
+            dip = mean_reversion_nb(close, p.mean_reversion_lookback, p.mean_reversion_z)
+        else:
+            # ignored by `rules_combine_nb` when off: skip the z-scores (a quarter of a live
+            # cycle's stage 1 with the shipped config), as the sweep does
+            dip = np.zeros(close.shape, dtype=np.uint8)
         exit_signal = below_channel_nb(close, low, p.exit_lookback)
         weight = rules_combine_nb(
             breakout, momentum, spike, dip, exit_signal, ctx.bad_tick, ctx.regime,
