@@ -224,6 +224,12 @@ def rules_weight_of_masks_nb(breakout, momentum, spike, dip, exit_signal, bad_ti
 
 
 @njit(cache=True)
+def _first_bar_no_nb(ts_ns, bar_ns):
+    # `signals.bars.first_bar_no` inside numba: the absolute bar number of row 0, 0 if none
+    return ts_ns[0] // bar_ns if ts_ns.shape[0] else 0
+
+
+@njit(cache=True)
 def ma_weight_nb(close, p, first_bar_no):
     """Return `(weight[T, S], stop, take)` of `ma_cross` for one row `p` (`MA_FIELDS`).
 
@@ -278,8 +284,7 @@ def combo_run_nb(
         )
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
-        first_bar_no = ts_ns[0] // bar_ns if ts_ns.shape[0] else 0
-        ma_w, ma_stop, ma_take = ma_weight_nb(close, ma_p, first_bar_no)
+        ma_w, ma_stop, ma_take = ma_weight_nb(close, ma_p, _first_bar_no_nb(ts_ns, bar_ns))
     return run_weights_nb(
         ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
         params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
@@ -589,7 +594,7 @@ def sweep_nb(
             ma_slot,
             rules_p,
             ma_p,
-            ts_ns[0] // bar_ns if ts_ns.shape[0] else 0,
+            _first_bar_no_nb(ts_ns, bar_ns),
         )  # fmt: skip
     )
     return sweep_shared_nb(
