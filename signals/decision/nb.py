@@ -171,7 +171,10 @@ def _exposures(positions, theme_id, n_themes, strategy_count, out_symbol, out_th
         if value < 0.0 or not np.isfinite(value):
             value = 0.0
         value += positions[s, Pos.PendingBuyNotional]
-        value -= positions[s, Pos.PendingSellQty] * positions[s, Pos.LastPrice]
+        # only a held symbol can have a pending sell; testing first keeps a never-priced
+        # symbol's NaN last price (0 x NaN) out of the totals
+        if positions[s, Pos.PendingSellQty] > 0.0:
+            value -= positions[s, Pos.PendingSellQty] * positions[s, Pos.LastPrice]
         if value < 0.0:
             value = 0.0
         out_symbol[s] = value
@@ -276,6 +279,17 @@ def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, pa
         account[Acc.WeekId] = week_id
         account[Acc.WeekStartEquity] = equity
         account[Acc.WeeklyStop] = 0.0
+    peak_and_breakers_nb(account, equity, params)
+    return equity
+
+
+@njit(cache=True)
+def peak_and_breakers_nb(account, equity, params):
+    """Raise the peak equity to `equity` (USD) if above it, then trip the daily and weekly loss
+    stops and the drawdown breaker that `equity` breaches (flags in `account`, never reset here).
+
+    The last stage of `mark_periods_breakers_nb`, after the day/week roll.
+    """
     if equity > account[Acc.PeakEquity]:
         account[Acc.PeakEquity] = equity
     if params.daily_loss < 1.0 and equity <= account[Acc.DayStartEquity] * (
@@ -290,7 +304,6 @@ def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, pa
         1.0 - params.max_drawdown
     ):
         account[Acc.DrawdownBreaker] = 1.0
-    return equity
 
 
 @njit(cache=True)

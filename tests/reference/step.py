@@ -84,7 +84,9 @@ def _value(positions, s):
     value = p[Pos.Qty] * p[Pos.LastPrice]
     if not math.isfinite(value) or value < 0.0:
         value = 0.0
-    value = value + p[Pos.PendingBuyNotional] - p[Pos.PendingSellQty] * p[Pos.LastPrice]
+    value = value + p[Pos.PendingBuyNotional]
+    if p[Pos.PendingSellQty] > 0.0:  # a never-priced symbol (NaN) has no pending sell
+        value = value - p[Pos.PendingSellQty] * p[Pos.LastPrice]
     return max(value, 0.0)
 
 

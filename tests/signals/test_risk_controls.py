@@ -134,6 +134,18 @@ def test_total_cap_six_five_pct_entries_capped_at_25_pct():
     assert len(buys(orders)) == 5
 
 
+def test_total_cap_binds_while_a_universe_symbol_has_no_price_yet():
+    # a symbol that has never printed a close (NaN last price, e.g. listed later than the
+    # others) once made the total exposure NaN, which switched the total cap off
+    n = 7
+    weight = [0.05] * 6 + [np.nan]
+    close = [100.0] * 6 + [np.nan]
+    orders, reasons = step(params(max_positions=10), static(n), *state(n), close, weight)
+    assert spent(orders) <= 0.25 * EQUITY * (1 + 1e-12)
+    assert reasons[Reason.TotalCap] == 1
+    assert len(buys(orders)) == 5
+
+
 def test_asset_cap_twenty_pct_proposal_shrunk_to_5_pct():
     loose, _ = step(
         params(asset_cap=1.0, theme_cap=1.0, total_cap=1.0), static(1), *state(1), [100.0], [0.2]
