@@ -18,6 +18,7 @@ from signals.decision.nb import (
     nothing_to_decide_nb,
     peak_and_breakers_nb,
     period_ids_nb,
+    row_of,
     step_core_nb,
 )
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
@@ -279,6 +280,20 @@ def _quiet_run_nb(
 
 
 @njit(cache=True)
+def _check_per_bar_shapes_nb(n_bars, n_symbols, weight, stop_pct, take_pct, strategy, block_reason,
+                             vol):  # fmt: skip
+    # `weight` is [T, S]; the inputs read only on an entry or a fill may be one [1, S] row
+    if weight.shape[0] != n_bars or weight.shape[1] != n_symbols:
+        raise ValueError("simulate_nb: `weight` must have the shape of `close`, [T, S]")
+    for shape in (stop_pct.shape, take_pct.shape, strategy.shape, block_reason.shape, vol.shape):
+        if shape[1] != n_symbols or (shape[0] != n_bars and shape[0] != 1):
+            raise ValueError(
+                "simulate_nb: `stop_pct`, `take_pct`, `strategy`, `block_reason` and `vol` must "
+                "be [T, S] or one [1, S] row for every bar"
+            )
+
+
+@njit(cache=True)
 def simulate_nb(
     ts_ns,
     bar_ns,
@@ -305,6 +320,10 @@ def simulate_nb(
 ):
     """Run the backtest over `[T, S]` arrays; return records and per-bar curves.
 
+    `stop_pct`, `take_pct`, `strategy`, `block_reason` and `vol` may each be one `[1, S]` row
+    that holds for every bar (`signals.decision.nb.row_of`), e.g. a single strategy's constant
+    stop: the results are those of the `[T, S]` array repeating that row. Other shapes raise.
+
     Reference: the vectorbt cross-check in tests/sim/test_vectorbt_parity.py (market orders, no
     slippage) and the accounting invariants in tests/sim/test_simulator_properties.py.
 
@@ -317,6 +336,8 @@ def simulate_nb(
     1M-bar curves, measured 2026-12-01; `new_curves` does it).
     """
     n_bars, n_symbols = close.shape
+    _check_per_bar_shapes_nb(n_bars, n_symbols, weight, stop_pct, take_pct, strategy, block_reason,
+                             vol)  # fmt: skip
     n_strategies = static.strategy_cap.shape[0]
     np.random.seed(seed)
     account, positions = new_state_nb(n_symbols, initial_cash)
@@ -348,7 +369,7 @@ def simulate_nb(
             u2 = np.random.random()
             free_cash = account[Acc.Cash]
             st, qty, price, fee, is_maker = fill_order_nb(
-                order, open_[t, s], high[t, s], low[t, s], vol[t - 1, s], free_cash,
+                order, open_[t, s], high[t, s], low[t, s], vol[row_of(vol, t - 1), s], free_cash,
                 positions[s, Pos.Qty], static.min_size[s], static.min_notional[s],
                 static.base_increment[s], params, fill, u1, u2,
             )  # fmt: skip

@@ -138,6 +138,13 @@ def apply_fill_nb(
 
 
 @njit(cache=True)
+def row_of(per_bar, row):
+    """Return the row of `per_bar[T, S]` that holds for bar `row`: `row`, or 0 for a `[1, S]`
+    array (one row for every bar: a constant input costs S values, not T x S)."""
+    return row if per_bar.shape[0] > 1 else 0
+
+
+@njit(cache=True)
 def new_workspace_nb(n_symbols, theme_id, n_strategies):
     """Return scratch buffers for `step_nb`, allocated once per run (none inside the bar loop).
 
@@ -425,6 +432,8 @@ def step_core_nb(
     exit, > 0 = hold or enter), `stop_pct`/`take_pct` (fractions; NaN = the policy default),
     `strategy` (index of the proposing strategy), `block_reason` (stage-1 `Reason` code:
     universe, staleness, bans, bad ticks; 0 = tradable), `product_status` (`ProductStatus`),
+    where `stop_pct`, `take_pct`, `strategy` and `block_reason` may also be one `[1, S]` row
+    that holds for every bar (`row_of`; they are read only where a weight proposes an entry),
     scalar `regime` (`Regime`), `day_id` (UTC day number) and `week_id` (ISO week number).
     `orders` must hold at least `2 * S` records of `ORDER_DT`. `reason_counts[K, S, N_REASONS]`
     is incremented once per proposal a control blocks or shrinks. `workspace` comes from
@@ -443,13 +452,14 @@ def step_core_nb(
     exiting, expo, theme_expo, strat_expo, trades_this_bar, order_of = workspace
     n_themes = theme_expo.shape[0]
     n = 0
+    strategy_row = row_of(strategy, row)
 
     # --- mark, periods and breakers -------------------------------------------------------
     equity = mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params)
     if params.kill_switch:
         for s in range(n_symbols):
             if weight[row, s] > 0.0 and positions[s, Pos.Qty] <= 0.0:
-                k = strategy[row, s] if strategy[row, s] >= 0 else 0
+                k = strategy[strategy_row, s] if strategy[strategy_row, s] >= 0 else 0
                 reason_counts[k, s, Reason.KillSwitch] += 1
         return 0
     if nothing_to_decide_nb(row, close, weight, params, static, account, positions, workspace):
@@ -553,9 +563,12 @@ def step_core_nb(
     if regime >= 0:
         regime_mult = static.regime_mult[regime]
     cash_free = account[Acc.Cash] - account[Acc.ReservedCash]
+    block_row = row_of(block_reason, row)
+    stop_row = row_of(stop_pct, row)
+    take_row = row_of(take_pct, row)
     universe_empty = True
     for s in range(n_symbols):
-        if block_reason[row, s] == Reason.Ok:
+        if block_reason[block_row, s] == Reason.Ok:
             universe_empty = False
             break
     for i in range(n_symbols):
@@ -563,7 +576,7 @@ def step_core_nb(
         w = weight[row, s]
         if not (w > 0.0) or positions[s, Pos.Qty] > 0.0 or exiting[s]:
             continue
-        k = strategy[row, s] if strategy[row, s] >= 0 else 0
+        k = strategy[strategy_row, s] if strategy[strategy_row, s] >= 0 else 0
         price = close[row, s]
         reason = Reason.Ok
         if account[Acc.DrawdownBreaker] > 0.0:
@@ -576,8 +589,8 @@ def step_core_nb(
             reason = Reason.RegimeBlock
         elif not _can_trade(product_status[s]):
             reason = Reason.ProductStatus
-        elif block_reason[row, s] != Reason.Ok:
-            reason = Reason.EmptyUniverse if universe_empty else block_reason[row, s]
+        elif block_reason[block_row, s] != Reason.Ok:
+            reason = Reason.EmptyUniverse if universe_empty else block_reason[block_row, s]
         elif not np.isfinite(price) or price <= 0.0:
             reason = Reason.StaleData
         elif positions[s, Pos.PendingBuyNotional] > 0.0:
@@ -634,10 +647,10 @@ def step_core_nb(
         if limiting != Reason.Ok:
             reason_counts[k, s, limiting] += 1
 
-        stop = stop_pct[row, s]
+        stop = stop_pct[stop_row, s]
         if not np.isfinite(stop) or stop <= 0.0 or (0.0 < params.stop_loss < stop):
             stop = params.stop_loss
-        take = take_pct[row, s]
+        take = take_pct[take_row, s]
         if not np.isfinite(take) or take < 0.0:
             take = 0.0
 

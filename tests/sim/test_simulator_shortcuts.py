@@ -10,6 +10,7 @@ reason counts and the final state must be equal bit for bit.
 """
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
@@ -153,13 +154,19 @@ def simulate_every_bar(panel, inputs, config, params, seed):
     )  # fmt: skip
 
 
-def _simulate(panel, inputs, config, params, seed):
+def _simulate(panel, inputs, config, params, seed, **per_bar):
+    """Run `simulate_nb` on `inputs`; `per_bar` replaces some of its per-bar arrays by name."""
+    arrays = {
+        name: per_bar.get(name, getattr(inputs, name))
+        for name in ("stop_pct", "take_pct", "strategy", "block_reason", "vol")
+    }
     return simulate_nb(
         panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close,
-        inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy, inputs.block_reason,
-        inputs.regime, inputs.vol, product_status_codes(config, panel.symbols),
-        params, step_static(config, panel.symbols, inputs.strategy_names),
-        fill_params(config), INITIAL_CASH, seed, *new_curves(panel.close.shape[0]),
+        per_bar.get("weight", inputs.weight), arrays["stop_pct"], arrays["take_pct"],
+        arrays["strategy"], arrays["block_reason"], inputs.regime, arrays["vol"],
+        product_status_codes(config, panel.symbols), params,
+        step_static(config, panel.symbols, inputs.strategy_names), fill_params(config),
+        INITIAL_CASH, seed, *new_curves(panel.close.shape[0]),
     )  # fmt: skip
 
 
@@ -202,3 +209,40 @@ def test_simulate_equals_stepping_every_bar_on_a_long_single_position_run():
     assert (fast[6] > 0.0).sum() > 50, "the case should hold a position for many bars"
     for name, a, b in zip(NAMES, fast, slow, strict=True):
         assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
+
+
+@settings(max_examples=25, deadline=None)
+@given(market=sim_markets(max_bars=200), seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_simulate_one_row_inputs_equal_the_repeated_row(market, seed, data):
+    # `stop_pct`, `take_pct`, `strategy`, `block_reason` and `vol` may be one [1, S] row for
+    # every bar: the run must be the one with that row repeated over [T, S]
+    config, params = _case(data.draw(st.sampled_from(CASES)))
+    panel = panel_from_arrays(*market[:5], symbols=market[5])
+    inputs = decision_inputs(panel, config)
+    n_bars, n_symbols = panel.close.shape
+    rows = {
+        "stop_pct": data.draw(st.sampled_from((np.nan, 0.02, 0.05))),
+        "take_pct": data.draw(st.sampled_from((np.nan, 0.0, 0.03))),
+        "strategy": np.int64(0),
+        "block_reason": np.int64(data.draw(st.sampled_from((0, 0, 3)))),
+        "vol": data.draw(st.sampled_from((np.nan, 0.01))),
+    }
+    one_row = {k: np.full((1, n_symbols), v) for k, v in rows.items()}
+    repeated = {k: np.repeat(v, n_bars, axis=0) for k, v in one_row.items()}
+    runs = [
+        _simulate(panel, inputs, config, params, seed, **arrays) for arrays in (one_row, repeated)
+    ]
+    for name, a, b in zip(NAMES, *runs, strict=True):
+        assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
+
+
+def test_simulate_rejects_per_bar_inputs_of_another_shape():
+    config, params = _case("default")
+    close = np.full((30, 2), 100.0)
+    panel = panel_from_arrays(close, close, close, close, symbols=("BTC-USD", "ETH-USD"))
+    inputs = decision_inputs(panel, config)
+    two_rows = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="one \\[1, S\\] row"):
+        _simulate(panel, inputs, config, params, 1, stop_pct=two_rows)
+    with pytest.raises(ValueError, match="`weight` must have the shape"):
+        _simulate(panel, inputs, config, params, 1, weight=inputs.weight[:1])
