@@ -455,13 +455,16 @@ def run_chunk(
     `shared_indicators(g, ...)` of a grid holding these rows, its index arrays cut to them
     (`sim.sweep_nb.sweep_shared_nb`); None computes the rows' indicators here.
     """
+    import numba  # noqa: PLC0415
+
     from sim.sweep_nb import sweep_nb, sweep_shared_nb  # noqa: PLC0415
 
     hi = g.close.shape[0] if hi is None else hi
     args = (*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)
+    n_workers = numba.get_num_threads()
     if shared is None:
-        return sweep_nb(*args)  # type: ignore[call-arg]
-    return sweep_shared_nb(*args, *shared)  # type: ignore[call-arg]
+        return sweep_nb(*args, n_workers)  # type: ignore[call-arg]
+    return sweep_shared_nb(*args, *shared, n_workers)  # type: ignore[call-arg]
 
 
 def shared_indicators(

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from signals.indicators.nb import sma_nb
-from signals.strategies.nb import below_channel_nb, cross_weights_nb, rules_combine_nb
+from signals.strategies.nb import below_channel_nb, cross_weights_into_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
     ma_cross_from_sma_nb,
@@ -236,13 +236,15 @@ def ma_weight_nb(close, p, first_bar_no):
     Reference: `signals/strategies/ma_cross.py::MaCross.propose`. `first_bar_no`: the absolute
     bar number of row 0 (`sma_nb`).
     """
-    return ma_weight_of_cross_nb(ma_cross_nb(close, int(p[0]), int(p[1]), first_bar_no), p)
+    cross = ma_cross_nb(close, int(p[0]), int(p[1]), first_bar_no)
+    return ma_weight_of_cross_nb(cross, p, np.empty(cross.shape))
 
 
 @njit(cache=True)
-def ma_weight_of_cross_nb(cross, p):
-    """Return `ma_weight_nb`'s result from its cross signal (`ma_cross_nb`'s output)."""
-    weight = cross_weights_nb(cross, p[2] / 100.0)
+def ma_weight_of_cross_nb(cross, p, out):
+    """Return `ma_weight_nb`'s result from its cross signal (`ma_cross_nb`'s output), the
+    weights written into `out` (float64, shape of `cross`)."""
+    weight = cross_weights_into_nb(cross, p[2] / 100.0, out)
     stop = p[3] / 100.0 if p[3] > 0 else np.nan
     return weight, stop, 0.0
 
@@ -272,7 +274,8 @@ def combo_run_nb(
     """Run one combination; return `(metrics[N_METRICS], equity[T - trade_start])`.
 
     Reference: `sim.engine.run_backtest` on the same config, reduced by `summary_nb`
-    (tests/sim/test_sweep.py checks the two bit for bit).
+    (tests/sim/test_sweep.py checks the two bit for bit). Allocates its own scratch
+    (`new_scratch_nb`); the sweep reuses one per thread instead.
     `rules_slot`/`ma_slot` are each strategy's index among the enabled strategies in name
     order (-1 = disabled). Proposals before row `trade_start` are dropped (no opinion), so rows
     `< trade_start` only warm the indicators up; metrics and the curve cover the rest.
@@ -285,49 +288,101 @@ def combo_run_nb(
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
         ma_w, ma_stop, ma_take = ma_weight_nb(close, ma_p, _first_bar_no_nb(ts_ns, bar_ns))
-    return run_weights_nb(
+    metrics, curve = run_weights_nb(
         ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
         params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
         ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take,
+        new_scratch_nb(close.shape[0], close.shape[1]),
     )  # fmt: skip
+    return metrics, curve.copy()
+
+
+@njit(cache=True)
+def new_scratch_nb(n_bars, n_symbols):
+    """Return the per-combination work buffers of `run_weights_nb`, reusable across runs.
+
+    `(proposal[T, S], weight[T, S], stop_pct[T, S], take_pct[T, S], chosen int64[T, S],
+    best[T, S], equity[T], cash[T], exposure[T])`; contents are overwritten on every use. A
+    sweep allocates one set per thread, not per combination: fresh memory is slow to touch.
+    """
+    return (
+        np.empty((n_bars, n_symbols)),
+        np.empty((n_bars, n_symbols)),
+        np.empty((n_bars, n_symbols)),
+        np.empty((n_bars, n_symbols)),
+        np.empty((n_bars, n_symbols), dtype=np.int64),
+        np.empty((n_bars, n_symbols)),
+        np.empty(n_bars),
+        np.empty(n_bars),
+        np.empty(n_bars),
+    )
+
+
+@njit(cache=True)
+def _no_opinion_before_nb(w, trade_start):
+    # the one strategy's weights as the combined weights, in place: a negative weight and any
+    # row before `trade_start` become no opinion (NaN), as `_combine_nb` leaves them
+    n_bars, n_symbols = w.shape
+    for t in range(n_bars):
+        for s in range(n_symbols):
+            if t < trade_start or w[t, s] < 0.0:
+                w[t, s] = np.nan
+    return w
 
 
 @njit(cache=True)
 def run_weights_nb(
     ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
     static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot, ma_slot,
-    rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take,
+    rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take, scratch,
 ):  # fmt: skip
-    """Return `combo_run_nb`'s result from each strategy's `(weight[T, S], stop, take)`.
+    """Return `(metrics, equity[T - trade_start])` of one combination from each strategy's
+    `(weight[T, S], stop, take)`, as `combo_run_nb` does.
 
-    A disabled strategy's (slot -1) weight is never read (pass an empty array).
+    A disabled strategy's (slot -1) weight is never read (pass an empty array); an enabled
+    one's may be overwritten (it is scratch). `scratch` is `new_scratch_nb(T, S)`; the equity
+    curve returned is a view into it, valid until its next use.
+    With one strategy enabled its weights are the combined weights (no `[T, S]` combine) and
+    its constant stop, take and index go to the simulator as `[1, S]` rows
+    (`sim.nb.simulate_nb`): the same run as the combine would give.
     """
     n_bars, n_symbols = close.shape
-    weight = np.full((n_bars, n_symbols), np.nan)
-    stop_pct = np.full((n_bars, n_symbols), np.nan)
-    take_pct = np.full((n_bars, n_symbols), np.nan)
-    chosen = np.full((n_bars, n_symbols), -1, dtype=np.int64)
-    best = np.full((n_bars, n_symbols), -np.inf)
-    n_slots = max(rules_slot, ma_slot) + 1
-    for k in range(n_slots):
-        if k == rules_slot:
-            _combine_nb(
-                rules_w, rules_stop, rules_take, k, weight, stop_pct, take_pct, chosen, best
-            )
-        elif k == ma_slot:
-            _combine_nb(ma_w, ma_stop, ma_take, k, weight, stop_pct, take_pct, chosen, best)
-    for t in range(min(trade_start, n_bars)):
-        for s in range(n_symbols):
-            weight[t, s] = np.nan
-            stop_pct[t, s] = np.nan
-            take_pct[t, s] = np.nan
-            chosen[t, s] = -1
+    proposal_unused, weight, stop_pct, take_pct, chosen, best, equity, cash, exposure = scratch
+    if rules_slot < 0 or ma_slot < 0:
+        slot = max(rules_slot, ma_slot)
+        if slot == rules_slot:
+            weight, stop_k, take_k = rules_w, rules_stop, rules_take
+        else:
+            weight, stop_k, take_k = ma_w, ma_stop, ma_take
+        weight = _no_opinion_before_nb(weight, trade_start)
+        stop_pct = np.full((1, n_symbols), stop_k)
+        take_pct = np.full((1, n_symbols), take_k)
+        chosen = np.full((1, n_symbols), slot, dtype=np.int64)
+    else:
+        weight[:] = np.nan
+        stop_pct[:] = np.nan
+        take_pct[:] = np.nan
+        chosen[:] = -1
+        best[:] = -np.inf
+        for k in range(max(rules_slot, ma_slot) + 1):
+            if k == rules_slot:
+                _combine_nb(
+                    rules_w, rules_stop, rules_take, k, weight, stop_pct, take_pct, chosen, best
+                )
+            elif k == ma_slot:
+                _combine_nb(ma_w, ma_stop, ma_take, k, weight, stop_pct, take_pct, chosen, best)
+        for t in range(min(trade_start, n_bars)):
+            for s in range(n_symbols):
+                weight[t, s] = np.nan
+                stop_pct[t, s] = np.nan
+                take_pct[t, s] = np.nan
+                chosen[t, s] = -1
     out = simulate_nb(
         ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
-        regime, vol, product_status, params, static, fill, initial_cash, seed,
-        np.empty(n_bars), np.empty(n_bars), np.empty(n_bars),
+        regime, vol, product_status, params, static, fill, initial_cash, seed, equity, cash,
+        exposure,
     )  # fmt: skip
-    orders, _status, fills, trades, equity, _cash, exposure = out[:7]
+    orders, _status, fills, trades = out[:4]
     n_fills = fills.shape[0]
     notional = np.empty(n_fills)
     fee = np.empty(n_fills)
@@ -337,7 +392,7 @@ def run_weights_nb(
     pnl = np.empty(trades.shape[0])
     for i in range(trades.shape[0]):
         pnl[i] = trades[i]["pnl_usd"]
-    curve = equity[trade_start:].copy()
+    curve = equity[trade_start:]
     metrics = summary_nb(
         curve, exposure[trade_start:], pnl, notional, fee, orders.shape[0], initial_cash,
         bars_per_year,
@@ -486,9 +541,9 @@ def _shared_combo_nb(
     ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
     product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
     rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal, no_dip,
-    rules_idx, sma, fast_i, slow_i,
+    rules_idx, sma, fast_i, slow_i, scratch,
 ):  # fmt: skip
-    # one combination of `sweep_nb` from the shared indicator buffers
+    # one combination of `sweep_nb` from the shared indicator buffers, in `scratch`
     rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
     if rules_slot >= 0:
         dip_c = dip[rules_idx[3]] if rules_idx[3] >= 0 else no_dip
@@ -499,11 +554,11 @@ def _shared_combo_nb(
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
         cross = ma_cross_from_sma_nb(sma[fast_i], sma[slow_i])
-        ma_w, ma_stop, ma_take = ma_weight_of_cross_nb(cross, ma_p)
+        ma_w, ma_stop, ma_take = ma_weight_of_cross_nb(cross, ma_p, scratch[0])
     metrics, _curve = run_weights_nb(
         ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
         params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
-        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take,
+        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take, scratch,
     )  # fmt: skip
     return metrics
 
@@ -545,25 +600,33 @@ def sweep_shared_nb(
     ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
     product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
     rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal, rules_idx,
-    sma, fast_idx, slow_idx,
+    sma, fast_idx, slow_idx, n_workers,
 ):  # fmt: skip
     """Return `sweep_nb`'s result from precomputed shared indicators (`shared_indicators_nb`).
 
     The buffers may cover more combinations than `rules_p[C]`/`ma_p[C]` (a whole group, once,
     for all its chunks): row `c` reads its arrays through `rules_idx[c]`, `fast_idx[c]` and
     `slow_idx[c]`. They must come from the same bars (`close` etc.) as the other inputs.
-    `prange` over combinations; scratch lives per combination.
+    `prange` over `n_workers` workers (`numba.get_num_threads()`: one per thread; an argument
+    because reading it inside a kernel stops numba caching the kernel), each taking every
+    n-th combination with one scratch set (`new_scratch_nb`) for all of them: a run's scratch
+    is fresh memory otherwise, slower to touch than to reuse while it is warm in cache.
     """
     n_combos = rules_p.shape[0]
+    n_bars, n_symbols = close.shape
     no_dip = np.zeros(close.shape, dtype=np.uint8)
     out = np.empty((n_combos, N_METRICS))
-    for c in prange(n_combos):
-        out[c] = _shared_combo_nb(
-            ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
-            product_status, params, static, fill, initial_cash, seed, bars_per_year,
-            trade_start, rules_slot, ma_slot, rules_p[c], ma_p[c], breakout, momentum, spike,
-            dip, exit_signal, no_dip, rules_idx[c], sma, fast_idx[c], slow_idx[c],
-        )  # fmt: skip
+    n_workers = max(1, min(n_workers, n_combos))
+    for worker in prange(n_workers):
+        scratch = new_scratch_nb(n_bars, n_symbols)
+        for c in range(worker, n_combos, n_workers):
+            out[c] = _shared_combo_nb(
+                ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
+                product_status, params, static, fill, initial_cash, seed, bars_per_year,
+                trade_start, rules_slot, ma_slot, rules_p[c], ma_p[c], breakout, momentum,
+                spike, dip, exit_signal, no_dip, rules_idx[c], sma, fast_idx[c], slow_idx[c],
+                scratch,
+            )  # fmt: skip
     return out
 
 
@@ -571,7 +634,7 @@ def sweep_shared_nb(
 def sweep_nb(
     ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
     product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
-    rules_slot, ma_slot, rules_p, ma_p,
+    rules_slot, ma_slot, rules_p, ma_p, n_workers,
 ):  # fmt: skip
     """Return float64[C, N_METRICS]: `combo_run_nb` for every row of `rules_p[C]`/`ma_p[C]`.
 
@@ -582,7 +645,7 @@ def sweep_nb(
     (`shared_indicators_nb`, `prange` over distinct parameters), then `sweep_shared_nb` runs
     the combinations (`prange`, per-combination scratch). Memory: the shared buffers grow with
     T x S x distinct indicator parameters (e.g. 29 distinct windows of a 174-pair MA grid),
-    not with combinations, plus O(threads x T x S) scratch.
+    not with combinations, plus O(threads x T x S) scratch. `n_workers`: see `sweep_shared_nb`.
     """
     breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx = (
         shared_indicators_nb(
@@ -601,5 +664,5 @@ def sweep_nb(
         ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
         product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
         rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal,
-        rules_idx, sma, fast_idx, slow_idx,
+        rules_idx, sma, fast_idx, slow_idx, n_workers,
     )  # fmt: skip

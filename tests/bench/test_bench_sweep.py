@@ -216,7 +216,10 @@ def _rss_in_subprocess(n_bars: int) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+# vectorbt 1.x compiling its kernels into an empty numba cache warns about reflected lists
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::PendingDeprecationWarning"
+)
 def test_bench_sweep_measure_writes_report(request: pytest.FixtureRequest) -> None:
     if not request.config.getoption("benchmark_enable", default=False):
         pytest.skip("measurement: run with --benchmark-enable -s")
