@@ -6,6 +6,8 @@ when bar `t` trades through them, possibly partially), then the shared `step_cor
 on `[T, S]` inputs) decides the orders of bar `t` at its close. Nothing here decides a trade.
 """
 
+from enum import IntEnum
+
 import numpy as np
 from numba import njit
 
@@ -279,6 +281,151 @@ def _quiet_run_nb(
     return t
 
 
+class _Cursor(IntEnum):
+    """Indices into `_simulate_loop_nb`'s `cursor` int64 array (the loop's scalars between
+    calls)."""
+
+    T = 0  # the next bar
+    NOrders = 1
+    NFills = 2
+    NTrades = 3
+    PrevStart = 4  # first order decided on the previous bar
+    Stepped = 5  # 1 if the previous bar ran the full step
+    NHeld = 6
+
+
+N_CURSOR = 7
+# what `_simulate_loop_nb` stopped for: done, or the record buffer to grow before going on
+_FULL_NONE, _FULL_ORDERS, _FULL_FILLS, _FULL_TRADES = 0, 1, 2, 3
+
+
+@njit(cache=True, _nrt=False)
+def _simulate_loop_nb(
+    cursor, ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
+    block_reason, regime, vol, product_status, params, static, fill, account, positions,
+    workspace, orders, status, fills, trades, step_orders, reason_counts, equity, cash, exposure,
+    periods,
+):  # fmt: skip
+    """Run `simulate_nb`'s bar loop from bar `cursor[T]` until the end or a full record buffer.
+
+    Returns `_FULL_NONE` when the last bar is done, else which buffer (`_FULL_ORDERS`,
+    `_FULL_FILLS`, `_FULL_TRADES`) must grow before calling again: a bar starts only when its
+    fills, trades and orders fit, so stopping loses nothing. The loop allocates nothing, hence
+    `_nrt=False`: without it every call inside it (quiet runs, the step, fills) paid reference
+    counting on its ~20 array arguments, about a sixth of a backtest that trades often.
+    """
+    n_bars, n_symbols = close.shape
+    t = cursor[_Cursor.T]
+    n_orders = cursor[_Cursor.NOrders]
+    n_fills = cursor[_Cursor.NFills]
+    n_trades = cursor[_Cursor.NTrades]
+    prev_start = cursor[_Cursor.PrevStart]
+    stepped = cursor[_Cursor.Stepped] != 0
+    n_held = cursor[_Cursor.NHeld]
+    full = _FULL_NONE
+    while t < n_bars:
+        # --- room for this bar's records, else stop here and let the caller grow a buffer ---
+        n_pending = n_orders - prev_start
+        if n_fills + n_pending > fills.shape[0]:
+            full = _FULL_FILLS
+            break
+        if n_trades + n_pending > trades.shape[0]:
+            full = _FULL_TRADES
+            break
+        if n_orders + step_orders.shape[0] > orders.shape[0]:
+            full = _FULL_ORDERS
+            break
+        # --- fills of the orders decided at t - 1 ------------------------------------------
+        for j in range(prev_start, n_orders):
+            order = orders[j]
+            s = order["symbol"]
+            u1 = np.random.random()
+            u2 = np.random.random()
+            free_cash = account[Acc.Cash]
+            st, qty, price, fee, is_maker = fill_order_nb(
+                order, open_[t, s], high[t, s], low[t, s], vol[row_of(vol, t - 1), s], free_cash,
+                positions[s, Pos.Qty], static.min_size[s], static.min_notional[s],
+                static.base_increment[s], params, fill, u1, u2,
+            )  # fmt: skip
+            status[j] = st
+            if st != OrderStatus.Filled and st != OrderStatus.Partial:
+                continue
+            if qty <= 0.0:
+                continue
+            bar_no = ts_ns[t] // bar_ns
+            entry_bar = positions[s, Pos.EntryBar]
+            closed = apply_fill_nb(
+                account, positions, s, order["side"], qty, price, fee, bar_no,
+                order["purpose"], order["strategy"], order["stop_pct"], order["take_pct"],
+                params.cooldown_fill_bars, params.cooldown_stop_bars,
+            )  # fmt: skip
+            n_held = _count_held_nb(positions)
+            rec = fills[n_fills]
+            rec["order_id"] = j
+            rec["bar"] = t
+            rec["symbol"] = s
+            rec["side"] = order["side"]
+            rec["order_type"] = order["order_type"]
+            rec["purpose"] = order["purpose"]
+            rec["qty"] = qty
+            rec["price"] = price
+            rec["fee"] = fee
+            rec["is_maker"] = is_maker
+            n_fills += 1
+            if np.isfinite(closed):
+                tr = trades[n_trades]
+                tr["symbol"] = s
+                tr["strategy"] = int(positions[s, Pos.Strategy])
+                tr["entry_bar_no"] = int(entry_bar)
+                tr["exit_bar_no"] = bar_no
+                tr["entry_price"] = positions[s, Pos.AvgEntry]
+                tr["exit_price"] = price
+                tr["qty"] = positions[s, Pos.EntryNotional] / positions[s, Pos.AvgEntry]
+                tr["pnl_usd"] = closed
+                tr["fees_usd"] = positions[s, Pos.TradeFees]
+                tr["exit_purpose"] = order["purpose"]
+                n_trades += 1
+        # pending orders live one bar: whatever did not fill is cancelled (only `step_core_nb`
+        # sets them, so a bar after one that skipped the step has nothing to clear)
+        if stepped:
+            for s in range(n_symbols):
+                positions[s, Pos.PendingBuyNotional] = 0.0
+                positions[s, Pos.PendingSellQty] = 0.0
+            account[Acc.ReservedCash] = 0.0
+        prev_start = n_orders
+        stepped = False
+
+        # --- the quiet bars from t on: marked, rolled and written, nothing decided ----------
+        t = _quiet_run_nb(
+            t, ts_ns, close, weight, params, static, account, positions, workspace, n_held,
+            equity, cash, exposure, periods,
+        )  # fmt: skip
+        if t == n_bars:
+            break
+
+        # --- decide at the close of t (`_quiet_run_nb` has marked and rolled it) -----------
+        n_new = step_core_nb(
+            t, ts_ns[t] // bar_ns, periods[0], periods[1], close, weight, stop_pct, take_pct,
+            strategy, block_reason, product_status, regime[t], params, static, account,
+            positions, step_orders, reason_counts, workspace,
+        )  # fmt: skip
+        stepped = True
+        for j in range(n_new):
+            orders[n_orders] = step_orders[j]
+            status[n_orders] = OrderStatus.Open
+            n_orders += 1
+        _write_curves_nb(account, positions, t, equity, cash, exposure)
+        t += 1
+    cursor[_Cursor.T] = t
+    cursor[_Cursor.NOrders] = n_orders
+    cursor[_Cursor.NFills] = n_fills
+    cursor[_Cursor.NTrades] = n_trades
+    cursor[_Cursor.PrevStart] = prev_start
+    cursor[_Cursor.Stepped] = 1 if stepped else 0
+    cursor[_Cursor.NHeld] = n_held
+    return full
+
+
 @njit(cache=True)
 def _check_per_bar_shapes_nb(n_bars, n_symbols, weight, stop_pct, take_pct, strategy, block_reason,
                              vol):  # fmt: skip
@@ -348,107 +495,29 @@ def simulate_nb(
     step_orders = np.empty(2 * n_symbols + 8, dtype=ORDER_DT)
     reason_counts = np.zeros((max(n_strategies, 1), n_symbols, N_REASONS), dtype=np.int64)
     workspace = new_workspace_nb(n_symbols, static.theme_id, n_strategies)
-    n_orders = 0
-    n_fills = 0
-    n_trades = 0
-    prev_start = 0
-    stepped = False
     # day_id, week_id, the day's [lo, hi) in ns (empty: the first bar computes its day), and
     # the last marked row; `_quiet_run_nb` keeps them
     periods = np.array([0, 0, 0, 0, -1], dtype=np.int64)
-    # np.int64, not the literal 0: numba would also compile `_quiet_run_nb` for Literal[int](0)
-    # (about 1 s more on the first run)
-    n_held = np.int64(0)
-    t = np.int64(0)
-    while t < n_bars:
-        # --- fills of the orders decided at t - 1 ------------------------------------------
-        for j in range(prev_start, n_orders):
-            order = orders[j]
-            s = order["symbol"]
-            u1 = np.random.random()
-            u2 = np.random.random()
-            free_cash = account[Acc.Cash]
-            st, qty, price, fee, is_maker = fill_order_nb(
-                order, open_[t, s], high[t, s], low[t, s], vol[row_of(vol, t - 1), s], free_cash,
-                positions[s, Pos.Qty], static.min_size[s], static.min_notional[s],
-                static.base_increment[s], params, fill, u1, u2,
-            )  # fmt: skip
-            status[j] = st
-            if st != OrderStatus.Filled and st != OrderStatus.Partial:
-                continue
-            if qty <= 0.0:
-                continue
-            bar_no = ts_ns[t] // bar_ns
-            entry_bar = positions[s, Pos.EntryBar]
-            closed = apply_fill_nb(
-                account, positions, s, order["side"], qty, price, fee, bar_no,
-                order["purpose"], order["strategy"], order["stop_pct"], order["take_pct"],
-                params.cooldown_fill_bars, params.cooldown_stop_bars,
-            )  # fmt: skip
-            n_held = _count_held_nb(positions)
-            if n_fills == fills.shape[0]:
-                fills = _grow(fills)
-            rec = fills[n_fills]
-            rec["order_id"] = j
-            rec["bar"] = t
-            rec["symbol"] = s
-            rec["side"] = order["side"]
-            rec["order_type"] = order["order_type"]
-            rec["purpose"] = order["purpose"]
-            rec["qty"] = qty
-            rec["price"] = price
-            rec["fee"] = fee
-            rec["is_maker"] = is_maker
-            n_fills += 1
-            if np.isfinite(closed):
-                if n_trades == trades.shape[0]:
-                    trades = _grow(trades)
-                tr = trades[n_trades]
-                tr["symbol"] = s
-                tr["strategy"] = int(positions[s, Pos.Strategy])
-                tr["entry_bar_no"] = int(entry_bar)
-                tr["exit_bar_no"] = bar_no
-                tr["entry_price"] = positions[s, Pos.AvgEntry]
-                tr["exit_price"] = price
-                tr["qty"] = positions[s, Pos.EntryNotional] / positions[s, Pos.AvgEntry]
-                tr["pnl_usd"] = closed
-                tr["fees_usd"] = positions[s, Pos.TradeFees]
-                tr["exit_purpose"] = order["purpose"]
-                n_trades += 1
-        # pending orders live one bar: whatever did not fill is cancelled (only `step_core_nb`
-        # sets them, so a bar after one that skipped the step has nothing to clear)
-        if stepped:
-            for s in range(n_symbols):
-                positions[s, Pos.PendingBuyNotional] = 0.0
-                positions[s, Pos.PendingSellQty] = 0.0
-            account[Acc.ReservedCash] = 0.0
-        prev_start = n_orders
-        stepped = False
-
-        # --- the quiet bars from t on: marked, rolled and written, nothing decided ----------
-        t = _quiet_run_nb(
-            t, ts_ns, close, weight, params, static, account, positions, workspace, n_held,
-            equity, cash, exposure, periods,
+    cursor = np.zeros(N_CURSOR, dtype=np.int64)
+    while True:
+        full = _simulate_loop_nb(
+            cursor, ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
+            block_reason, regime, vol, product_status, params, static, fill, account, positions,
+            workspace, orders, status, fills, trades, step_orders, reason_counts, equity, cash,
+            exposure, periods,
         )  # fmt: skip
-        if t == n_bars:
+        if full == _FULL_NONE:
             break
-
-        # --- decide at the close of t (`_quiet_run_nb` has marked and rolled it) -----------
-        n_new = step_core_nb(
-            t, ts_ns[t] // bar_ns, periods[0], periods[1], close, weight, stop_pct, take_pct,
-            strategy, block_reason, product_status, regime[t], params, static, account,
-            positions, step_orders, reason_counts, workspace,
-        )  # fmt: skip
-        stepped = True
-        for j in range(n_new):
-            if n_orders == orders.shape[0]:
-                orders = _grow(orders)
-                status = _grow(status)
-            orders[n_orders] = step_orders[j]
-            status[n_orders] = OrderStatus.Open
-            n_orders += 1
-        _write_curves_nb(account, positions, t, equity, cash, exposure)
-        t += 1
+        if full == _FULL_ORDERS:
+            orders = _grow(orders)
+            status = _grow(status)
+        elif full == _FULL_FILLS:
+            fills = _grow(fills)
+        else:
+            trades = _grow(trades)
+    n_orders = cursor[_Cursor.NOrders]
+    n_fills = cursor[_Cursor.NFills]
+    n_trades = cursor[_Cursor.NTrades]
     if periods[4] < n_bars - 1:
         _final_mark_nb(account, positions, close, ts_ns[n_bars - 1], periods[4], params)
     return (
