@@ -26,11 +26,10 @@ import numpy as np
 from numba import njit, prange
 
 from signals.indicators.nb import sma_nb
-from signals.strategies.nb import below_channel_nb, cross_weights_into_nb, rules_combine_nb
+from signals.strategies.nb import below_channel_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
-    ma_cross_from_sma_nb,
-    ma_cross_nb,
+    cross_sign_nb,
     mean_reversion_nb,
     momentum_nb,
     volume_spike_nb,
@@ -118,11 +117,13 @@ def summary_nb(
     else:
         profit_factor = min(wins / gross_loss, PROFIT_FACTOR_CAP)
 
-    # per-bar returns of [initial, equity...], mean, sample std, downside RMS, drawdown
+    # per-bar returns of [initial, equity...], mean, sample std, downside RMS, drawdown; a bar
+    # whose equity did not move (flat: most bars of a sweep) has return 0 without dividing
     total = 0.0
     prev = initial
     for t in range(n):
-        total += (equity[t] - prev) / prev
+        if equity[t] != prev:
+            total += (equity[t] - prev) / prev
         prev = equity[t]
     mean = total / n if n > 0 else 0.0
     sq = 0.0
@@ -131,18 +132,24 @@ def summary_nb(
     prev = initial
     peak = initial
     max_dd = 0.0
+    equity_sum = 0.0
+    exposed = 0
     for t in range(n):
-        r = (equity[t] - prev) / prev
+        r = (equity[t] - prev) / prev if equity[t] != prev else 0.0
         prev = equity[t]
+        equity_sum += equity[t]
+        if exposure[t] > 0.0:
+            exposed += 1
         sq += (r - mean) * (r - mean)
         if r < 0.0:
             down_sq += r * r
             n_down += 1
         if equity[t] > peak:
             peak = equity[t]
-        dd = 1.0 - equity[t] / peak
-        if dd > max_dd:
-            max_dd = dd
+        elif equity[t] < peak:
+            dd = 1.0 - equity[t] / peak
+            if dd > max_dd:
+                max_dd = dd
     std = np.sqrt(sq / (n - 1)) if n > 1 else 0.0
     down_std = np.sqrt(down_sq / n_down) if n_down > 0 else 0.0
     sharpe = mean / std * np.sqrt(bars_per_year) if std > 0.0 else 0.0
@@ -156,12 +163,6 @@ def summary_nb(
     for i in range(fill_notional.shape[0]):
         traded += fill_notional[i]
         fees += fill_fee[i]
-    equity_sum = 0.0
-    exposed = 0
-    for t in range(n):
-        equity_sum += equity[t]
-        if exposure[t] > 0.0:
-            exposed += 1
     mean_equity = equity_sum / n if n > 0 else initial
 
     out[0] = n_trades
@@ -188,8 +189,9 @@ def summary_nb(
 
 
 @njit(cache=True)
-def rules_weight_nb(close, high, low, volume, bad_tick, regime, p):
-    """Return `(weight[T, S], stop, take)` of `rules` for one parameter row `p` (`RULES_FIELDS`).
+def rules_weight_nb(close, high, low, volume, bad_tick, regime, p, trade_start):
+    """Return `(weight[T, S], stop, take)` of `rules` for one parameter row `p` (`RULES_FIELDS`)
+    in combined form (`_no_opinion_before_nb`: no opinion before row `trade_start`).
 
     Reference: `signals/strategies/rules.py::Rules.propose` (same kernels, same arithmetic;
     the mean-reversion mask is skipped when disabled since `rules_combine_nb` ignores it then).
@@ -204,12 +206,14 @@ def rules_weight_nb(close, high, low, volume, bad_tick, regime, p):
         dip = np.zeros(close.shape, dtype=np.uint8)
     exit_signal = below_channel_nb(close, low, int(p[8]))
     return rules_weight_of_masks_nb(
-        breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p
+        breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p, trade_start
     )
 
 
 @njit(cache=True)
-def rules_weight_of_masks_nb(breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p):
+def rules_weight_of_masks_nb(
+    breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p, trade_start
+):
     """Return `rules_weight_nb`'s result from its five trigger masks (computed elsewhere).
 
     `dip` is ignored when mean reversion is off (`p[5] == 0`).
@@ -220,7 +224,7 @@ def rules_weight_of_masks_nb(breakout, momentum, spike, dip, exit_signal, bad_ti
         mean_reversion,
     )  # fmt: skip
     stop = p[10] / 100.0 if p[10] > 0 else np.nan
-    return weight, stop, p[11] / 100.0
+    return _no_opinion_before_nb(weight, trade_start), stop, p[11] / 100.0
 
 
 @njit(cache=True)
@@ -230,23 +234,42 @@ def _first_bar_no_nb(ts_ns, bar_ns):
 
 
 @njit(cache=True)
-def ma_weight_nb(close, p, first_bar_no):
-    """Return `(weight[T, S], stop, take)` of `ma_cross` for one row `p` (`MA_FIELDS`).
+def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
+    """Return `(weight[T, S], stop, take)` of `ma_cross` for one row `p` (`MA_FIELDS`) from its
+    two SMAs `[T, S]`, the weights written into `out` (float64 `[T, S]`) in combined form.
 
-    Reference: `signals/strategies/ma_cross.py::MaCross.propose`. `first_bar_no`: the absolute
-    bar number of row 0 (`sma_nb`).
+    Reference: `cross_weights_nb(ma_cross_from_sma_nb(sma_fast, sma_slow), p[2] / 100)` (as
+    `signals/strategies/ma_cross.py::MaCross.propose`), then `_no_opinion_before_nb(...,
+    trade_start)`; one pass instead of three (tests/sim/test_sweep.py checks them equal).
     """
-    cross = ma_cross_nb(close, int(p[0]), int(p[1]), first_bar_no)
-    return ma_weight_of_cross_nb(cross, p, np.empty(cross.shape))
+    n_bars, n_symbols = sma_fast.shape
+    target = p[2] / 100.0
+    # a negative target is no opinion in combined form (`_combine_nb` never takes it)
+    entry = target if target >= 0.0 else np.nan
+    for s in range(n_symbols):
+        out[0, s] = np.nan
+        for t in range(1, n_bars):
+            c = cross_sign_nb(
+                sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s]
+            )
+            if t < trade_start or c == 0:
+                out[t, s] = np.nan
+            else:
+                out[t, s] = entry if c > 0 else 0.0
+    stop = p[3] / 100.0 if p[3] > 0 else np.nan
+    return out, stop, 0.0
 
 
 @njit(cache=True)
-def ma_weight_of_cross_nb(cross, p, out):
-    """Return `ma_weight_nb`'s result from its cross signal (`ma_cross_nb`'s output), the
-    weights written into `out` (float64, shape of `cross`)."""
-    weight = cross_weights_into_nb(cross, p[2] / 100.0, out)
-    stop = p[3] / 100.0 if p[3] > 0 else np.nan
-    return weight, stop, 0.0
+def _no_opinion_before_nb(w, trade_start):
+    # one strategy's weights in combined form, in place: a negative weight (which
+    # `_combine_nb` never takes) and any row before `trade_start` become no opinion (NaN)
+    n_bars, n_symbols = w.shape
+    for t in range(n_bars):
+        for s in range(n_symbols):
+            if t < trade_start or w[t, s] < 0.0:
+                w[t, s] = np.nan
+    return w
 
 
 @njit(cache=True)
@@ -283,11 +306,15 @@ def combo_run_nb(
     rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
     if rules_slot >= 0:
         rules_w, rules_stop, rules_take = rules_weight_nb(
-            close, high, low, volume, bad_tick, regime, rules_p
+            close, high, low, volume, bad_tick, regime, rules_p, trade_start
         )
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
-        ma_w, ma_stop, ma_take = ma_weight_nb(close, ma_p, _first_bar_no_nb(ts_ns, bar_ns))
+        first_bar_no = _first_bar_no_nb(ts_ns, bar_ns)
+        ma_w, ma_stop, ma_take = ma_weight_of_sma_nb(
+            sma_nb(close, int(ma_p[0]), first_bar_no), sma_nb(close, int(ma_p[1]), first_bar_no),
+            ma_p, trade_start, np.empty(close.shape),
+        )  # fmt: skip
     metrics, curve = run_weights_nb(
         ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
         params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
@@ -319,18 +346,6 @@ def new_scratch_nb(n_bars, n_symbols):
 
 
 @njit(cache=True)
-def _no_opinion_before_nb(w, trade_start):
-    # the one strategy's weights as the combined weights, in place: a negative weight and any
-    # row before `trade_start` become no opinion (NaN), as `_combine_nb` leaves them
-    n_bars, n_symbols = w.shape
-    for t in range(n_bars):
-        for s in range(n_symbols):
-            if t < trade_start or w[t, s] < 0.0:
-                w[t, s] = np.nan
-    return w
-
-
-@njit(cache=True)
 def run_weights_nb(
     ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
     static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot, ma_slot,
@@ -339,9 +354,10 @@ def run_weights_nb(
     """Return `(metrics, equity[T - trade_start])` of one combination from each strategy's
     `(weight[T, S], stop, take)`, as `combo_run_nb` does.
 
-    A disabled strategy's (slot -1) weight is never read (pass an empty array); an enabled
-    one's may be overwritten (it is scratch). `scratch` is `new_scratch_nb(T, S)`; the equity
-    curve returned is a view into it, valid until its next use.
+    A disabled strategy's (slot -1) weight is never read (pass an empty array). An enabled
+    one's must be in combined form (`_no_opinion_before_nb`: weights >= 0 or NaN, NaN before
+    `trade_start`, as the producers here return them). `scratch` is `new_scratch_nb(T, S)`;
+    the equity curve returned is a view into it, valid until its next use.
     With one strategy enabled its weights are the combined weights (no `[T, S]` combine) and
     its constant stop, take and index go to the simulator as `[1, S]` rows
     (`sim.nb.simulate_nb`): the same run as the combine would give.
@@ -354,7 +370,6 @@ def run_weights_nb(
             weight, stop_k, take_k = rules_w, rules_stop, rules_take
         else:
             weight, stop_k, take_k = ma_w, ma_stop, ma_take
-        weight = _no_opinion_before_nb(weight, trade_start)
         stop_pct = np.full((1, n_symbols), stop_k)
         take_pct = np.full((1, n_symbols), take_k)
         chosen = np.full((1, n_symbols), slot, dtype=np.int64)
@@ -549,12 +564,13 @@ def _shared_combo_nb(
         dip_c = dip[rules_idx[3]] if rules_idx[3] >= 0 else no_dip
         rules_w, rules_stop, rules_take = rules_weight_of_masks_nb(
             breakout[rules_idx[0]], momentum[rules_idx[1]], spike[rules_idx[2]], dip_c,
-            exit_signal[rules_idx[4]], bad_tick, regime, rules_p,
+            exit_signal[rules_idx[4]], bad_tick, regime, rules_p, trade_start,
         )  # fmt: skip
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
-        cross = ma_cross_from_sma_nb(sma[fast_i], sma[slow_i])
-        ma_w, ma_stop, ma_take = ma_weight_of_cross_nb(cross, ma_p, scratch[0])
+        ma_w, ma_stop, ma_take = ma_weight_of_sma_nb(
+            sma[fast_i], sma[slow_i], ma_p, trade_start, scratch[0]
+        )
     metrics, _curve = run_weights_nb(
         ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
         params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,

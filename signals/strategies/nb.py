@@ -76,16 +76,12 @@ def cross_weights_nb(cross, target_weight):
 
     Reference: tests/reference/strategies.py::cross_weights_ref.
     """
-    return cross_weights_into_nb(cross, target_weight, np.empty(cross.shape))
-
-
-@njit(cache=True)
-def cross_weights_into_nb(cross, target_weight, out):
-    """Write `cross_weights_nb(cross, target_weight)` into `out` (float64, shape of `cross`);
-    return `out` (the parameter sweep reuses one buffer across combinations)."""
     n_bars, n_symbols = cross.shape
+    out = np.full((n_bars, n_symbols), np.nan)
     for t in range(n_bars):
         for s in range(n_symbols):
-            c = cross[t, s]
-            out[t, s] = target_weight if c > 0 else (0.0 if c < 0 else np.nan)
+            if cross[t, s] > 0:
+                out[t, s] = target_weight
+            elif cross[t, s] < 0:
+                out[t, s] = 0.0
     return out

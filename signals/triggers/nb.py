@@ -193,7 +193,7 @@ def ma_cross_nb(close, fast, slow, first_bar_no):
             for t in range(lo, hi):
                 f_now = sum_fast[t - lo + 1, 0] / fast
                 s_now = sum_slow[t - lo + 1, 0] / slow
-                out[t, j] = _cross_nb(f_prev, s_prev, f_now, s_now)
+                out[t, j] = cross_sign_nb(f_prev, s_prev, f_now, s_now)
                 f_prev = f_now
                 s_prev = s_now
             lo = hi
@@ -201,8 +201,9 @@ def ma_cross_nb(close, fast, slow, first_bar_no):
 
 
 @njit(cache=True)
-def _cross_nb(f_prev, s_prev, f_now, s_now):
-    # +1 / -1 / 0 of one row of `ma_cross_nb`; any NaN gives 0
+def cross_sign_nb(f_prev, s_prev, f_now, s_now):
+    """Return +1 (fast crosses above slow), -1 (below) or 0 for one bar of `ma_cross_nb` from
+    the two averages at the previous bar and at this one; any NaN gives 0."""
     if np.isnan(f_now) or np.isnan(s_now) or np.isnan(f_prev) or np.isnan(s_prev):
         return 0
     if f_now > s_now and f_prev <= s_prev:
@@ -218,14 +219,14 @@ def ma_cross_from_sma_nb(sma_fast, sma_slow):
 
     `ma_cross_nb(close, fast, slow, b)` equals `ma_cross_from_sma_nb(sma_nb(close, fast, b),
     sma_nb(close, slow, b))`; the parameter sweep (`sim/sweep_nb.py`) uses this form, computing
-    each distinct SMA once and reusing it across combinations. Both share `_cross_nb`.
+    each distinct SMA once and reusing it across combinations. Both share `cross_sign_nb`.
     Output `int8`; NaN in any of the four averages gives 0.
     """
     n_rows, n_cols = sma_fast.shape
     out = np.zeros((n_rows, n_cols), dtype=np.int8)
     for j in range(n_cols):
         for t in range(1, n_rows):
-            out[t, j] = _cross_nb(
+            out[t, j] = cross_sign_nb(
                 sma_fast[t - 1, j], sma_slow[t - 1, j], sma_fast[t, j], sma_slow[t, j]
             )
     return out

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from signals.bars import Panel, load_bars, to_panel
 from signals.config import PlatformConfig, load_config
@@ -225,6 +228,43 @@ def test_shared_smas_cross_equals_ma_cross_nb_bit_for_bit(panel: Panel) -> None:
         assert shared.dtype == expected.dtype
         np.testing.assert_array_equal(shared, expected)
         assert np.abs(expected).sum() > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sma=hnp.arrays(np.float64, st.tuples(st.integers(2, 60), st.integers(1, 3)),
+                   elements=st.sampled_from((np.nan, 1.0, 2.0, 2.5, 3.0))),
+    shift=st.sampled_from((0, 1, 3)),
+    target_pct=st.sampled_from((10.0, 0.0, -5.0, 100.0)),
+    stop_pct=st.sampled_from((0.0, 4.0)),
+    trade_start=st.integers(0, 10),
+)  # fmt: skip
+def test_ma_weight_of_sma_equals_cross_weights_of_the_cross_in_combined_form(
+    sma, shift, target_pct, stop_pct, trade_start
+) -> None:
+    # the sweep's one-pass MA weights == MaCross.propose's cross then weights, then the
+    # combined form run_weights_nb needs (negative weights and rows before trade_start: NaN)
+    from sim.sweep_nb import ma_weight_of_sma_nb  # noqa: PLC0415
+    from tests.reference.strategies import cross_weights_ref  # noqa: PLC0415
+
+    fast = sma
+    slow = np.roll(sma, shift, axis=0) if shift else sma[::-1].copy()
+    f_prev, s_prev, f_now, s_now = fast[:-1], slow[:-1], fast[1:], slow[1:]
+    finite = np.isfinite(f_prev) & np.isfinite(s_prev) & np.isfinite(f_now) & np.isfinite(s_now)
+    cross = np.zeros(fast.shape, dtype=np.int8)
+    cross[1:][finite & (f_now > s_now) & (f_prev <= s_prev)] = 1
+    cross[1:][finite & (f_now < s_now) & (f_prev >= s_prev)] = -1
+    expected = cross_weights_ref(cross, target_pct / 100.0)
+    expected[expected < 0.0] = np.nan
+    expected[:trade_start] = np.nan
+    p = np.array([5.0, 20.0, target_pct, stop_pct])
+    out, stop, take = ma_weight_of_sma_nb(
+        np.ascontiguousarray(fast), np.ascontiguousarray(slow), p, trade_start,
+        np.full(fast.shape, 7.0),
+    )  # fmt: skip
+    np.testing.assert_array_equal(out, expected)
+    assert (stop == stop_pct / 100.0) if stop_pct > 0 else np.isnan(stop)
+    assert take == 0.0
 
 
 def _random_walk_panel(n_bars: int, seed: int = 7) -> Panel:
