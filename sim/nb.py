@@ -18,7 +18,6 @@ from signals.decision.nb import (
     mark_periods_breakers_nb,
     new_workspace_nb,
     nothing_to_decide_nb,
-    peak_and_breakers_nb,
     period_ids_nb,
     row_of,
     step_core_nb,
@@ -174,9 +173,9 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     Per bar it does what `mark_periods_breakers_nb`, `nothing_to_decide_nb` and
     `_write_curves_nb` do, with the same arithmetic (so the same bits), specialised to one
     position and no pending order: equity is `cash + qty x close`, the exposure of the held
-    symbol is the total and its theme's exposure. It stops at a bar of a new UTC day (the roll
-    is left to the general path), a finite weight on any symbol, a non-finite close of the held
-    symbol, a stop-loss or take-profit touch, or an exposure over an auto-trim threshold.
+    symbol is the total and its theme's exposure. It rolls the UTC day and ISO week itself and
+    stops at a finite weight on any symbol, a non-finite close of the held symbol, a stop-loss
+    or take-profit touch, or an exposure over an auto-trim threshold.
     Held bars are most bars of a backtest that trades; this costs a few ns per bar instead of
     the general path's several calls, loops over symbols and themes, and workspace arrays.
     """
@@ -194,37 +193,88 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     day_hi = periods[3]
     theme_capped = static.theme_id[s] >= 0
     slack = 1.0 + params.trim_tolerance
+    # the account's peak and breaker state in registers for the run (stored back at the end):
+    # the arrays the loop writes could alias `account`, so the compiler would otherwise reload
+    # and store it on every bar. A tripped breaker stays tripped; an untripped one trips at
+    # the first bar whose equity is at or below its threshold, as `peak_and_breakers_nb`.
+    peak = account[Acc.PeakEquity]
+    daily_on = params.daily_loss < 1.0 and account[Acc.DailyStop] == 0.0
+    daily_floor = account[Acc.DayStartEquity] * (1.0 - params.daily_loss)
+    weekly_on = params.weekly_loss < 1.0 and account[Acc.WeeklyStop] == 0.0
+    weekly_floor = account[Acc.WeekStartEquity] * (1.0 - params.weekly_loss)
+    drawdown_on = params.max_drawdown < 1.0 and account[Acc.DrawdownBreaker] == 0.0
+    keep = 1.0 - params.max_drawdown
+    start = t
+    price = np.nan
+    marked = np.nan
     while t < n_bars:
         ts = ts_ns[t]
-        if ts < day_lo or ts >= day_hi:
-            return t
+        new_day = ts < day_lo or ts >= day_hi
+        quiet = True
         for j in range(n_symbols):
             if not np.isnan(weight[t, j]):
-                return t
-        price = close[t, s]
-        if not np.isfinite(price):
-            return t
-        if (stop_price > 0.0 and price <= stop_price) or (take_price > 0.0 and price >= take_price):
-            return t
-        value = qty * price
-        marked = free + value
-        if params.auto_trim and marked > 0.0:
-            if value > params.total_cap * marked * slack:
-                return t
-            if theme_capped and value > params.theme_cap * marked * slack:
-                return t
-            if value > params.asset_cap * marked * slack:
-                return t
+                quiet = False
+        if not quiet:
+            break
+        p = close[t, s]
+        if not np.isfinite(p):
+            break
+        if (stop_price > 0.0 and p <= stop_price) or (take_price > 0.0 and p >= take_price):
+            break
+        value = qty * p
+        e = free + value
+        if params.auto_trim and e > 0.0:
+            if value > params.total_cap * e * slack:
+                break
+            if theme_capped and value > params.theme_cap * e * slack:
+                break
+            if value > params.asset_cap * e * slack:
+                break
+        # bar t is quiet: mark it, roll the day (and week) as `mark_periods_breakers_nb` does
+        price = p
+        marked = e
         for j in range(n_symbols):
-            if np.isfinite(close[t, j]):
+            if j != s and np.isfinite(close[t, j]):
                 positions[j, Pos.LastPrice] = close[t, j]
-        account[Acc.Equity] = marked
-        peak_and_breakers_nb(account, marked, params)
-        periods[4] = t
-        equity[t] = marked
+        if new_day:
+            day_id, week_id = period_ids_nb(ts)
+            periods[0] = day_id
+            periods[1] = week_id
+            day_lo = day_id * DAY_NS
+            day_hi = day_lo + DAY_NS
+            periods[2] = day_lo
+            periods[3] = day_hi
+            if account[Acc.DayId] != day_id:
+                account[Acc.DayId] = day_id
+                account[Acc.DayStartEquity] = e
+                account[Acc.DailyStop] = 0.0
+                daily_on = params.daily_loss < 1.0
+                daily_floor = e * (1.0 - params.daily_loss)
+            if account[Acc.WeekId] != week_id:
+                account[Acc.WeekId] = week_id
+                account[Acc.WeekStartEquity] = e
+                account[Acc.WeeklyStop] = 0.0
+                weekly_on = params.weekly_loss < 1.0
+                weekly_floor = e * (1.0 - params.weekly_loss)
+        peak = max(peak, e)
+        if daily_on and e <= daily_floor:
+            daily_on = False
+            account[Acc.DailyStop] = 1.0
+        if weekly_on and e <= weekly_floor:
+            weekly_on = False
+            account[Acc.WeeklyStop] = 1.0
+        if drawdown_on and e <= peak * keep:
+            drawdown_on = False
+            account[Acc.DrawdownBreaker] = 1.0
+        equity[t] = e
         cash[t] = free
-        exposure[t] = value / marked if marked > 0.0 else 0.0
+        exposure[t] = value / e if e > 0.0 else 0.0
         t += 1
+    if t > start:
+        positions[s, Pos.LastPrice] = price
+        account[Acc.Equity] = marked
+        account[Acc.PeakEquity] = peak
+        periods[4] = t - 1
     return t
 
 
@@ -250,10 +300,13 @@ def _quiet_run_nb(
     n_bars = close.shape[0]
     while t < n_bars:
         if n_held == 0 and not _any_entry_nb(weight, t):
-            equity[t] = account[Acc.Cash]
-            cash[t] = account[Acc.Cash]
-            exposure[t] = 0.0
-            t += 1
+            # a flat stretch: the cash does not move (read once: the curves could alias it)
+            free = account[Acc.Cash]
+            while t < n_bars and not _any_entry_nb(weight, t):
+                equity[t] = free
+                cash[t] = free
+                exposure[t] = 0.0
+                t += 1
             continue
         if n_held == 1:
             t = _held_one_run_nb(
