@@ -164,6 +164,26 @@ def _write_curves_nb(account, positions, t, equity, cash, exposure):
     exposure[t] = gross / equity[t] if equity[t] > 0.0 else 0.0
 
 
+@njit(cache=True)
+def _no_weight_nb(weight, row):
+    # True when row `row` of `weight` is all NaN (no proposal of any kind on any symbol)
+    for s in range(weight.shape[1]):  # noqa: SIM110 (numba compiles no generator all())
+        if not np.isnan(weight[row, s]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor):
+    # the equity (USD) at or below which an active loss stop trips; -inf with none active
+    floor = -np.inf
+    if daily_on:
+        floor = daily_floor
+    if weekly_on and weekly_floor > floor:
+        floor = weekly_floor
+    return floor
+
+
 @njit(cache=True, _nrt=False)
 def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions, equity, cash,
                      exposure, periods):  # fmt: skip
@@ -204,17 +224,19 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     weekly_floor = account[Acc.WeekStartEquity] * (1.0 - params.weekly_loss)
     drawdown_on = params.max_drawdown < 1.0 and account[Acc.DrawdownBreaker] == 0.0
     keep = 1.0 - params.max_drawdown
+    trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
     start = t
     price = np.nan
     marked = np.nan
     while t < n_bars:
         ts = ts_ns[t]
         new_day = ts < day_lo or ts >= day_hi
-        quiet = True
-        for j in range(n_symbols):
-            if not np.isnan(weight[t, j]):
-                quiet = False
-        if not quiet:
+        # one symbol (a sweep's usual case) without the loops: a loop over one element costs
+        # more here than the rest of the bar's checks
+        if n_symbols == 1:
+            if not np.isnan(weight[t, 0]):
+                break
+        elif not _no_weight_nb(weight, t):
             break
         p = close[t, s]
         if not np.isfinite(p):
@@ -233,9 +255,10 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
         # bar t is quiet: mark it, roll the day (and week) as `mark_periods_breakers_nb` does
         price = p
         marked = e
-        for j in range(n_symbols):
-            if j != s and np.isfinite(close[t, j]):
-                positions[j, Pos.LastPrice] = close[t, j]
+        if n_symbols > 1:
+            for j in range(n_symbols):
+                if j != s and np.isfinite(close[t, j]):
+                    positions[j, Pos.LastPrice] = close[t, j]
         if new_day:
             day_id, week_id = period_ids_nb(ts)
             periods[0] = day_id
@@ -250,19 +273,24 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
                 account[Acc.DailyStop] = 0.0
                 daily_on = params.daily_loss < 1.0
                 daily_floor = e * (1.0 - params.daily_loss)
+                trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
             if account[Acc.WeekId] != week_id:
                 account[Acc.WeekId] = week_id
                 account[Acc.WeekStartEquity] = e
                 account[Acc.WeeklyStop] = 0.0
                 weekly_on = params.weekly_loss < 1.0
                 weekly_floor = e * (1.0 - params.weekly_loss)
+                trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
         peak = max(peak, e)
-        if daily_on and e <= daily_floor:
-            daily_on = False
-            account[Acc.DailyStop] = 1.0
-        if weekly_on and e <= weekly_floor:
-            weekly_on = False
-            account[Acc.WeeklyStop] = 1.0
+        # one test for the two loss stops (the higher active floor), then the exact ones
+        if e <= trip:
+            if daily_on and e <= daily_floor:
+                daily_on = False
+                account[Acc.DailyStop] = 1.0
+            if weekly_on and e <= weekly_floor:
+                weekly_on = False
+                account[Acc.WeeklyStop] = 1.0
+            trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
         if drawdown_on and e <= peak * keep:
             drawdown_on = False
             account[Acc.DrawdownBreaker] = 1.0

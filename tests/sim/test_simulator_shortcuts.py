@@ -15,14 +15,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, period_ids_nb, step_core_nb
+from signals.decision.nb import (
+    DAY_NS,
+    apply_fill_nb,
+    mark_periods_breakers_nb,
+    new_workspace_nb,
+    nothing_to_decide_nb,
+    period_ids_nb,
+    step_core_nb,
+)
 from signals.decision.params import product_status_codes, step_params, step_static
-from signals.enums import N_REASONS, Acc, Pos
+from signals.enums import N_REASONS, Acc, Pos, Purpose, Side
 from signals.pipeline import decision_inputs
 from signals.records import ORDER_DT
 from sim.engine import fill_params
 from sim.enums import FILL_DT, TRADE_DT, OrderStatus
-from sim.nb import fill_order_nb, new_curves, new_state_nb, simulate_nb
+from sim.nb import (
+    _held_one_run_nb,
+    _write_curves_nb,
+    fill_order_nb,
+    new_curves,
+    new_state_nb,
+    simulate_nb,
+)
 from tests.sim.conftest import default_config_with, panel_from_arrays
 from tests.strategies import sim_markets
 
@@ -51,10 +66,12 @@ CONFIGS = {
 }  # fmt: skip
 # `step_params` overrides per case. A valid config has asset <= theme <= total caps, so with one
 # position the asset cap always binds first; the kernel does not rely on that rule, so these
-# cases make the theme and then the total cap bind.
+# cases make the theme and then the total cap bind (and the weekly stop trip first).
 PARAMS_OVERRIDES = {
     "trim_theme": ("trim", {"theme_cap": 0.06, "asset_cap": 0.1, "total_cap": 0.3}),
     "trim_total": ("trim", {"total_cap": 0.06, "asset_cap": 0.1, "theme_cap": 0.2}),
+    # the weekly loss stop trips before the daily one (tighter), the drawdown breaker late
+    "weekly_first": ("one_big", {"daily_loss": 0.05, "weekly_loss": 0.015, "max_drawdown": 0.4}),
 }
 CASES = sorted([*CONFIGS, *PARAMS_OVERRIDES])
 
@@ -246,3 +263,87 @@ def test_simulate_rejects_per_bar_inputs_of_another_shape():
         _simulate(panel, inputs, config, params, 1, stop_pct=two_rows)
     with pytest.raises(ValueError, match="`weight` must have the shape"):
         _simulate(panel, inputs, config, params, 1, weight=inputs.weight[:1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_symbols=st.integers(1, 2),
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.tuples(*[st.sampled_from((0.004, 0.01, 0.03, 1.0))] * 3),
+    tripped=st.tuples(*[st.booleans()] * 3),
+    trim=st.sampled_from((None, 0.3, 0.6)),
+    weight_at=st.sampled_from((None, 40, 90)),
+)
+def test_held_one_run_equals_marking_and_checking_each_bar(
+    n_symbols, seed, loss, tripped, trim, weight_at
+):
+    # The single-position path against the general per-bar path of `_quiet_run_nb` (mark and
+    # roll, check nothing to decide, write the curves) on the same bars: every bar it claims
+    # quiet must be quiet, and the state (breaker flags included, which a backtest only shows
+    # when an entry is later blocked) and curves after it must be the same bits.
+    rng = np.random.default_rng(seed)
+    n_bars, held = 120, int(rng.integers(n_symbols))
+    close = 100.0 * np.exp(np.cumsum(rng.standard_t(3, (n_bars, n_symbols)) * 0.006, axis=0))
+    close[rng.random(close.shape) < 0.02] = np.nan
+    close[:, held] = np.where(np.isnan(close[:, held]), 100.0, close[:, held])
+    ts_ns = (19_700 * DAY_NS + int(rng.integers(24)) * 3_600 * 10**9
+             + np.arange(n_bars, dtype=np.int64) * 3_600 * 10**9)  # fmt: skip
+    weight = np.full((n_bars, n_symbols), np.nan)
+    if weight_at is not None:
+        weight[weight_at, int(rng.integers(n_symbols))] = 0.0
+    config, params = _case("default")
+    params = params._replace(
+        daily_loss=loss[0], weekly_loss=loss[1], max_drawdown=loss[2],
+        auto_trim=trim is not None, asset_cap=trim or 1.0, theme_cap=trim or 1.0,
+        total_cap=trim or 1.0, trim_tolerance=0.05,
+    )  # fmt: skip
+    symbols = ("BTC-USD", "ETH-USD")[:n_symbols]
+    static = step_static(config, symbols, ("rules", "ma_cross"))
+    start = 1
+    account, positions = new_state_nb(n_symbols, 10_000.0)
+    apply_fill_nb(account, positions, held, Side.Buy, rng.uniform(5.0, 40.0), close[0, held],
+                  1.0, 0, Purpose.Entry, 0, rng.choice((0.0, 0.05)), rng.choice((0.0, 0.08)),
+                  0, 0)  # fmt: skip
+    day_id, week_id = period_ids_nb(ts_ns[0])
+    periods = np.array([day_id, week_id, day_id * DAY_NS, (day_id + 1) * DAY_NS, 0])
+    mark_periods_breakers_nb(account, positions, close, 0, day_id, week_id, params)
+    account[Acc.PeakEquity] *= rng.choice((1.0, 1.02))
+    for flag, on in zip((Acc.DailyStop, Acc.WeeklyStop, Acc.DrawdownBreaker), tripped, strict=True):
+        account[flag] = 1.0 if on else account[flag]
+    fast_state = (account.copy(), positions.copy(), periods.copy())
+    fast_curves = [np.full(n_bars, -1.0) for _ in range(3)]
+    stop = _held_one_run_nb(
+        start, ts_ns, close, weight, params, static, fast_state[0], fast_state[1], *fast_curves,
+        fast_state[2],
+    )  # fmt: skip
+
+    workspace = new_workspace_nb(n_symbols, static.theme_id, 2)
+    curves = [np.full(n_bars, -1.0) for _ in range(3)]
+    for t in range(start, stop):
+        if not periods[2] <= ts_ns[t] < periods[3]:
+            periods[0], periods[1] = period_ids_nb(ts_ns[t])
+            periods[2], periods[3] = periods[0] * DAY_NS, (periods[0] + 1) * DAY_NS
+        mark_periods_breakers_nb(account, positions, close, t, periods[0], periods[1], params)
+        assert nothing_to_decide_nb(t, close, weight, params, static, account, positions,
+                                    workspace), f"bar {t} is not quiet"  # fmt: skip
+        _write_curves_nb(account, positions, t, *curves)
+        periods[4] = t
+    if stop < n_bars:
+        # it stops only where the general path has to look: a weight, a missing close of the
+        # held symbol, or a bar that is not quiet
+        if not periods[2] <= ts_ns[stop] < periods[3]:
+            day_id, week_id = period_ids_nb(ts_ns[stop])
+        else:
+            day_id, week_id = periods[0], periods[1]
+        at_stop = (account.copy(), positions.copy())
+        mark_periods_breakers_nb(*at_stop, close, stop, day_id, week_id, params)
+        assert (
+            np.isfinite(weight[stop]).any()
+            or not np.isfinite(close[stop, held])
+            or not nothing_to_decide_nb(stop, close, weight, params, static, *at_stop, workspace)
+        ), f"stopped at quiet bar {stop}"
+    for name, a, b in zip(("account", "positions", "periods"), fast_state,
+                          (account, positions, periods), strict=True):  # fmt: skip
+        assert a.tobytes() == b.tobytes(), name
+    for a, b in zip(fast_curves, curves, strict=True):
+        assert a.tobytes() == b.tobytes()
