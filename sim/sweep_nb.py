@@ -92,8 +92,9 @@ def summary_nb(
 ):
     """Return float64[N_METRICS] summary metrics of one run (order of `METRIC_NAMES`).
 
-    Reference: `sim/metrics.py::summary_metrics` (same formulas; sums run sequentially here,
-    numpy sums pairwise, so the two agree to ~1e-12 relative, not bit for bit). `equity` and
+    Reference: `sim/metrics.py::summary_metrics` (same quantities; sums run sequentially here
+    and the variance comes from one pass, numpy sums pairwise around the mean, so the two agree
+    to ~1e-12 relative, not bit for bit). `equity` and
     `exposure` are per bar at the close (USD, fraction); `trade_pnl` per closed trade (USD);
     `fill_notional`/`fill_fee` per fill (USD). Empty curves give the initial cash and zeros.
     """
@@ -117,16 +118,13 @@ def summary_nb(
     else:
         profit_factor = min(wins / gross_loss, PROFIT_FACTOR_CAP)
 
-    # per-bar returns of [initial, equity...], mean, sample std, downside RMS, drawdown; a bar
-    # whose equity did not move (flat: most bars of a sweep) has return 0 without dividing
+    # one pass over the per-bar returns of [initial, equity...]: their sum and sum of squares
+    # (sample variance = (sum r^2 - n mean^2) / (n - 1): the returns are far from constant,
+    # so this loses nothing next to a second pass around the mean), the downside sums, the
+    # drawdown, mean equity and exposed bars. A bar whose equity did not move (flat: most bars
+    # of a sweep) has return 0 and needs none of the divisions.
     total = 0.0
-    prev = initial
-    for t in range(n):
-        if equity[t] != prev:
-            total += (equity[t] - prev) / prev
-        prev = equity[t]
-    mean = total / n if n > 0 else 0.0
-    sq = 0.0
+    sq_sum = 0.0
     down_sq = 0.0
     n_down = 0
     prev = initial
@@ -135,21 +133,26 @@ def summary_nb(
     equity_sum = 0.0
     exposed = 0
     for t in range(n):
-        r = (equity[t] - prev) / prev if equity[t] != prev else 0.0
-        prev = equity[t]
-        equity_sum += equity[t]
+        x = equity[t]
+        equity_sum += x
         if exposure[t] > 0.0:
             exposed += 1
-        sq += (r - mean) * (r - mean)
-        if r < 0.0:
-            down_sq += r * r
-            n_down += 1
-        if equity[t] > peak:
-            peak = equity[t]
-        elif equity[t] < peak:
-            dd = 1.0 - equity[t] / peak
-            if dd > max_dd:
-                max_dd = dd
+        if x != prev:
+            r = (x - prev) / prev
+            prev = x
+            total += r
+            sq_sum += r * r
+            if r < 0.0:
+                down_sq += r * r
+                n_down += 1
+            if x > peak:
+                peak = x
+            elif x < peak:
+                dd = 1.0 - x / peak
+                if dd > max_dd:
+                    max_dd = dd
+    mean = total / n if n > 0 else 0.0
+    sq = max(sq_sum - n * mean * mean, 0.0)
     std = np.sqrt(sq / (n - 1)) if n > 1 else 0.0
     down_std = np.sqrt(down_sq / n_down) if n_down > 0 else 0.0
     sharpe = mean / std * np.sqrt(bars_per_year) if std > 0.0 else 0.0

@@ -267,6 +267,41 @@ def test_ma_weight_of_sma_equals_cross_weights_of_the_cross_in_combined_form(
     assert take == 0.0
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 400),
+    flat_share=st.sampled_from((0.0, 0.5, 0.95, 1.0)),
+)
+def test_summary_nb_equals_numpy_formulas_on_curves_with_flat_stretches(seed, n, flat_share):
+    # summary_nb's one-pass returns, variance and drawdown (skipping bars whose equity did not
+    # move) against the same quantities in numpy (two-pass std, pairwise sums)
+    rng = np.random.default_rng(seed)
+    initial, bars_per_year = 10_000.0, 8760.0
+    steps = np.where(rng.random(n) < flat_share, 0.0, rng.standard_t(3, n) * 0.01)
+    equity = initial * np.exp(np.cumsum(steps))
+    exposure = np.where(steps != 0.0, 0.5, 0.0)
+    got = summary_nb(equity, exposure, np.empty(0), np.empty(0), np.empty(0), 0, initial,
+                     bars_per_year)  # fmt: skip
+    curve = np.concatenate(([initial], equity))
+    returns = np.diff(curve) / curve[:-1]
+    mean = returns.mean() if n else 0.0
+    std = returns.std(ddof=1) if n > 1 else 0.0
+    down = returns[returns < 0.0]
+    down_std = np.sqrt(np.mean(down**2)) if down.size else 0.0
+    drawdown = 1.0 - curve / np.maximum.accumulate(curve)
+    expected = {
+        "total_pnl_pct": ((equity[-1] if n else initial) / initial - 1.0) * 100.0,
+        "max_drawdown_pct": drawdown.max() * 100.0,
+        "sharpe": mean / std * np.sqrt(bars_per_year) if std > 0.0 else 0.0,
+        "sortino": mean / down_std * np.sqrt(bars_per_year) if down_std > 0.0 else 0.0,
+        "exposure_time_pct": (exposure > 0.0).mean() * 100.0 if n else 0.0,
+        "final_equity_usd": equity[-1] if n else initial,
+    }
+    for name, value in expected.items():
+        assert got[METRIC_NAMES.index(name)] == pytest.approx(value, rel=1e-9, abs=1e-9), name
+
+
 def _random_walk_panel(n_bars: int, seed: int = 7) -> Panel:
     # one liquid symbol, a seeded hourly random walk (as tests/bench/test_bench_sweep.py)
     rng = np.random.default_rng(seed)
