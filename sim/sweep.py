@@ -447,7 +447,7 @@ def run_chunk(
     lo: int = 0,
     hi: int | None = None,
     trade_start: int = 0,
-    shared: tuple[np.ndarray, ...] | None = None,
+    shared: tuple[Any, ...] | None = None,
 ) -> np.ndarray:
     """Return float64[C, N_METRICS] for parameter rows over bars `[lo, hi)` (the executor task).
 
@@ -461,34 +461,41 @@ def run_chunk(
 
     hi = g.close.shape[0] if hi is None else hi
     args = (*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)
-    n_workers = numba.get_num_threads()
     if shared is None:
-        return sweep_nb(*args, n_workers)  # type: ignore[call-arg]
-    return sweep_shared_nb(*args, *shared, n_workers)  # type: ignore[call-arg]
+        return sweep_nb(*args, numba.get_num_threads())  # type: ignore[call-arg]
+    return sweep_shared_nb(*args, *shared)  # type: ignore[call-arg]
 
 
 def shared_indicators(
     g: GroupInputs, rules_p: np.ndarray, ma_p: np.ndarray, lo: int = 0, hi: int | None = None
-) -> tuple[np.ndarray, ...]:
-    """Return `sim.sweep_nb.shared_indicators_nb` of a group's rows over bars `[lo, hi)`.
+) -> tuple[Any, ...]:
+    """Return `sim.sweep_nb.shared_indicators_nb` of a group's rows over bars `[lo, hi)`, and
+    one `new_scratch_nb` stack (a set per thread) that all the group's chunks reuse.
 
     Each distinct indicator array of the grid, once: T x S x distinct parameters of memory.
     """
-    from sim.sweep_nb import shared_indicators_nb  # noqa: PLC0415
+    import numba  # noqa: PLC0415
+
+    from sim.sweep_nb import new_scratch_nb, shared_indicators_nb  # noqa: PLC0415
 
     hi = g.close.shape[0] if hi is None else hi
-    return shared_indicators_nb(  # type: ignore[no-any-return]
+    indicators = shared_indicators_nb(
         g.close[lo:hi], g.high[lo:hi], g.low[lo:hi], g.volume[lo:hi], g.rules_slot, g.ma_slot,
         rules_p, ma_p, first_bar_no(g.ts_ns[lo:hi], g.bar_ns),
     )  # fmt: skip
+    combine = g.rules_slot >= 0 and g.ma_slot >= 0
+    scratch = new_scratch_nb(numba.get_num_threads(), hi - lo, g.close.shape[1], combine)
+    return (*indicators, scratch)
 
 
-def _chunk_rows(shared: tuple[np.ndarray, ...], start: int, stop: int) -> tuple[np.ndarray, ...]:
+def _chunk_rows(shared: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...]:
     # the shared buffers whole, the per-combination index arrays cut to rows [start, stop)
-    breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx = shared
+    breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx, scratch = (
+        shared
+    )
     return (
         breakout, momentum, spike, dip, exit_signal, rules_idx[start:stop], sma,
-        fast_idx[start:stop], slow_idx[start:stop],
+        fast_idx[start:stop], slow_idx[start:stop], scratch,
     )  # fmt: skip
 
 
@@ -605,11 +612,12 @@ def _tasks(plan: SweepPlan, chunk: int) -> list[_Task]:
 
 
 def default_chunk(n_combos: int, engine: Engine) -> int:
-    """Return combinations per task: enough for every thread, about 50 progress steps."""
+    """Return combinations per task: 8 per thread or more (a task's time is its slowest
+    thread's, so fewer, larger tasks waste less), about 20 progress steps."""
     import numba  # noqa: PLC0415
 
     threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    per_task = max(4 * threads, math.ceil(n_combos / 50))
+    per_task = max(8 * threads, math.ceil(n_combos / 20))
     if engine.in_flight > 1:  # spread over the workers
         per_task = max(1, min(per_task, math.ceil(n_combos / (2 * engine.in_flight))))
     return per_task
@@ -641,7 +649,7 @@ def run_plan(
     in_process = isinstance(engine.executor, InlineExecutor)
     if not in_process and plan.groups:
         _compile_worker_kernel(inputs[0], plan.groups[0], lo)
-    group_shared: dict[int, tuple[np.ndarray, ...]] = {}
+    group_shared: dict[int, tuple[Any, ...]] = {}
     queue: Iterator[_Task] = iter(tasks)
     with tqdm(
         total=plan.n_combos, desc=desc, unit="combo", file=sys.stderr, disable=not progress,

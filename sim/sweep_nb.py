@@ -301,7 +301,7 @@ def combo_run_nb(
 
     Reference: `sim.engine.run_backtest` on the same config, reduced by `summary_nb`
     (tests/sim/test_sweep.py checks the two bit for bit). Allocates its own scratch
-    (`new_scratch_nb`); the sweep reuses one per thread instead.
+    (`new_scratch_nb`); the sweep reuses one set per thread instead.
     `rules_slot`/`ma_slot` are each strategy's index among the enabled strategies in name
     order (-1 = disabled). Proposals before row `trade_start` are dropped (no opinion), so rows
     `< trade_start` only warm the indicators up; metrics and the curve cover the rest.
@@ -318,34 +318,49 @@ def combo_run_nb(
             sma_nb(close, int(ma_p[0]), first_bar_no), sma_nb(close, int(ma_p[1]), first_bar_no),
             ma_p, trade_start, np.empty(close.shape),
         )  # fmt: skip
+    combine = rules_slot >= 0 and ma_slot >= 0
+    scratch = worker_scratch_nb(new_scratch_nb(1, close.shape[0], close.shape[1], combine), 0)
     metrics, curve = run_weights_nb(
         ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
         params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
-        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take,
-        new_scratch_nb(close.shape[0], close.shape[1]),
+        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take, scratch,
     )  # fmt: skip
     return metrics, curve.copy()
 
 
 @njit(cache=True)
-def new_scratch_nb(n_bars, n_symbols):
-    """Return the per-combination work buffers of `run_weights_nb`, reusable across runs.
+def new_scratch_nb(n_workers, n_bars, n_symbols, combine):
+    """Return `n_workers` sets of `run_weights_nb`'s work buffers, reusable across runs.
 
-    `(proposal[T, S], weight[T, S], stop_pct[T, S], take_pct[T, S], chosen int64[T, S],
-    best[T, S], equity[T], cash[T], exposure[T])`; contents are overwritten on every use. A
-    sweep allocates one set per thread, not per combination: fresh memory is slow to touch.
+    `(proposal[W, T, S], weight[W, T', S], stop_pct[W, T', S], take_pct[W, T', S],
+    chosen int64[W, T', S], best[W, T', S], equity[W, T], cash[W, T], exposure[W, T])` with
+    `T' = T` when two strategies are `combine`d, else 0 (one strategy needs no combine
+    buffers). `worker_scratch_nb` gives worker `w`'s set; contents are overwritten on every
+    use. A sweep allocates this once for all its chunks, not per combination: fresh memory is
+    slower to touch than memory reused while it is warm in cache.
     """
+    n_combine = n_bars if combine else 0
     return (
-        np.empty((n_bars, n_symbols)),
-        np.empty((n_bars, n_symbols)),
-        np.empty((n_bars, n_symbols)),
-        np.empty((n_bars, n_symbols)),
-        np.empty((n_bars, n_symbols), dtype=np.int64),
-        np.empty((n_bars, n_symbols)),
-        np.empty(n_bars),
-        np.empty(n_bars),
-        np.empty(n_bars),
+        np.empty((n_workers, n_bars, n_symbols)),
+        np.empty((n_workers, n_combine, n_symbols)),
+        np.empty((n_workers, n_combine, n_symbols)),
+        np.empty((n_workers, n_combine, n_symbols)),
+        np.empty((n_workers, n_combine, n_symbols), dtype=np.int64),
+        np.empty((n_workers, n_combine, n_symbols)),
+        np.empty((n_workers, n_bars)),
+        np.empty((n_workers, n_bars)),
+        np.empty((n_workers, n_bars)),
     )
+
+
+@njit(cache=True)
+def worker_scratch_nb(stack, worker):
+    """Return worker `worker`'s buffers of a `new_scratch_nb` stack (views)."""
+    return (
+        stack[0][worker], stack[1][worker], stack[2][worker], stack[3][worker],
+        stack[4][worker], stack[5][worker], stack[6][worker], stack[7][worker],
+        stack[8][worker],
+    )  # fmt: skip
 
 
 @njit(cache=True)
@@ -359,8 +374,9 @@ def run_weights_nb(
 
     A disabled strategy's (slot -1) weight is never read (pass an empty array). An enabled
     one's must be in combined form (`_no_opinion_before_nb`: weights >= 0 or NaN, NaN before
-    `trade_start`, as the producers here return them). `scratch` is `new_scratch_nb(T, S)`;
-    the equity curve returned is a view into it, valid until its next use.
+    `trade_start`, as the producers here return them). `scratch` is one worker's set of
+    `new_scratch_nb(..., T, S, combine)` (`worker_scratch_nb`); the equity curve returned is
+    a view into it, valid until its next use.
     With one strategy enabled its weights are the combined weights (no `[T, S]` combine) and
     its constant stop, take and index go to the simulator as `[1, S]` rows
     (`sim.nb.simulate_nb`): the same run as the combine would give.
@@ -619,32 +635,30 @@ def sweep_shared_nb(
     ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
     product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
     rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal, rules_idx,
-    sma, fast_idx, slow_idx, n_workers,
+    sma, fast_idx, slow_idx, scratch,
 ):  # fmt: skip
     """Return `sweep_nb`'s result from precomputed shared indicators (`shared_indicators_nb`).
 
     The buffers may cover more combinations than `rules_p[C]`/`ma_p[C]` (a whole group, once,
     for all its chunks): row `c` reads its arrays through `rules_idx[c]`, `fast_idx[c]` and
     `slow_idx[c]`. They must come from the same bars (`close` etc.) as the other inputs.
-    `prange` over `n_workers` workers (`numba.get_num_threads()`: one per thread; an argument
-    because reading it inside a kernel stops numba caching the kernel), each taking every
-    n-th combination with one scratch set (`new_scratch_nb`) for all of them: a run's scratch
-    is fresh memory otherwise, slower to touch than to reuse while it is warm in cache.
+    `scratch` is a `new_scratch_nb` stack over these bars, one set per worker (one worker
+    per thread: `numba.get_num_threads()`, passed in because reading it inside a kernel stops
+    numba caching the kernel); `prange` over the workers, each taking every n-th combination.
     """
     n_combos = rules_p.shape[0]
-    n_bars, n_symbols = close.shape
     no_dip = np.zeros(close.shape, dtype=np.uint8)
     out = np.empty((n_combos, N_METRICS))
-    n_workers = max(1, min(n_workers, n_combos))
+    n_workers = max(1, min(scratch[0].shape[0], n_combos))
     for worker in prange(n_workers):
-        scratch = new_scratch_nb(n_bars, n_symbols)
+        buffers = worker_scratch_nb(scratch, worker)
         for c in range(worker, n_combos, n_workers):
             out[c] = _shared_combo_nb(
                 ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
                 product_status, params, static, fill, initial_cash, seed, bars_per_year,
                 trade_start, rules_slot, ma_slot, rules_p[c], ma_p[c], breakout, momentum,
                 spike, dip, exit_signal, no_dip, rules_idx[c], sma, fast_idx[c], slow_idx[c],
-                scratch,
+                buffers,
             )  # fmt: skip
     return out
 
@@ -664,7 +678,8 @@ def sweep_nb(
     (`shared_indicators_nb`, `prange` over distinct parameters), then `sweep_shared_nb` runs
     the combinations (`prange`, per-combination scratch). Memory: the shared buffers grow with
     T x S x distinct indicator parameters (e.g. 29 distinct windows of a 174-pair MA grid),
-    not with combinations, plus O(threads x T x S) scratch. `n_workers`: see `sweep_shared_nb`.
+    not with combinations, plus O(threads x T x S) scratch for `n_workers` workers (one per
+    thread, see `sweep_shared_nb`).
     """
     breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx = (
         shared_indicators_nb(
@@ -679,9 +694,12 @@ def sweep_nb(
             _first_bar_no_nb(ts_ns, bar_ns),
         )  # fmt: skip
     )
+    combine = rules_slot >= 0 and ma_slot >= 0
+    n_workers = max(1, min(n_workers, rules_p.shape[0]))
+    scratch = new_scratch_nb(n_workers, close.shape[0], close.shape[1], combine)
     return sweep_shared_nb(
         ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
         product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
         rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal,
-        rules_idx, sma, fast_idx, slow_idx, n_workers,
+        rules_idx, sma, fast_idx, slow_idx, scratch,
     )  # fmt: skip
