@@ -43,7 +43,9 @@ class Proposals:
     """A strategy's output, float64 `[T, S]` each.
 
     `weight`: target fraction of equity (NaN = no opinion, 0 = exit, > 0 = enter or hold).
-    `stop_pct` / `take_pct`: fractions below/above the fill price (NaN = the policy's default).
+    `stop_pct` / `take_pct`: fractions below/above the fill price (NaN = the policy's default);
+    either may be one `[1, S]` row that holds for every bar (a constant costs S values, not
+    T x S; numpy broadcasting and `sim.nb.simulate_nb` both read it so).
     """
 
     weight: np.ndarray

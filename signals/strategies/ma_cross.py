@@ -45,6 +45,7 @@ class MaCross(Strategy):
         p = MaCrossParams.model_validate(ctx.params.model_dump())
         cross = ma_cross_nb(ctx.close, p.fast, p.slow, first_bar_no(ctx.ts_ns, ctx.bar_ns))
         weight = cross_weights_nb(cross, p.target_weight_pct / 100.0)
-        stop = np.full(weight.shape, p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)
-        take = np.zeros(weight.shape)
-        return Proposals(weight=weight, stop_pct=stop, take_pct=take)
+        # constant over the bars: one row each (`Proposals`)
+        n_symbols = weight.shape[1]
+        stop = np.full((1, n_symbols), p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)
+        return Proposals(weight=weight, stop_pct=stop, take_pct=np.zeros((1, n_symbols)))

@@ -2,11 +2,12 @@
 
 Three ways to do the same work, each measured after JIT warm-up:
 
-(a) general: `ma_cross` proposals through `MaCross.propose` plus `sim.nb.simulate_nb`, with the
-    arrays built the way `sim.engine.run_backtest` builds them. `signals.pipeline.decision_inputs`'s
-    universe/regime/guard work is skipped because vectorbt does not do it: block reasons are
-    zero, the regime is chop and the one-bar volatility is NaN, so both sides do the same work
-    (SMA crossover signals, next-open market fills, all-in sizing, taker fee).
+(a) general: `ma_cross` proposals through `MaCross.propose` plus `sim.nb.simulate_nb`.
+    `signals.pipeline.decision_inputs`'s universe/regime/guard work is skipped because vectorbt
+    does not do it: block reasons are zero, the regime is chop and the one-bar volatility is
+    NaN, so both sides do the same work (SMA crossover signals, next-open market fills, all-in
+    sizing, taker fee). Those constants, the one strategy's index and its stop and take go to
+    the simulator as one `[1, S]` row each, which it reads for every bar (`simulate_nb`).
 (b) vectorbt: `MA.run` + crossover signals + `Portfolio.from_signals` (price = open, signals
     shifted one bar), exactly as in tests/sim/test_vectorbt_parity.py.
 (c) fused: a single-purpose numba kernel of the same strategy (running-sum SMAs, crossover,
@@ -98,7 +99,7 @@ def general_proposals(m: dict):
         bad_tick=np.zeros((n_bars, 1), dtype=np.uint8), bar_ns=HOUR_NS, params=MA_PARAMS,
     )  # fmt: skip
     p = MaCross.propose(ctx)
-    strategy = np.where(np.isfinite(p.weight), 0, -1).astype(np.int64, copy=False)
+    strategy = np.zeros((1, 1), dtype=np.int64)  # the only strategy, index 0, on every bar
     return p.weight, p.stop_pct, p.take_pct, strategy, regime
 
 
@@ -108,7 +109,7 @@ def general_simulate(m: dict, proposals):
     n_bars = weight.shape[0]
     return simulate_nb(
         m["ts_ns"], HOUR_NS, m["open"], m["high"], m["low"], m["close"], weight, stop, take,
-        strategy, np.zeros((n_bars, 1), dtype=np.int64), regime, np.full((n_bars, 1), np.nan),
+        strategy, np.zeros((1, 1), dtype=np.int64), regime, np.full((1, 1), np.nan),
         STATUS, PARAMS, STATIC, FILL, INITIAL_CASH, 42, *new_curves(n_bars),
     )  # fmt: skip
 
