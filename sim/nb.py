@@ -553,7 +553,9 @@ def simulate_nb(
     stop: the results are those of the `[T, S]` array repeating that row. Other shapes raise.
 
     Reference: the vectorbt cross-check in tests/sim/test_vectorbt_parity.py (market orders, no
-    slippage) and the accounting invariants in tests/sim/test_simulator_properties.py.
+    slippage), the accounting invariants in tests/sim/test_simulator_properties.py, and a plain
+    loop stepping every bar in tests/sim/test_simulator_shortcuts.py (equal bit for bit: the
+    quiet-bar and single-position shortcuts change no result).
 
     Returns `(orders ORDER_DT[n], order_status int64[n], fills FILL_DT[m], trades TRADE_DT[k],
     equity[T], cash[T], exposure[T], reason_counts[K, S, N_REASONS], account, positions)`.

@@ -1,11 +1,12 @@
 """Parameter-sweep kernels: many strategy parameter sets over the same data, in numba.
 
 `sweep_nb` runs every combination (a row of `rules_p` / `ma_p`) in parallel with `prange`
-across combinations, never along time. Each combination builds its own proposals from the
-trigger kernels (`signals/triggers/nb.py`), combines them exactly as
-`signals.pipeline.decision_inputs` does, runs the shared `simulate_nb` and reduces the result
-to one row of `METRIC_NAMES`. Scratch is per combination (`[T, S]` cross signal and
-proposals, `[T]` curves), so it is O(threads x T x S), never O(T x combinations).
+across combinations (one worker per thread), never along time. Each combination builds its
+own proposals from the trigger kernels (`signals/triggers/nb.py`), combines them exactly as
+`signals.pipeline.decision_inputs` does (a single enabled strategy needs no combine), runs
+the shared `simulate_nb` and reduces the result to one row of `METRIC_NAMES`. Scratch is one
+set of `[T, S]` proposal and `[T]` curve buffers per worker (`new_scratch_nb`), reused by
+every combination the worker runs, so it is O(threads x T x S), never O(T x combinations).
 
 Indicators shared across combinations: before its `prange` over combinations, `sweep_nb`
 computes every distinct indicator array of the parameter matrix once (the SMA of each distinct
