@@ -6,8 +6,6 @@ when bar `t` trades through them, possibly partially), then the shared `step_cor
 on `[T, S]` inputs) decides the orders of bar `t` at its close. Nothing here decides a trade.
 """
 
-from enum import IntEnum
-
 import numpy as np
 from numba import njit
 
@@ -362,19 +360,10 @@ def _quiet_run_nb(
     return t
 
 
-class _Cursor(IntEnum):
-    """Indices into `_simulate_loop_nb`'s `cursor` int64 array (the loop's scalars between
-    calls)."""
-
-    T = 0  # the next bar
-    NOrders = 1
-    NFills = 2
-    NTrades = 3
-    PrevStart = 4  # first order decided on the previous bar
-    Stepped = 5  # 1 if the previous bar ran the full step
-    NHeld = 6
-
-
+# `_simulate_loop_nb`'s scalars between calls: indices into its `cursor` int64 array (the next
+# bar, the record counts, the first order decided on the previous bar, 1 if that bar ran the
+# full step, the number of held symbols)
+_AT_T, _AT_N_ORDERS, _AT_N_FILLS, _AT_N_TRADES, _AT_PREV_START, _AT_STEPPED, _AT_N_HELD = range(7)
 N_CURSOR = 7
 # what `_simulate_loop_nb` stopped for: done, or the record buffer to grow before going on
 _FULL_NONE, _FULL_ORDERS, _FULL_FILLS, _FULL_TRADES = 0, 1, 2, 3
@@ -387,7 +376,7 @@ def _simulate_loop_nb(
     workspace, orders, status, fills, trades, step_orders, reason_counts, equity, cash, exposure,
     periods,
 ):  # fmt: skip
-    """Run `simulate_nb`'s bar loop from bar `cursor[T]` until the end or a full record buffer.
+    """Run `simulate_nb`'s bar loop from bar `cursor[_AT_T]` until the end or a full record buffer.
 
     Returns `_FULL_NONE` when the last bar is done, else which buffer (`_FULL_ORDERS`,
     `_FULL_FILLS`, `_FULL_TRADES`) must grow before calling again: a bar starts only when its
@@ -396,13 +385,13 @@ def _simulate_loop_nb(
     counting on its ~20 array arguments, about a sixth of a backtest that trades often.
     """
     n_bars, n_symbols = close.shape
-    t = cursor[_Cursor.T]
-    n_orders = cursor[_Cursor.NOrders]
-    n_fills = cursor[_Cursor.NFills]
-    n_trades = cursor[_Cursor.NTrades]
-    prev_start = cursor[_Cursor.PrevStart]
-    stepped = cursor[_Cursor.Stepped] != 0
-    n_held = cursor[_Cursor.NHeld]
+    t = cursor[_AT_T]
+    n_orders = cursor[_AT_N_ORDERS]
+    n_fills = cursor[_AT_N_FILLS]
+    n_trades = cursor[_AT_N_TRADES]
+    prev_start = cursor[_AT_PREV_START]
+    stepped = cursor[_AT_STEPPED] != 0
+    n_held = cursor[_AT_N_HELD]
     full = _FULL_NONE
     while t < n_bars:
         # --- room for this bar's records, else stop here and let the caller grow a buffer ---
@@ -497,13 +486,13 @@ def _simulate_loop_nb(
             n_orders += 1
         _write_curves_nb(account, positions, t, equity, cash, exposure)
         t += 1
-    cursor[_Cursor.T] = t
-    cursor[_Cursor.NOrders] = n_orders
-    cursor[_Cursor.NFills] = n_fills
-    cursor[_Cursor.NTrades] = n_trades
-    cursor[_Cursor.PrevStart] = prev_start
-    cursor[_Cursor.Stepped] = 1 if stepped else 0
-    cursor[_Cursor.NHeld] = n_held
+    cursor[_AT_T] = t
+    cursor[_AT_N_ORDERS] = n_orders
+    cursor[_AT_N_FILLS] = n_fills
+    cursor[_AT_N_TRADES] = n_trades
+    cursor[_AT_PREV_START] = prev_start
+    cursor[_AT_STEPPED] = 1 if stepped else 0
+    cursor[_AT_N_HELD] = n_held
     return full
 
 
@@ -598,9 +587,9 @@ def simulate_nb(
             fills = _grow(fills)
         else:
             trades = _grow(trades)
-    n_orders = cursor[_Cursor.NOrders]
-    n_fills = cursor[_Cursor.NFills]
-    n_trades = cursor[_Cursor.NTrades]
+    n_orders = cursor[_AT_N_ORDERS]
+    n_fills = cursor[_AT_N_FILLS]
+    n_trades = cursor[_AT_N_TRADES]
     if periods[4] < n_bars - 1:
         _final_mark_nb(account, positions, close, ts_ns[n_bars - 1], periods[4], params)
     return (

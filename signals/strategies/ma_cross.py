@@ -7,9 +7,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from signals.bars import first_bar_no
 from signals.strategies.base import Proposals, Strategy, StrategyContext
-from signals.strategies.nb import cross_weights_nb
+from signals.strategies.nb import ma_cross_weights_nb
 from signals.strategies.registry import register
-from signals.triggers.nb import ma_cross_nb
 from signals.types import Pct, PositiveInt
 
 
@@ -43,8 +42,10 @@ class MaCross(Strategy):
     @classmethod
     def propose(cls, ctx: StrategyContext) -> Proposals:
         p = MaCrossParams.model_validate(ctx.params.model_dump())
-        cross = ma_cross_nb(ctx.close, p.fast, p.slow, first_bar_no(ctx.ts_ns, ctx.bar_ns))
-        weight = cross_weights_nb(cross, p.target_weight_pct / 100.0)
+        weight = ma_cross_weights_nb(
+            ctx.close, p.fast, p.slow, first_bar_no(ctx.ts_ns, ctx.bar_ns),
+            p.target_weight_pct / 100.0, np.empty(ctx.close.shape),
+        )  # fmt: skip
         # constant over the bars: one row each (`Proposals`)
         n_symbols = weight.shape[1]
         stop = np.full((1, n_symbols), p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)

@@ -173,15 +173,31 @@ def ma_cross_nb(close, fast, slow, first_bar_no):
     sma_nb(close, slow, b))`, but streams the averages through chunk-sized scratch instead of
     two `[T, S]` arrays (fresh memory costs more than the sums here).
     """
+    return ma_cross_into_nb(
+        close, fast, slow, first_bar_no, np.empty(close.shape, dtype=np.int8), 1, -1, 0
+    )
+
+
+@njit(cache=True)
+def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
+    """Write `ma_cross_nb`'s signal into `out[T, S]` as `up` (+1), `down` (-1) or `neither` (0,
+    incl. warm-up and row 0); return `out`.
+
+    `ma_cross_nb` is `(1, -1, 0)` into int8; `signals.strategies.nb.ma_cross_weights_nb` writes
+    weights (`target, 0, NaN`) straight into a float64 buffer the caller allocated, with no int8
+    signal and no second pass in between.
+    """
     n_rows, n_cols = close.shape
-    out = np.zeros((n_rows, n_cols), dtype=np.int8)
     if fast < 1 or slow < 1:
+        out[:] = neither
         return out
     chunk = max(4096, 4 * max(fast, slow))
     sum_fast = np.empty((chunk + 1, 1))
     sum_slow = np.empty((chunk + 1, 1))
     suffix = np.empty(max(fast, slow))
     for j in range(n_cols):
+        if n_rows > 0:
+            out[0, j] = neither
         lo = 1
         while lo < n_rows:
             hi = min(n_rows, lo + chunk)
@@ -193,7 +209,8 @@ def ma_cross_nb(close, fast, slow, first_bar_no):
             for t in range(lo, hi):
                 f_now = sum_fast[t - lo + 1, 0] / fast
                 s_now = sum_slow[t - lo + 1, 0] / slow
-                out[t, j] = cross_sign_nb(f_prev, s_prev, f_now, s_now)
+                c = cross_sign_nb(f_prev, s_prev, f_now, s_now)
+                out[t, j] = up if c > 0 else (down if c < 0 else neither)
                 f_prev = f_now
                 s_prev = s_now
             lo = hi

@@ -34,8 +34,7 @@ from signals.decision.params import product_status_codes, step_params, step_stat
 from signals.enums import Regime
 from signals.strategies.base import StrategyContext
 from signals.strategies.ma_cross import MaCross, MaCrossParams
-from signals.strategies.nb import cross_weights_nb
-from signals.triggers.nb import ma_cross_nb
+from signals.strategies.nb import ma_cross_weights_nb
 from sim.engine import fill_params
 from sim.nb import new_curves, simulate_nb
 from tests.sim.conftest import PROJECT_ROOT, vectorbt_config
@@ -256,9 +255,8 @@ def test_ma_cross_speed_ratios(request, market):
     }
     breakdown = {
         "general.propose": _best_of(general_proposals, market),
-        "general.propose.ma_cross_nb": _best_of(ma_cross_nb, close, FAST, SLOW, 0),
-        "general.propose.cross_weights_nb": _best_of(
-            cross_weights_nb, ma_cross_nb(close, FAST, SLOW, 0), 1.0
+        "general.propose.ma_cross_weights_nb": _best_of(
+            lambda: ma_cross_weights_nb(close, FAST, SLOW, 0, 1.0, np.empty(close.shape))
         ),
         "general.simulate_nb": _best_of(general_simulate, market, proposals),
         # the same loop with no proposal at all: the fixed per-bar cost of step_nb

@@ -7,7 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signals.decision.nb import mark_periods_breakers_nb, nothing_to_decide_nb
-from signals.strategies.nb import below_channel_nb, cross_weights_nb, rules_combine_nb
+from signals.strategies.nb import (
+    below_channel_nb,
+    cross_weights_nb,
+    ma_cross_weights_nb,
+    rules_combine_nb,
+)
+from tests.reference.indicators import ma_cross_ref
 from tests.reference.strategies import below_channel_ref, cross_weights_ref, rules_combine_ref
 from tests.signals.test_step_reference import run_step_nb
 from tests.strategies import kernel_arrays, step_cases
@@ -59,6 +65,23 @@ def test_cross_weights_random_crosses_match_reference(data, n_bars, weight):
         dtype=np.int8,
     ).reshape(n_bars, 2)
     np.testing.assert_array_equal(cross_weights_nb(cross, weight), cross_weights_ref(cross, weight))
+
+
+@SETTINGS
+@given(
+    close=kernel_arrays(),
+    windows=st.tuples(st.integers(1, 6), st.integers(1, 9)),
+    first_bar_no=st.integers(0, 10_000),
+    weight=st.sampled_from((0.0, 0.05, 1.0)),
+)
+def test_ma_cross_weights_equal_cross_weights_of_the_cross(close, windows, first_bar_no, weight):
+    # MaCross.propose's one-pass weights == weights of the int8 cross, kernel and reference
+    fast, slow = windows
+    out = np.full(close.shape, 7.0)  # any content: every cell is written
+    got = ma_cross_weights_nb(close, fast, slow, first_bar_no, weight, out)
+    expected = cross_weights_ref(ma_cross_ref(close, fast, slow, first_bar_no), weight)
+    np.testing.assert_array_equal(got, expected)
+    assert got is out
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
