@@ -214,7 +214,7 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     # the account's peak and breaker state in registers for the run (stored back at the end):
     # the arrays the loop writes could alias `account`, so the compiler would otherwise reload
     # and store it on every bar. A tripped breaker stays tripped; an untripped one trips at
-    # the first bar whose equity is at or below its threshold, as `peak_and_breakers_nb`.
+    # the first bar whose equity is at or below its threshold, as `mark_periods_breakers_nb`.
     peak = account[Acc.PeakEquity]
     daily_on = params.daily_loss < 1.0 and account[Acc.DailyStop] == 0.0
     daily_floor = account[Acc.DayStartEquity] * (1.0 - params.daily_loss)

@@ -286,17 +286,6 @@ def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, pa
         account[Acc.WeekId] = week_id
         account[Acc.WeekStartEquity] = equity
         account[Acc.WeeklyStop] = 0.0
-    peak_and_breakers_nb(account, equity, params)
-    return equity
-
-
-@njit(cache=True)
-def peak_and_breakers_nb(account, equity, params):
-    """Raise the peak equity to `equity` (USD) if above it, then trip the daily and weekly loss
-    stops and the drawdown breaker that `equity` breaches (flags in `account`, never reset here).
-
-    The last stage of `mark_periods_breakers_nb`, after the day/week roll.
-    """
     if equity > account[Acc.PeakEquity]:
         account[Acc.PeakEquity] = equity
     if params.daily_loss < 1.0 and equity <= account[Acc.DayStartEquity] * (
@@ -311,6 +300,7 @@ def peak_and_breakers_nb(account, equity, params):
         1.0 - params.max_drawdown
     ):
         account[Acc.DrawdownBreaker] = 1.0
+    return equity
 
 
 @njit(cache=True)
