@@ -251,7 +251,8 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
     # a negative target is no opinion in combined form (`_combine_nb` never takes it)
     entry = target if target >= 0.0 else np.nan
     for s in range(n_symbols):
-        out[0, s] = np.nan
+        if n_bars > 0:
+            out[0, s] = np.nan
         for t in range(1, n_bars):
             c = cross_sign_nb(
                 sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s]
