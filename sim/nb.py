@@ -17,6 +17,7 @@ from signals.decision.nb import (
     new_workspace_nb,
     nothing_to_decide_nb,
     period_ids_nb,
+    roll_periods_nb,
     row_of,
     step_core_nb,
 )
@@ -175,6 +176,29 @@ def _no_weight_nb(weight, row):
 
 
 @njit(cache=True)
+def _enter_day_nb(periods, ts):
+    # `periods[:4]` for the UTC day holding `ts` (ns): its day and ISO week ids, [lo, hi) in ns
+    day_id, week_id = period_ids_nb(ts)
+    periods[0] = day_id
+    periods[1] = week_id
+    periods[2] = day_id * DAY_NS
+    periods[3] = periods[2] + DAY_NS
+
+
+@njit(cache=True)
+def _loss_floors_nb(account, params):
+    # `(daily_on, daily_floor, weekly_on, weekly_floor, trip)` from the account: whether each
+    # loss stop can still trip, the equity (USD) at or below which it does, and the higher of
+    # the active floors (`_trip_floor_nb`)
+    daily_on = params.daily_loss < 1.0 and account[Acc.DailyStop] == 0.0
+    daily_floor = account[Acc.DayStartEquity] * (1.0 - params.daily_loss)
+    weekly_on = params.weekly_loss < 1.0 and account[Acc.WeeklyStop] == 0.0
+    weekly_floor = account[Acc.WeekStartEquity] * (1.0 - params.weekly_loss)
+    trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
+    return daily_on, daily_floor, weekly_on, weekly_floor, trip
+
+
+@njit(cache=True)
 def _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor):
     # the equity (USD) at or below which an active loss stop trips; -inf with none active
     floor = -np.inf
@@ -210,8 +234,6 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     stop_price = positions[s, Pos.StopPrice]
     take_price = positions[s, Pos.TakePrice]
     free = account[Acc.Cash]
-    day_lo = periods[2]
-    day_hi = periods[3]
     theme_capped = static.theme_id[s] >= 0
     slack = 1.0 + params.trim_tolerance
     # the account's peak and breaker state in registers for the run (stored back at the end):
@@ -219,19 +241,15 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     # and store it on every bar. A tripped breaker stays tripped; an untripped one trips at
     # the first bar whose equity is at or below its threshold, as `mark_periods_breakers_nb`.
     peak = account[Acc.PeakEquity]
-    daily_on = params.daily_loss < 1.0 and account[Acc.DailyStop] == 0.0
-    daily_floor = account[Acc.DayStartEquity] * (1.0 - params.daily_loss)
-    weekly_on = params.weekly_loss < 1.0 and account[Acc.WeeklyStop] == 0.0
-    weekly_floor = account[Acc.WeekStartEquity] * (1.0 - params.weekly_loss)
+    daily_on, daily_floor, weekly_on, weekly_floor, trip = _loss_floors_nb(account, params)
     drawdown_on = params.max_drawdown < 1.0 and account[Acc.DrawdownBreaker] == 0.0
     keep = 1.0 - params.max_drawdown
-    trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
     start = t
     price = np.nan
     marked = np.nan
     while t < n_bars:
         ts = ts_ns[t]
-        new_day = ts < day_lo or ts >= day_hi
+        new_day = ts < periods[2] or ts >= periods[3]
         # one symbol (a sweep's usual case) without the loops: a loop over one element costs
         # more here than the rest of the bar's checks
         if n_symbols == 1:
@@ -261,27 +279,9 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
                 if j != s and np.isfinite(close[t, j]):
                     positions[j, Pos.LastPrice] = close[t, j]
         if new_day:
-            day_id, week_id = period_ids_nb(ts)
-            periods[0] = day_id
-            periods[1] = week_id
-            day_lo = day_id * DAY_NS
-            day_hi = day_lo + DAY_NS
-            periods[2] = day_lo
-            periods[3] = day_hi
-            if account[Acc.DayId] != day_id:
-                account[Acc.DayId] = day_id
-                account[Acc.DayStartEquity] = e
-                account[Acc.DailyStop] = 0.0
-                daily_on = params.daily_loss < 1.0
-                daily_floor = e * (1.0 - params.daily_loss)
-                trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
-            if account[Acc.WeekId] != week_id:
-                account[Acc.WeekId] = week_id
-                account[Acc.WeekStartEquity] = e
-                account[Acc.WeeklyStop] = 0.0
-                weekly_on = params.weekly_loss < 1.0
-                weekly_floor = e * (1.0 - params.weekly_loss)
-                trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
+            _enter_day_nb(periods, ts)
+            roll_periods_nb(account, e, periods[0], periods[1])
+            daily_on, daily_floor, weekly_on, weekly_floor, trip = _loss_floors_nb(account, params)
         peak = max(peak, e)
         # one test for the two loss stops (the higher active floor), then the exact ones
         if e <= trip:
@@ -349,11 +349,7 @@ def _quiet_run_nb(
         # the current day's `[day_lo, day_hi)` window, not on every bar
         ts = ts_ns[t]
         if ts < periods[2] or ts >= periods[3]:
-            day_id, week_id = period_ids_nb(ts)
-            periods[0] = day_id
-            periods[1] = week_id
-            periods[2] = day_id * DAY_NS
-            periods[3] = periods[2] + DAY_NS
+            _enter_day_nb(periods, ts)
         mark_periods_breakers_nb(account, positions, close, t, periods[0], periods[1], params)
         if not nothing_to_decide_nb(t, close, weight, params, static, account, positions,
                                     workspace):  # fmt: skip

@@ -269,6 +269,20 @@ def _can_exit(status):
 # ============================================================================================
 
 
+@njit(cache=True)
+def roll_periods_nb(account, equity, day_id, week_id):
+    """Start a new UTC day and/or ISO week in `account` when `day_id`/`week_id` differ from
+    its own: the start equity becomes `equity` (USD) and that period's loss stop resets."""
+    if account[Acc.DayId] != day_id:
+        account[Acc.DayId] = day_id
+        account[Acc.DayStartEquity] = equity
+        account[Acc.DailyStop] = 0.0
+    if account[Acc.WeekId] != week_id:
+        account[Acc.WeekId] = week_id
+        account[Acc.WeekStartEquity] = equity
+        account[Acc.WeeklyStop] = 0.0
+
+
 @njit(cache=True, _nrt=False)
 def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params):
     """Mark to row `row` of `close[T, S]`, roll the day/week, update the peak and the loss and
@@ -278,14 +292,7 @@ def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, pa
     > 0): the simulator calls it alone on such bars.
     """
     equity = _mark_row(account, positions, close, row)
-    if account[Acc.DayId] != day_id:
-        account[Acc.DayId] = day_id
-        account[Acc.DayStartEquity] = equity
-        account[Acc.DailyStop] = 0.0
-    if account[Acc.WeekId] != week_id:
-        account[Acc.WeekId] = week_id
-        account[Acc.WeekStartEquity] = equity
-        account[Acc.WeeklyStop] = 0.0
+    roll_periods_nb(account, equity, day_id, week_id)
     if equity > account[Acc.PeakEquity]:
         account[Acc.PeakEquity] = equity
     if params.daily_loss < 1.0 and equity <= account[Acc.DayStartEquity] * (
