@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from signals._math import floor_to_increment_nb
+from signals._prefetch import prefetch_row_nb
 from signals.decision.nb import (
     DAY_NS,
     apply_fill_nb,
@@ -209,9 +210,33 @@ def _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor):
     return floor
 
 
+# how many bars ahead the quiet-bar loops hint the rows a fill or a decision reads (see
+# signals/_prefetch.py): ~10 ns a bar, so far enough to cover a read from main memory
+_AHEAD = 32
+
+
+@njit(cache=True)
+def _rows_per_line_nb(n_symbols):
+    # rows of float64[., S] per 64-byte cache line, rounded down to a power of two (1 when a
+    # row fills a line): the quiet loops hint one row per line, not every row
+    rows = 1
+    while rows * 2 * n_symbols * 8 <= 64:
+        rows *= 2
+    return rows
+
+
+@njit(cache=True, inline="always")
+def _prefetch_fill_rows_nb(row, open_, high, low, regime):
+    # the rows a fill on bar `row` (open, high, low) and a decision at its close (regime) read
+    prefetch_row_nb(open_, row)
+    prefetch_row_nb(high, row)
+    prefetch_row_nb(low, row)
+    prefetch_row_nb(regime, row)
+
+
 @njit(cache=True, _nrt=False)
-def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions, equity, cash,
-                     exposure, periods):  # fmt: skip
+def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
+                     positions, equity, cash, exposure, periods):  # fmt: skip
     """Advance over quiet bars from `t` while exactly one symbol is held; return the first bar
     this fast path cannot prove quiet (or T), for `_quiet_run_nb`'s general path.
 
@@ -247,7 +272,10 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     start = t
     price = np.nan
     marked = np.nan
+    line_mask = _rows_per_line_nb(n_symbols) - 1
     while t < n_bars:
+        if (t & line_mask) == 0:
+            _prefetch_fill_rows_nb(t + _AHEAD, open_, high, low, regime)
         ts = ts_ns[t]
         new_day = ts < periods[2] or ts >= periods[3]
         # one symbol (a sweep's usual case) without the loops: a loop over one element costs
@@ -307,10 +335,10 @@ def _held_one_run_nb(t, ts_ns, close, weight, params, static, account, positions
     return t
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _quiet_run_nb(
-    t, ts_ns, close, weight, params, static, account, positions, workspace, n_held, equity,
-    cash, exposure, periods,
+    t, ts_ns, open_, high, low, close, weight, regime, params, static, account, positions,
+    workspace, n_held, equity, cash, exposure, periods,
 ):  # fmt: skip
     """Advance over the bars from `t` that need no decision; return the first that does (or T).
 
@@ -326,12 +354,24 @@ def _quiet_run_nb(
     cash; the next marked bar (the full step marks first) rolls them to the same values before
     anything reads them, and `_final_mark_nb` settles the state the run returns. Exact.
     """
-    n_bars = close.shape[0]
+    n_bars, n_symbols = close.shape
+    line_mask = _rows_per_line_nb(n_symbols) - 1
     while t < n_bars:
         if n_held == 0 and not _any_entry_nb(weight, t):
             # a flat stretch: the cash does not move (read once: the curves could alias it)
             free = account[Acc.Cash]
+            if n_symbols == 1:
+                while t < n_bars and not weight[t, 0] > 0.0:
+                    if (t & line_mask) == 0:
+                        _prefetch_fill_rows_nb(t + _AHEAD, open_, high, low, regime)
+                    equity[t] = free
+                    cash[t] = free
+                    exposure[t] = 0.0
+                    t += 1
+                continue
             while t < n_bars and not _any_entry_nb(weight, t):
+                if (t & line_mask) == 0:
+                    _prefetch_fill_rows_nb(t + _AHEAD, open_, high, low, regime)
                 equity[t] = free
                 cash[t] = free
                 exposure[t] = 0.0
@@ -339,8 +379,8 @@ def _quiet_run_nb(
             continue
         if n_held == 1:
             t = _held_one_run_nb(
-                t, ts_ns, close, weight, params, static, account, positions, equity, cash,
-                exposure, periods,
+                t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
+                positions, equity, cash, exposure, periods,
             )  # fmt: skip
             if t == n_bars:
                 return t
@@ -358,6 +398,11 @@ def _quiet_run_nb(
         t += 1
     return t
 
+
+# the decision, compiled into `_simulate_loop_nb` (numba IR inlining) rather than called:
+# a call passes its ~20 array arguments field by field, about 200 machine words copied per
+# decision bar, which was half of a 1M-bar backtest's time
+_step_core_inline_nb = njit(cache=True, _nrt=False, inline="always")(step_core_nb.py_func)
 
 # `_simulate_loop_nb`'s scalars between calls: indices into its `cursor` int64 array (the next
 # bar, the record counts, the first order decided on the previous bar, 1 if that bar ran the
@@ -466,14 +511,14 @@ def _simulate_loop_nb(
 
         # --- the quiet bars from t on: marked, rolled and written, nothing decided ----------
         t = _quiet_run_nb(
-            t, ts_ns, close, weight, params, static, account, positions, workspace, n_held,
-            equity, cash, exposure, periods,
+            t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
+            positions, workspace, n_held, equity, cash, exposure, periods,
         )  # fmt: skip
         if t == n_bars:
             break
 
         # --- decide at the close of t (`_quiet_run_nb` has marked and rolled it) -----------
-        n_new = step_core_nb(
+        n_new = _step_core_inline_nb(
             t, ts_ns[t] // bar_ns, periods[0], periods[1], close, weight, stop_pct, take_pct,
             strategy, block_reason, product_status, regime[t], params, static, account,
             positions, step_orders, reason_counts, workspace,
