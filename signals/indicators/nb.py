@@ -58,35 +58,68 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
     # out[row - lo, oj] (NaN for rows < window - 1); O(hi - lo + window).
     # The summation order is anchored to absolute bar numbers: blocks of `window` rows start
     # where (first_bar_no + row) % window == 0, so a window is the tail of one block, summed
-    # from that block's end backwards (`suffix`, scratch of >= window floats), plus the head
-    # of the next, summed from its start forwards; a window that is exactly one block is its
-    # head alone. Both parts lie inside the window, so the result depends only on the window's
-    # values and bar numbers: any array holding the window gives the same bits. NaN propagates.
+    # from that block's end backwards (its "suffix" sums), plus the head of the next, summed
+    # from its start forwards; a window that is exactly one block is its head alone. Both
+    # parts lie inside the window, so the result depends only on the window's values and bar
+    # numbers: any array holding the window gives the same bits. NaN propagates.
+    # `suffix` is scratch of >= 2 * window floats: the previous block's suffix sums by
+    # position in one half while a full block's loop writes its own into the other; that loop
+    # runs the head (forwards) and suffix (backwards) chains of one block side by side, twice
+    # the speed of running them one after the other (each add waits for the one before).
     t = lo
-    offset = first_bar_no % window
-    while t < hi:
-        if t < window - 1:
-            out[t - lo, oj] = np.nan
-            t += 1
-            continue
-        block_start = t - (offset + t) % window
-        block_stop = min(hi, block_start + window)
-        prev_start = block_start - window
-        acc = 0.0
-        for i in range(block_start - 1, t - window, -1):
-            acc += x[i, j]
-            suffix[i - prev_start] = acc
-        head = 0.0
-        for i in range(block_start, t):
-            head += x[i, j]
-        for u in range(t, block_stop):
-            head += x[u, j]
-            k = u - window + 1
-            if k >= block_start:
-                out[u - lo, oj] = head
-            else:
-                out[u - lo, oj] = suffix[k - prev_start] + head
-        t = block_stop
+    while t < hi and t < window - 1:
+        out[t - lo, oj] = np.nan
+        t += 1
+    if t >= hi:
+        return
+    # the block holding t: the suffix its windows need from the block before, then its rows
+    block_start = t - (first_bar_no % window + t) % window
+    prev_start = block_start - window
+    acc = 0.0
+    for i in range(block_start - 1, t - window, -1):
+        acc += x[i, j]
+        suffix[i - prev_start] = acc
+    head = 0.0
+    for i in range(block_start, t):
+        head += x[i, j]
+    b = min(hi, block_start + window)
+    for u in range(t, b):
+        head += x[u, j]
+        k = u - window + 1
+        if k >= block_start:
+            out[u - lo, oj] = head
+        else:
+            out[u - lo, oj] = suffix[k - prev_start] + head
+    if b >= hi:
+        return
+    # that block's own suffix sums, for the next block
+    cur = window
+    acc = 0.0
+    for i in range(b - 1, block_start - 1, -1):
+        acc += x[i, j]
+        suffix[cur + i - block_start] = acc
+    while b < hi:
+        if b + window <= hi:
+            nxt = window - cur
+            head = 0.0
+            acc = 0.0
+            last = b + window - 1
+            for i in range(window - 1):
+                head += x[b + i, j]
+                out[b + i - lo, oj] = suffix[cur + i + 1] + head
+                acc += x[last - i, j]
+                suffix[nxt + window - 1 - i] = acc
+            head += x[last, j]
+            out[last - lo, oj] = head
+            acc += x[b, j]
+            suffix[nxt] = acc
+            cur = nxt
+        else:
+            head = 0.0
+            for i in range(hi - b):
+                head += x[b + i, j]
+                out[b + i - lo, oj] = suffix[cur + i + 1] + head
+        b += window
 
 
 @njit(cache=True)
@@ -140,7 +173,7 @@ def sma_nb(x, window, first_bar_no):
     if window < 1:
         out[:] = np.nan
         return out
-    suffix = np.empty(window)
+    suffix = np.empty(2 * window)
     for j in range(n_cols):
         _anchored_sums_nb(x, j, window, first_bar_no, 0, n_rows, out, j, suffix)
         for t in range(window - 1, n_rows):

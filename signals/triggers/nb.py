@@ -194,7 +194,7 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
     chunk = max(4096, 4 * max(fast, slow))
     sum_fast = np.empty((chunk + 1, 1))
     sum_slow = np.empty((chunk + 1, 1))
-    suffix = np.empty(max(fast, slow))
+    suffix = np.empty(2 * max(fast, slow))
     for j in range(n_cols):
         if n_rows > 0:
             out[0, j] = neither
@@ -204,17 +204,26 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
             # rows lo - 1 .. hi - 1: the previous row of the chunk's first row included
             _anchored_sums_nb(close, j, fast, first_bar_no, lo - 1, hi, sum_fast, 0, suffix)
             _anchored_sums_nb(close, j, slow, first_bar_no, lo - 1, hi, sum_slow, 0, suffix)
-            f_prev = sum_fast[0, 0] / fast
-            s_prev = sum_slow[0, 0] / slow
+            # the averages in a loop of their own: it vectorises (the divisions dominate)
+            for i in range(hi - lo + 1):
+                sum_fast[i, 0] = sum_fast[i, 0] / fast
+                sum_slow[i, 0] = sum_slow[i, 0] / slow
             for t in range(lo, hi):
-                f_now = sum_fast[t - lo + 1, 0] / fast
-                s_now = sum_slow[t - lo + 1, 0] / slow
-                c = cross_sign_nb(f_prev, s_prev, f_now, s_now)
-                out[t, j] = up if c > 0 else (down if c < 0 else neither)
-                f_prev = f_now
-                s_prev = s_now
+                out[t, j] = _cross_value_nb(
+                    sum_fast[t - lo, 0], sum_slow[t - lo, 0], sum_fast[t - lo + 1, 0],
+                    sum_slow[t - lo + 1, 0], up, down, neither,
+                )  # fmt: skip
             lo = hi
     return out
+
+
+@njit(cache=True, inline="always")
+def _cross_value_nb(f_prev, s_prev, f_now, s_now, up, down, neither):
+    # `cross_sign_nb` mapped to (up, down, neither) without branches (the loop vectorises): a
+    # NaN makes every comparison false, so it gives `neither` as `cross_sign_nb`'s 0 does
+    above = (f_now > s_now) & (f_prev <= s_prev)
+    below = (f_now < s_now) & (f_prev >= s_prev)
+    return up if above else (down if below else neither)
 
 
 @njit(cache=True)
