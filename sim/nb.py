@@ -226,12 +226,42 @@ def _rows_per_line_nb(n_symbols):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_fill_rows_nb(row, open_, high, low, regime):
-    # the rows a fill on bar `row` (open, high, low) and a decision at its close (regime) read
+def _prefetch_fill_rows_nb(row, ts_ns, open_, high, low, regime):
+    # the rows a fill on bar `row` (open, high, low) and a decision at its close (its time,
+    # regime) read
+    prefetch_row_nb(ts_ns, row)
     prefetch_row_nb(open_, row)
     prefetch_row_nb(high, row)
     prefetch_row_nb(low, row)
     prefetch_row_nb(regime, row)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _flat_run_nb(t, ts_ns, open_, high, low, weight, regime, free, equity, cash, exposure):
+    """Write the curves of the flat bars from `t` (no position, no entry proposal); return the
+    first bar with an entry proposal (or T). The cash `free` (USD) does not move on them.
+    Compiled into `_quiet_run_nb` (numba IR inlining); on the way it hints the rows the next
+    fill and decision read.
+    """
+    n_bars, n_symbols = weight.shape
+    line_mask = _rows_per_line_nb(n_symbols) - 1
+    if n_symbols == 1:
+        while t < n_bars and not weight[t, 0] > 0.0:
+            if (t & line_mask) == 0:
+                _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
+            equity[t] = free
+            cash[t] = free
+            exposure[t] = 0.0
+            t += 1
+        return t
+    while t < n_bars and not _any_entry_nb(weight, t):
+        if (t & line_mask) == 0:
+            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
+        equity[t] = free
+        cash[t] = free
+        exposure[t] = 0.0
+        t += 1
+    return t
 
 
 @njit(cache=True, _nrt=False)
@@ -275,7 +305,7 @@ def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, 
     line_mask = _rows_per_line_nb(n_symbols) - 1
     while t < n_bars:
         if (t & line_mask) == 0:
-            _prefetch_fill_rows_nb(t + _AHEAD, open_, high, low, regime)
+            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
         ts = ts_ns[t]
         new_day = ts < periods[2] or ts >= periods[3]
         # one symbol (a sweep's usual case) without the loops: a loop over one element costs
@@ -354,28 +384,13 @@ def _quiet_run_nb(
     cash; the next marked bar (the full step marks first) rolls them to the same values before
     anything reads them, and `_final_mark_nb` settles the state the run returns. Exact.
     """
-    n_bars, n_symbols = close.shape
-    line_mask = _rows_per_line_nb(n_symbols) - 1
+    n_bars = close.shape[0]
     while t < n_bars:
         if n_held == 0 and not _any_entry_nb(weight, t):
-            # a flat stretch: the cash does not move (read once: the curves could alias it)
-            free = account[Acc.Cash]
-            if n_symbols == 1:
-                while t < n_bars and not weight[t, 0] > 0.0:
-                    if (t & line_mask) == 0:
-                        _prefetch_fill_rows_nb(t + _AHEAD, open_, high, low, regime)
-                    equity[t] = free
-                    cash[t] = free
-                    exposure[t] = 0.0
-                    t += 1
-                continue
-            while t < n_bars and not _any_entry_nb(weight, t):
-                if (t & line_mask) == 0:
-                    _prefetch_fill_rows_nb(t + _AHEAD, open_, high, low, regime)
-                equity[t] = free
-                cash[t] = free
-                exposure[t] = 0.0
-                t += 1
+            t = _flat_run_nb(
+                t, ts_ns, open_, high, low, weight, regime, account[Acc.Cash], equity, cash,
+                exposure,
+            )  # fmt: skip
             continue
         if n_held == 1:
             t = _held_one_run_nb(
