@@ -30,7 +30,7 @@ from signals.indicators.nb import sma_nb
 from signals.strategies.nb import below_channel_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
-    cross_sign_nb,
+    cross_value_nb,
     mean_reversion_nb,
     momentum_nb,
     volume_spike_nb,
@@ -253,14 +253,13 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
     for s in range(n_symbols):
         if n_bars > 0:
             out[0, s] = np.nan
-        for t in range(1, n_bars):
-            c = cross_sign_nb(
-                sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s]
-            )
-            if t < trade_start or c == 0:
-                out[t, s] = np.nan
-            else:
-                out[t, s] = entry if c > 0 else 0.0
+        for t in range(1, min(max(trade_start, 1), n_bars)):
+            out[t, s] = np.nan
+        for t in range(max(trade_start, 1), n_bars):
+            out[t, s] = cross_value_nb(
+                sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s], entry,
+                0.0, np.nan,
+            )  # fmt: skip
     stop = p[3] / 100.0 if p[3] > 0 else np.nan
     return out, stop, 0.0
 

@@ -209,7 +209,7 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
                 sum_fast[i, 0] = sum_fast[i, 0] / fast
                 sum_slow[i, 0] = sum_slow[i, 0] / slow
             for t in range(lo, hi):
-                out[t, j] = _cross_value_nb(
+                out[t, j] = cross_value_nb(
                     sum_fast[t - lo, 0], sum_slow[t - lo, 0], sum_fast[t - lo + 1, 0],
                     sum_slow[t - lo + 1, 0], up, down, neither,
                 )  # fmt: skip
@@ -218,9 +218,9 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
 
 
 @njit(cache=True, inline="always")
-def _cross_value_nb(f_prev, s_prev, f_now, s_now, up, down, neither):
-    # `cross_sign_nb` mapped to (up, down, neither) without branches (the loop vectorises): a
-    # NaN makes every comparison false, so it gives `neither` as `cross_sign_nb`'s 0 does
+def cross_value_nb(f_prev, s_prev, f_now, s_now, up, down, neither):
+    """Return `up`, `down` or `neither` as `cross_sign_nb` gives +1, -1 or 0, without branches,
+    so a loop over bars vectorises. A NaN makes every comparison false, hence `neither`."""
     above = (f_now > s_now) & (f_prev <= s_prev)
     below = (f_now < s_now) & (f_prev >= s_prev)
     return up if above else (down if below else neither)
