@@ -3,7 +3,9 @@
 For every bar `t`: the orders decided at the close of `t - 1` fill on bar `t` (market orders at
 the open plus slippage with the taker fee; post-only limits at their price with the maker fee
 when bar `t` trades through them, possibly partially), then the shared `step_core_nb` (`step_nb`
-on `[T, S]` inputs) decides the orders of bar `t` at its close. Nothing here decides a trade.
+on `[T, S]` inputs) decides the orders of bar `t` at its close: its mark and quiet check in
+`_quiet_run_nb`, its decision `decide_marked_nb` compiled into the loop. Nothing here decides a
+trade.
 """
 
 import numpy as np
@@ -14,13 +16,13 @@ from signals._prefetch import prefetch_row_nb
 from signals.decision.nb import (
     DAY_NS,
     apply_fill_nb,
+    decide_marked_nb,
     mark_periods_breakers_nb,
     new_workspace_nb,
     nothing_to_decide_nb,
     period_ids_nb,
     roll_periods_nb,
     row_of,
-    step_core_nb,
 )
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
 from signals.records import ORDER_DT
@@ -414,10 +416,11 @@ def _quiet_run_nb(
     return t
 
 
-# the decision, compiled into `_simulate_loop_nb` (numba IR inlining) rather than called:
-# a call passes its ~20 array arguments field by field, about 200 machine words copied per
-# decision bar, which was half of a 1M-bar backtest's time
-_step_core_inline_nb = njit(cache=True, _nrt=False, inline="always")(step_core_nb.py_func)
+# the decision (`step_core_nb` without the mark and quiet check `_quiet_run_nb` has just
+# done), compiled into `_simulate_loop_nb` (numba IR inlining) rather than called: a call
+# passes its ~20 array arguments field by field, about 200 machine words copied per decision
+# bar, which was half of a 1M-bar backtest's time
+_decide_inline_nb = njit(cache=True, _nrt=False, inline="always")(decide_marked_nb.py_func)
 
 # `_simulate_loop_nb`'s scalars between calls: indices into its `cursor` int64 array (the next
 # bar, the record counts, the first order decided on the previous bar, 1 if that bar ran the
@@ -533,8 +536,8 @@ def _simulate_loop_nb(
             break
 
         # --- decide at the close of t (`_quiet_run_nb` has marked and rolled it) -----------
-        n_new = _step_core_inline_nb(
-            t, ts_ns[t] // bar_ns, periods[0], periods[1], close, weight, stop_pct, take_pct,
+        n_new = _decide_inline_nb(
+            t, ts_ns[t] // bar_ns, account[Acc.Equity], close, weight, stop_pct, take_pct,
             strategy, block_reason, product_status, regime[t], params, static, account,
             positions, step_orders, reason_counts, workspace,
         )  # fmt: skip

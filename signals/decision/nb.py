@@ -444,6 +444,31 @@ def step_core_nb(
     asset, theme and total caps and cash, and finally product minimums (a smaller target is
     rounded up to them only within every cap and the cash; never rounded down below them).
     """
+    equity = mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params)
+    if not params.kill_switch and nothing_to_decide_nb(
+        row, close, weight, params, static, account, positions, workspace
+    ):
+        return 0
+    return decide_marked_nb(
+        row, bar_no, equity, close, weight, stop_pct, take_pct, strategy, block_reason,
+        product_status, regime, params, static, account, positions, orders, reason_counts,
+        workspace,
+    )  # fmt: skip
+
+
+@njit(cache=True, _nrt=False)
+def decide_marked_nb(
+    row, bar_no, equity, close, weight, stop_pct, take_pct, strategy, block_reason,
+    product_status, regime, params, static, account, positions, orders, reason_counts,
+    workspace,
+):  # fmt: skip
+    """`step_core_nb` after its mark, for a bar already marked (`mark_periods_breakers_nb`,
+    which returned `equity`, USD) on which `nothing_to_decide_nb` is False or the kill switch
+    is on; same inputs and result.
+
+    The simulator's quiet-bar loop has marked and checked the bar before it calls this, so
+    it does not mark and check it a second time.
+    """
     n_symbols = close.shape[1]
     n_strategies = static.strategy_cap.shape[0]
     exiting, expo, theme_expo, strat_expo, trades_this_bar, order_of = workspace
@@ -451,15 +476,11 @@ def step_core_nb(
     n = 0
     strategy_row = row_of(strategy, row)
 
-    # --- mark, periods and breakers -------------------------------------------------------
-    equity = mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params)
     if params.kill_switch:
         for s in range(n_symbols):
             if weight[row, s] > 0.0 and positions[s, Pos.Qty] <= 0.0:
                 k = strategy[strategy_row, s] if strategy[strategy_row, s] >= 0 else 0
                 reason_counts[k, s, Reason.KillSwitch] += 1
-        return 0
-    if nothing_to_decide_nb(row, close, weight, params, static, account, positions, workspace):
         return 0
 
     # --- exits: stop-loss, take-profit, strategy exit ---------------------------------------
