@@ -62,10 +62,10 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
     # from its start forwards; a window that is exactly one block is its head alone. Both
     # parts lie inside the window, so the result depends only on the window's values and bar
     # numbers: any array holding the window gives the same bits. NaN propagates.
-    # `suffix` is scratch of >= 2 * window floats: the previous block's suffix sums by
-    # position in one half while a full block's loop writes its own into the other; that loop
-    # runs the head (forwards) and suffix (backwards) chains of one block side by side, twice
-    # the speed of running them one after the other (each add waits for the one before).
+    # `suffix` is scratch of >= 4 * window floats: the previous block's suffix sums by
+    # position in one window-sized part while a full block's loop writes its own into another;
+    # that loop runs the head (forwards) and suffix (backwards) chains of one block side by
+    # side, and of two blocks far apart, because each add waits for the one before it.
     t = lo
     while t < hi and t < window - 1:
         out[t - lo, oj] = np.nan
@@ -98,6 +98,53 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
     for i in range(b - 1, block_start - 1, -1):
         acc += x[i, j]
         suffix[cur + i - block_start] = acc
+    n_full = (hi - b) // window
+    if n_full >= 4:
+        # two streams of full blocks, the second starting half-way, in one loop: four
+        # independent add chains instead of two. The second stream starts from the suffix
+        # of the block before it, summed here in the same order (same bits).
+        half = n_full // 2
+        b2 = b + half * window
+        cur2 = 3 * window
+        acc = 0.0
+        for i in range(b2 - 1, b2 - window - 1, -1):
+            acc += x[i, j]
+            suffix[cur2 + i - (b2 - window)] = acc
+        for _ in range(half):
+            nxt = window - cur
+            nxt2 = 5 * window - cur2
+            head = 0.0
+            head2 = 0.0
+            acc = 0.0
+            acc2 = 0.0
+            last = b + window - 1
+            last2 = b2 + window - 1
+            for i in range(window - 1):
+                head += x[b + i, j]
+                head2 += x[b2 + i, j]
+                out[b + i - lo, oj] = suffix[cur + i + 1] + head
+                out[b2 + i - lo, oj] = suffix[cur2 + i + 1] + head2
+                acc += x[last - i, j]
+                acc2 += x[last2 - i, j]
+                suffix[nxt + window - 1 - i] = acc
+                suffix[nxt2 + window - 1 - i] = acc2
+            head += x[last, j]
+            head2 += x[last2, j]
+            out[last - lo, oj] = head
+            out[last2 - lo, oj] = head2
+            acc += x[b, j]
+            acc2 += x[b2, j]
+            suffix[nxt] = acc
+            suffix[nxt2] = acc2
+            cur = nxt
+            cur2 = nxt2
+            b += window
+            b2 += window
+        # the first stream has reached the second's start: go on from the second's end
+        for i in range(window):
+            suffix[i] = suffix[cur2 + i]
+        cur = 0
+        b = b2
     while b < hi:
         if b + window <= hi:
             nxt = window - cur
@@ -173,7 +220,7 @@ def sma_nb(x, window, first_bar_no):
     if window < 1:
         out[:] = np.nan
         return out
-    suffix = np.empty(2 * window)
+    suffix = np.empty(4 * window)
     for j in range(n_cols):
         _anchored_sums_nb(x, j, window, first_bar_no, 0, n_rows, out, j, suffix)
         for t in range(window - 1, n_rows):

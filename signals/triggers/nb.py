@@ -194,7 +194,7 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
     chunk = max(4096, 4 * max(fast, slow))
     sum_fast = np.empty((chunk + 1, 1))
     sum_slow = np.empty((chunk + 1, 1))
-    suffix = np.empty(2 * max(fast, slow))
+    suffix = np.empty(4 * max(fast, slow))
     for j in range(n_cols):
         if n_rows > 0:
             out[0, j] = neither
