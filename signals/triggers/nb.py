@@ -194,6 +194,8 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
     chunk = max(4096, 4 * max(fast, slow))
     sum_fast = np.empty((chunk + 1, 1))
     sum_slow = np.empty((chunk + 1, 1))
+    avg_fast = sum_fast.reshape(-1)  # the same memory, 1-D
+    avg_slow = sum_slow.reshape(-1)
     suffix = np.empty(4 * max(fast, slow))
     for j in range(n_cols):
         if n_rows > 0:
@@ -204,15 +206,24 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
             # rows lo - 1 .. hi - 1: the previous row of the chunk's first row included
             _anchored_sums_nb(close, j, fast, first_bar_no, lo - 1, hi, sum_fast, 0, suffix)
             _anchored_sums_nb(close, j, slow, first_bar_no, lo - 1, hi, sum_slow, 0, suffix)
-            # the averages in a loop of their own: it vectorises (the divisions dominate)
+            # the averages, then the crossings, each in a loop of its own over 1-D views:
+            # both vectorise (row indexing into `[n, 1]` arrays did not)
             for i in range(hi - lo + 1):
-                sum_fast[i, 0] = sum_fast[i, 0] / fast
-                sum_slow[i, 0] = sum_slow[i, 0] / slow
-            for t in range(lo, hi):
-                out[t, j] = cross_value_nb(
-                    sum_fast[t - lo, 0], sum_slow[t - lo, 0], sum_fast[t - lo + 1, 0],
-                    sum_slow[t - lo + 1, 0], up, down, neither,
-                )  # fmt: skip
+                avg_fast[i] = avg_fast[i] / fast
+                avg_slow[i] = avg_slow[i] / slow
+            if n_cols == 1:
+                out_column = out.reshape(-1)
+                for t in range(lo, hi):
+                    out_column[t] = cross_value_nb(
+                        avg_fast[t - lo], avg_slow[t - lo], avg_fast[t - lo + 1],
+                        avg_slow[t - lo + 1], up, down, neither,
+                    )  # fmt: skip
+            else:
+                for t in range(lo, hi):
+                    out[t, j] = cross_value_nb(
+                        avg_fast[t - lo], avg_slow[t - lo], avg_fast[t - lo + 1],
+                        avg_slow[t - lo + 1], up, down, neither,
+                    )  # fmt: skip
             lo = hi
     return out
 
