@@ -250,16 +250,26 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
     target = p[2] / 100.0
     # a negative target is no opinion in combined form (`_combine_nb` never takes it)
     entry = target if target >= 0.0 else np.nan
-    for s in range(n_symbols):
-        if n_bars > 0:
-            out[0, s] = np.nan
-        for t in range(1, min(max(trade_start, 1), n_bars)):
-            out[t, s] = np.nan
-        for t in range(max(trade_start, 1), n_bars):
-            out[t, s] = cross_value_nb(
-                sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s], entry,
-                0.0, np.nan,
-            )  # fmt: skip
+    start = min(max(trade_start, 1), n_bars)
+    if n_symbols == 1:
+        # one symbol (the usual MA grid): 1-D views, a loop that vectorises
+        fast_1d = sma_fast.reshape(-1)
+        slow_1d = sma_slow.reshape(-1)
+        out_1d = out.reshape(-1)
+        out_1d[:start] = np.nan
+        for t in range(start, n_bars):
+            out_1d[t] = cross_value_nb(
+                fast_1d[t - 1], slow_1d[t - 1], fast_1d[t], slow_1d[t], entry, 0.0, np.nan
+            )
+    else:
+        for s in range(n_symbols):
+            for t in range(start):
+                out[t, s] = np.nan
+            for t in range(start, n_bars):
+                out[t, s] = cross_value_nb(
+                    sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s],
+                    entry, 0.0, np.nan,
+                )  # fmt: skip
     stop = p[3] / 100.0 if p[3] > 0 else np.nan
     return out, stop, 0.0
 
