@@ -12,8 +12,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from signals.errors import ConfigError, DataError, PlatformError
+
+if TYPE_CHECKING:
+    from sim.tracking_child import TrackingChild
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = PROJECT_ROOT / "data" / "sample_hourly.parquet"
@@ -64,6 +68,18 @@ def _parse_ts(value: str | None, flag: str) -> int | None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one backtest, print a summary, write the JSON report (and log it to MLflow)."""
     started = time.perf_counter()
+    if args.no_mlflow:
+        return _run(args, started, None)
+    from sim.tracking_child import TrackingChild  # noqa: PLC0415
+
+    # MLflow's ~2 s of imports happen in this child, on the second core, during the backtest;
+    # leaving the block terminates and reaps it if the run failed before handing it the report.
+    # With an empty numba cache both cores compile at first, so `_run` starts it later.
+    with TrackingChild(args.tracking_uri, start=numba_cache_is_warm()) as tracker:
+        return _run(args, started, tracker)
+
+
+def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None) -> int:
     from signals.bars import frame_hash, load_bars, to_panel  # noqa: PLC0415
     from signals.config import load_config  # noqa: PLC0415
 
@@ -118,6 +134,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if warming is not None:
             wait_for(warming, timeout=0.0)  # an error or Ctrl-C stops the child too
         raise
+    if tracker is not None:
+        # no-op when it runs since the start; else this process now only waits for the
+        # compiling child, which leaves a core free for MLflow's imports
+        tracker.start()
     if warming is not None:
         wait_for(warming)
     result = run_backtest(panel, config, inputs)
@@ -129,10 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else DEFAULT_REPORTS / f"run_seed{config.backtest.seed}.json"
     write_report(report, out)
     _print_summary(report, out)
-    if not args.no_mlflow:
-        from sim.tracking import log_run  # noqa: PLC0415
-
-        run_id = log_run(report, result, config, out, tracking_uri=args.tracking_uri)
+    if tracker is not None:
+        run_id = tracker.log(report, result, config, out)
         if run_id:
             print(f"mlflow run   {run_id}")
     print(f"wall time    {time.perf_counter() - started:.2f} s")
@@ -287,7 +305,11 @@ def _register_extras() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sim` console script."""
-    _register_extras()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] != ["run"]:
+        # `sim run` needs none of the extra subcommands; importing them (sim.sweep pulls in
+        # polars, pydantic and the config models) would delay the start of its MLflow helper.
+        _register_extras()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler

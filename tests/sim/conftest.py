@@ -1,6 +1,7 @@
 """Shared helpers of the simulator tests: configs, panels from arrays, order records."""
 
 import copy
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,31 @@ def order_record(
 @pytest.fixture(name="parity_config", scope="session")
 def fixture_parity_config() -> PlatformConfig:
     return vectorbt_config()
+
+
+# --------------------------------------------------------------------------------------------
+# MLflow stores (test_tracking.py, test_tracking_child.py)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", name="template_db")
+def fixture_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a sqlite DB with MLflow's schema already migrated (done once per session)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(name="tracking_uri")
+def fixture_tracking_uri(template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Return a sqlite URI to a private copy of the template DB; clear MLflow/sim env vars."""
+    from sim.tracking import EXPERIMENT_ENV
+
+    for var in ("MLFLOW_TRACKING_URI", EXPERIMENT_ENV):
+        monkeypatch.delenv(var, raising=False)
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copyfile(template_db, db)
+    return f"sqlite:///{db}"

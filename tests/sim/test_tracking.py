@@ -1,13 +1,13 @@
 """Tests of `sim.tracking`: URI resolution, the MLflow payload, and a round trip through sqlite.
 
 Each sqlite test copies a pre-migrated template DB (0.06 s) instead of creating a fresh one
-(1.2-2.3 s of alembic migrations; shared/notes/infra-findings.md §1.2).
+(1.2-2.3 s of alembic migrations; shared/notes/infra-findings.md §1.2): the `tracking_uri`
+fixture of tests/sim/conftest.py.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,27 +87,6 @@ def make_report(config: PlatformConfig, data_hash: str = "feedfacecafebeef") -> 
         "no_trade_reasons": {"total": {"cooldown": 3}},
         "trades": [],
     }
-
-
-@pytest.fixture(scope="session", name="template_db")
-def fixture_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a sqlite DB with MLflow's schema already migrated (done once per session)."""
-    from mlflow.tracking import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture(name="tracking_uri")
-def fixture_tracking_uri(template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Return a sqlite URI to a private copy of the template DB; clear MLflow/sim env vars."""
-    for var in ("MLFLOW_TRACKING_URI", tracking.EXPERIMENT_ENV):
-        monkeypatch.delenv(var, raising=False)
-    db = tmp_path / "store" / "mlflow.db"
-    db.parent.mkdir()
-    shutil.copyfile(template_db, db)
-    return f"sqlite:///{db}"
 
 
 @pytest.fixture(name="config")
