@@ -31,6 +31,7 @@ from signals.strategies.nb import below_channel_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
     cross_value_nb,
+    cross_values_1d_nb,
     mean_reversion_nb,
     momentum_nb,
     volume_spike_nb,
@@ -252,15 +253,15 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
     entry = target if target >= 0.0 else np.nan
     start = min(max(trade_start, 1), n_bars)
     if n_symbols == 1:
-        # one symbol (the usual MA grid): 1-D views, a loop that vectorises
+        # one symbol (the usual MA grid): 1-D views, a loop that vectorises (`cross_values_1d_nb`)
         fast_1d = sma_fast.reshape(-1)
         slow_1d = sma_slow.reshape(-1)
         out_1d = out.reshape(-1)
         out_1d[:start] = np.nan
-        for t in range(start, n_bars):
-            out_1d[t] = cross_value_nb(
-                fast_1d[t - 1], slow_1d[t - 1], fast_1d[t], slow_1d[t], entry, 0.0, np.nan
-            )
+        cross_values_1d_nb(
+            fast_1d[start - 1 : n_bars - 1], slow_1d[start - 1 : n_bars - 1], fast_1d[start:],
+            slow_1d[start:], entry, 0.0, np.nan, out_1d[start:],
+        )  # fmt: skip
     else:
         for s in range(n_symbols):
             for t in range(start):

@@ -212,12 +212,11 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
                 avg_fast[i] = avg_fast[i] / fast
                 avg_slow[i] = avg_slow[i] / slow
             if n_cols == 1:
-                out_column = out.reshape(-1)
-                for t in range(lo, hi):
-                    out_column[t] = cross_value_nb(
-                        avg_fast[t - lo], avg_slow[t - lo], avg_fast[t - lo + 1],
-                        avg_slow[t - lo + 1], up, down, neither,
-                    )  # fmt: skip
+                m = hi - lo
+                cross_values_1d_nb(
+                    avg_fast[:m], avg_slow[:m], avg_fast[1 : m + 1], avg_slow[1 : m + 1], up,
+                    down, neither, out.reshape(-1)[lo:hi],
+                )  # fmt: skip
             else:
                 for t in range(lo, hi):
                     out[t, j] = cross_value_nb(
@@ -226,6 +225,18 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
                     )  # fmt: skip
             lo = hi
     return out
+
+
+@njit(cache=True)
+def cross_values_1d_nb(f_prev, s_prev, f_now, s_now, up, down, neither, out):
+    """Write `cross_value_nb` of each element of the four 1-D averages into `out` (same length).
+
+    Indexed from 0 on views so that numba's negative-index wrap-around folds away and the loop
+    vectorises with plain loads and stores; indexed by `t - 1` from an arbitrary start it
+    gathered and scattered instead, several times slower.
+    """
+    for i in range(out.shape[0]):
+        out[i] = cross_value_nb(f_prev[i], s_prev[i], f_now[i], s_now[i], up, down, neither)
 
 
 @njit(cache=True, inline="always")
