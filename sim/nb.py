@@ -228,22 +228,18 @@ def _rows_per_line_nb(n_symbols):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_fill_rows_nb(row, ts_ns, open_, high, low, regime, vol, block_reason):
-    # the rows a fill on bar `row` (open, high, low, the volatility of the bar before) and a
-    # decision at its close (its time, regime, stage-1 blocks) read; a one-row constant input
-    # hints its only row
+def _prefetch_fill_rows_nb(row, ts_ns, open_, high, low, regime):
+    # the rows a fill on bar `row` (open, high, low) and a decision at its close (its time,
+    # regime) read
     prefetch_row_nb(ts_ns, row)
     prefetch_row_nb(open_, row)
     prefetch_row_nb(high, row)
     prefetch_row_nb(low, row)
     prefetch_row_nb(regime, row)
-    prefetch_row_nb(vol, row_of(vol, row - 1))
-    prefetch_row_nb(block_reason, row_of(block_reason, row))
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _flat_run_nb(t, ts_ns, open_, high, low, weight, regime, vol, block_reason, free, equity, cash,
-                 exposure):  # fmt: skip
+def _flat_run_nb(t, ts_ns, open_, high, low, weight, regime, free, equity, cash, exposure):
     """Write the curves of the flat bars from `t` (no position, no entry proposal); return the
     first bar with an entry proposal (or T). The cash `free` (USD) does not move on them.
     Compiled into `_quiet_run_nb` (numba IR inlining); on the way it hints the rows the next
@@ -254,9 +250,7 @@ def _flat_run_nb(t, ts_ns, open_, high, low, weight, regime, vol, block_reason, 
     if n_symbols == 1:
         while t < n_bars and not weight[t, 0] > 0.0:
             if (t & line_mask) == 0:
-                _prefetch_fill_rows_nb(
-                    t + _AHEAD, ts_ns, open_, high, low, regime, vol, block_reason
-                )
+                _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
             equity[t] = free
             cash[t] = free
             exposure[t] = 0.0
@@ -264,7 +258,7 @@ def _flat_run_nb(t, ts_ns, open_, high, low, weight, regime, vol, block_reason, 
         return t
     while t < n_bars and not _any_entry_nb(weight, t):
         if (t & line_mask) == 0:
-            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime, vol, block_reason)
+            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
         equity[t] = free
         cash[t] = free
         exposure[t] = 0.0
@@ -273,8 +267,8 @@ def _flat_run_nb(t, ts_ns, open_, high, low, weight, regime, vol, block_reason, 
 
 
 @njit(cache=True, _nrt=False)
-def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, vol, block_reason, params,
-                     static, account, positions, equity, cash, exposure, periods):  # fmt: skip
+def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
+                     positions, equity, cash, exposure, periods):  # fmt: skip
     """Advance over quiet bars from `t` while exactly one symbol is held; return the first bar
     this fast path cannot prove quiet (or T), for `_quiet_run_nb`'s general path.
 
@@ -313,7 +307,7 @@ def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, vol, blo
     line_mask = _rows_per_line_nb(n_symbols) - 1
     while t < n_bars:
         if (t & line_mask) == 0:
-            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime, vol, block_reason)
+            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
         ts = ts_ns[t]
         new_day = ts < periods[2] or ts >= periods[3]
         # one symbol (a sweep's usual case) without the loops: a loop over one element costs
@@ -375,8 +369,8 @@ def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, vol, blo
 
 @njit(cache=True, _nrt=False, inline="always")
 def _quiet_run_nb(
-    t, ts_ns, open_, high, low, close, weight, regime, vol, block_reason, params, static, account,
-    positions, workspace, n_held, equity, cash, exposure, periods,
+    t, ts_ns, open_, high, low, close, weight, regime, params, static, account, positions,
+    workspace, n_held, equity, cash, exposure, periods,
 ):  # fmt: skip
     """Advance over the bars from `t` that need no decision; return the first that does (or T).
 
@@ -396,14 +390,14 @@ def _quiet_run_nb(
     while t < n_bars:
         if n_held == 0 and not _any_entry_nb(weight, t):
             t = _flat_run_nb(
-                t, ts_ns, open_, high, low, weight, regime, vol, block_reason, account[Acc.Cash],
-                equity, cash, exposure,
+                t, ts_ns, open_, high, low, weight, regime, account[Acc.Cash], equity, cash,
+                exposure,
             )  # fmt: skip
             continue
         if n_held == 1:
             t = _held_one_run_nb(
-                t, ts_ns, open_, high, low, close, weight, regime, vol, block_reason, params,
-                static, account, positions, equity, cash, exposure, periods,
+                t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
+                positions, equity, cash, exposure, periods,
             )  # fmt: skip
             if t == n_bars:
                 return t
@@ -535,8 +529,8 @@ def _simulate_loop_nb(
 
         # --- the quiet bars from t on: marked, rolled and written, nothing decided ----------
         t = _quiet_run_nb(
-            t, ts_ns, open_, high, low, close, weight, regime, vol, block_reason, params, static,
-            account, positions, workspace, n_held, equity, cash, exposure, periods,
+            t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
+            positions, workspace, n_held, equity, cash, exposure, periods,
         )  # fmt: skip
         if t == n_bars:
             break

@@ -312,11 +312,11 @@ def test_held_one_run_equals_marking_and_checking_each_bar(
         account[flag] = 1.0 if on else account[flag]
     fast_state = (account.copy(), positions.copy(), periods.copy())
     fast_curves = [np.full(n_bars, -1.0) for _ in range(3)]
-    # open/high/low/regime/vol/blocks are only prefetched (hints): stand-ins will do
+    # open/high/low/regime are only prefetched (hints): close and a zero regime stand in
     regime = np.zeros(n_bars, dtype=np.int64)
     stop = _held_one_run_nb(
-        start, ts_ns, close, close, close, close, weight, regime, close, regime.reshape(-1, 1),
-        params, static, fast_state[0], fast_state[1], *fast_curves, fast_state[2],
+        start, ts_ns, close, close, close, close, weight, regime, params, static, fast_state[0],
+        fast_state[1], *fast_curves, fast_state[2],
     )  # fmt: skip
 
     workspace = new_workspace_nb(n_symbols, static.theme_id, 2)
