@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL_OK = (
-    "numpy", "numba", "math", "signals.enums", "signals._math", "signals.records", "sim.enums",
+    "numpy", "numba", "math", "signals.enums", "signals._math", "signals._prefetch",
+    "signals.records", "sim.enums",
 )  # fmt: skip
 LIVE_MAY_USE_FROM_SIM = ("sim.nb", "sim.enums", "sim.engine")
 
