@@ -377,9 +377,10 @@ def _quiet_run_nb(
     Called with no order pending (the bar's fills are done), so the positions (`n_held` of
     them) do not change on the way. Each quiet bar gets its curves; a bar with a position or
     an entry proposal is marked and rolled (`mark_periods_breakers_nb`) first, and the one
-    returned is left marked and rolled for `step_core_nb`. `periods` holds `[day_id, week_id,
-    day_lo_ns, day_hi_ns, last_marked_row]` across calls. One call per run of quiet bars, not
-    per bar, because a call with this many arguments costs more than the bar's work.
+    returned is left marked, rolled and checked for the decision (`decide_marked_nb`).
+    `periods` holds `[day_id, week_id, day_lo_ns, day_hi_ns, last_marked_row]` across calls.
+    Compiled into `_simulate_loop_nb` (numba IR inlining): a call with this many arguments
+    costs more than a bar's work.
 
     A flat bar with no entry proposal is not even marked: with no position, equity is the cash,
     so marking would only move the flat symbols' last prices and roll the day/week to the same

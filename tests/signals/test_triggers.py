@@ -16,6 +16,7 @@ from signals.triggers import (
     momentum_nb,
     volume_spike_nb,
 )
+from signals.triggers.nb import cross_sign_nb, cross_values_1d_nb
 from tests.reference import registry
 from tests.strategies import kernel_arrays, kernel_scales, special_arrays
 
@@ -165,3 +166,32 @@ def test_ma_cross_streamed_in_chunks_equals_crossing_whole_smas(fast, slow):
     k = 5_555
     tail = ma_cross_nb(np.ascontiguousarray(close[k:]), fast, slow, first + k)
     np.testing.assert_array_equal(tail[slow:], got[k + slow :], strict=True)
+
+
+def _cross_ref(f_prev, s_prev, f_now, s_now):
+    # ma_cross_ref's rule for one bar: any NaN gives 0, else +1 up through, -1 down through
+    if any(np.isnan(v) for v in (f_prev, s_prev, f_now, s_now)):
+        return 0
+    if f_now > s_now and f_prev <= s_prev:
+        return 1
+    if f_now < s_now and f_prev >= s_prev:
+        return -1
+    return 0
+
+
+# few distinct values, so ties (equal averages) are common; NaN and infinities included
+_AVERAGES = st.sampled_from([nan, -np.inf, np.inf, -1.0, 0.0, 1.0, 1.0 + 2**-52, 2.0])
+
+
+@PROPS
+@given(st.lists(st.tuples(_AVERAGES, _AVERAGES, _AVERAGES, _AVERAGES), max_size=40))
+def test_branch_free_cross_values_equal_the_reference_rule(rows):
+    four = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    f_prev, s_prev, f_now, s_now = (np.ascontiguousarray(four[:, k]) for k in range(4))
+    out = np.full(four.shape[0], -7.0)
+    cross_values_1d_nb(f_prev, s_prev, f_now, s_now, 1.0, 0.0, nan, out)
+    labels = {1: 1.0, -1: 0.0, 0: nan}
+    for i, row in enumerate(rows):
+        expected = labels[_cross_ref(*row)]
+        assert cross_sign_nb(*row) == _cross_ref(*row)
+        assert out[i] == expected or (np.isnan(out[i]) and np.isnan(expected)), row
