@@ -52,7 +52,7 @@ def _window_sum_nb(x, j, start, stop):
     return (a0 + a1) + (a2 + a3)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
     # Write the sums of the `window` rows ending at each row lo..hi-1 of column j into
     # out[row - lo, oj] (NaN for rows < window - 1); O(hi - lo + window).
@@ -117,25 +117,34 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
             head2 = 0.0
             acc = 0.0
             acc2 = 0.0
-            last = b + window - 1
-            last2 = b2 + window - 1
+            # 0-based views: with indices LLVM can prove >= 0, numba's negative-index
+            # wrap-around folds away (it was most of this loop's instructions)
+            xa = x[b : b + window, j]
+            xb = x[b2 : b2 + window, j]
+            oa = out[b - lo : b - lo + window, oj]
+            ob = out[b2 - lo : b2 - lo + window, oj]
+            prev_a = suffix[cur : cur + window]
+            prev_b = suffix[cur2 : cur2 + window]
+            next_a = suffix[nxt : nxt + window]
+            next_b = suffix[nxt2 : nxt2 + window]
             for i in range(window - 1):
-                head += x[b + i, j]
-                head2 += x[b2 + i, j]
-                out[b + i - lo, oj] = suffix[cur + i + 1] + head
-                out[b2 + i - lo, oj] = suffix[cur2 + i + 1] + head2
-                acc += x[last - i, j]
-                acc2 += x[last2 - i, j]
-                suffix[nxt + window - 1 - i] = acc
-                suffix[nxt2 + window - 1 - i] = acc2
-            head += x[last, j]
-            head2 += x[last2, j]
-            out[last - lo, oj] = head
-            out[last2 - lo, oj] = head2
-            acc += x[b, j]
-            acc2 += x[b2, j]
-            suffix[nxt] = acc
-            suffix[nxt2] = acc2
+                head += xa[i]
+                head2 += xb[i]
+                oa[i] = prev_a[i + 1] + head
+                ob[i] = prev_b[i + 1] + head2
+                k = window - 1 - i
+                acc += xa[k]
+                acc2 += xb[k]
+                next_a[k] = acc
+                next_b[k] = acc2
+            head += xa[window - 1]
+            head2 += xb[window - 1]
+            oa[window - 1] = head
+            ob[window - 1] = head2
+            acc += xa[0]
+            acc2 += xb[0]
+            next_a[0] = acc
+            next_b[0] = acc2
             cur = nxt
             cur2 = nxt2
             b += window
