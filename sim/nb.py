@@ -136,7 +136,10 @@ def _count_held_nb(positions):
 
 @njit(cache=True)
 def _any_entry_nb(weight, row):
-    # True when row `row` proposes an entry (weight > 0) on any symbol
+    # True when row `row` proposes an entry (weight > 0) on any symbol; one symbol (a sweep's
+    # usual case) without the loop, which costs more than the test in the quiet-bar loops
+    if weight.shape[1] == 1:
+        return weight[row, 0] > 0.0
     for s in range(weight.shape[1]):  # noqa: SIM110 (numba compiles no generator any())
         if weight[row, s] > 0.0:
             return True
@@ -171,7 +174,10 @@ def _write_curves_nb(account, positions, t, equity, cash, exposure):
 
 @njit(cache=True)
 def _no_weight_nb(weight, row):
-    # True when row `row` of `weight` is all NaN (no proposal of any kind on any symbol)
+    # True when row `row` of `weight` is all NaN (no proposal of any kind on any symbol); one
+    # symbol without the loop, as `_any_entry_nb`
+    if weight.shape[1] == 1:
+        return np.isnan(weight[row, 0])
     for s in range(weight.shape[1]):  # noqa: SIM110 (numba compiles no generator all())
         if not np.isnan(weight[row, s]):
             return False
@@ -247,15 +253,6 @@ def _flat_run_nb(t, ts_ns, open_, high, low, weight, regime, free, equity, cash,
     """
     n_bars, n_symbols = weight.shape
     line_mask = _rows_per_line_nb(n_symbols) - 1
-    if n_symbols == 1:
-        while t < n_bars and not weight[t, 0] > 0.0:
-            if (t & line_mask) == 0:
-                _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
-            equity[t] = free
-            cash[t] = free
-            exposure[t] = 0.0
-            t += 1
-        return t
     while t < n_bars and not _any_entry_nb(weight, t):
         if (t & line_mask) == 0:
             _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
@@ -310,12 +307,7 @@ def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, 
             _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
         ts = ts_ns[t]
         new_day = ts < periods[2] or ts >= periods[3]
-        # one symbol (a sweep's usual case) without the loops: a loop over one element costs
-        # more here than the rest of the bar's checks
-        if n_symbols == 1:
-            if not np.isnan(weight[t, 0]):
-                break
-        elif not _no_weight_nb(weight, t):
+        if not _no_weight_nb(weight, t):
             break
         p = close[t, s]
         if not np.isfinite(p):
