@@ -312,19 +312,25 @@ def mean_reversion_exit_ref(close: np.ndarray, lookback: int, z_exit: float) -> 
     return _as_flag(zscore_ref(close, lookback), lambda v: v >= z_exit)
 
 
+def cross_sign_ref(f_prev: float, s_prev: float, f_now: float, s_now: float) -> int:
+    """The crossing rule of one bar: +1 fast up through slow, -1 down through, 0 otherwise or
+    with any NaN among the four averages."""
+    if any(_isnan(v) for v in (f_prev, s_prev, f_now, s_now)):
+        return 0
+    if f_now > s_now and f_prev <= s_prev:
+        return 1
+    if f_now < s_now and f_prev >= s_prev:
+        return -1
+    return 0
+
+
 def ma_cross_ref(close: np.ndarray, fast: int, slow: int, first_bar_no: int) -> np.ndarray:
     f = sma_ref(close, fast, first_bar_no)
     s = sma_ref(close, slow, first_bar_no)
     out = np.zeros(close.shape, dtype=np.int8)
     for j in range(close.shape[1]):
         for t in range(1, close.shape[0]):
-            four = (f[t, j], s[t, j], f[t - 1, j], s[t - 1, j])
-            if any(_isnan(v) for v in four):
-                continue
-            if f[t, j] > s[t, j] and f[t - 1, j] <= s[t - 1, j]:
-                out[t, j] = 1
-            elif f[t, j] < s[t, j] and f[t - 1, j] >= s[t - 1, j]:
-                out[t, j] = -1
+            out[t, j] = cross_sign_ref(f[t - 1, j], s[t - 1, j], f[t, j], s[t, j])
     return out
 
 

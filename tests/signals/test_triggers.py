@@ -18,6 +18,7 @@ from signals.triggers import (
 )
 from signals.triggers.nb import cross_sign_nb, cross_values_1d_nb
 from tests.reference import registry
+from tests.reference.indicators import cross_sign_ref
 from tests.strategies import kernel_arrays, kernel_scales, special_arrays
 
 FAMILY = registry.entries("triggers")
@@ -168,17 +169,6 @@ def test_ma_cross_streamed_in_chunks_equals_crossing_whole_smas(fast, slow):
     np.testing.assert_array_equal(tail[slow:], got[k + slow :], strict=True)
 
 
-def _cross_ref(f_prev, s_prev, f_now, s_now):
-    # ma_cross_ref's rule for one bar: any NaN gives 0, else +1 up through, -1 down through
-    if any(np.isnan(v) for v in (f_prev, s_prev, f_now, s_now)):
-        return 0
-    if f_now > s_now and f_prev <= s_prev:
-        return 1
-    if f_now < s_now and f_prev >= s_prev:
-        return -1
-    return 0
-
-
 # few distinct values, so ties (equal averages) are common; NaN and infinities included
 _AVERAGES = st.sampled_from([nan, -np.inf, np.inf, -1.0, 0.0, 1.0, 1.0 + 2**-52, 2.0])
 
@@ -192,6 +182,6 @@ def test_branch_free_cross_values_equal_the_reference_rule(rows):
     cross_values_1d_nb(f_prev, s_prev, f_now, s_now, 1.0, 0.0, nan, out)
     labels = {1: 1.0, -1: 0.0, 0: nan}
     for i, row in enumerate(rows):
-        expected = labels[_cross_ref(*row)]
-        assert cross_sign_nb(*row) == _cross_ref(*row)
+        expected = labels[cross_sign_ref(*row)]
+        assert cross_sign_nb(*row) == cross_sign_ref(*row)
         assert out[i] == expected or (np.isnan(out[i]) and np.isnan(expected)), row
