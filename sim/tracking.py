@@ -325,8 +325,7 @@ def log_run(
         try:
             write_artifacts(report, result.curve, Path(tmp))
         except OSError as e:
-            msg = f"MLflow tracking URI `{uri}` must accept the run, logging failed: {e}"
-            raise ConfigError(msg) from e
+            raise ConfigError(store_refused(uri, f"logging failed: {e}")) from e
         return log_prepared(uri, experiment_name(), payload, Path(tmp))
 
 
@@ -379,9 +378,13 @@ def log_prepared(
         if run_id is not None:
             with contextlib.suppress(MlflowException, OSError):
                 client.set_terminated(run_id, "FAILED")
-        msg = f"MLflow tracking URI `{tracking_uri}` must accept the run, logging failed: {e}"
-        raise ConfigError(msg) from e
+        raise ConfigError(store_refused(tracking_uri, f"logging failed: {e}")) from e
     return str(run_id)
+
+
+def store_refused(tracking_uri: str, what_happened: str) -> str:
+    """Return the one-line error for a run the tracking store did not take, naming the URI."""
+    return f"MLflow tracking URI `{tracking_uri}` must accept the run, {what_happened}"
 
 
 def tag_baseline(run_id: str, *, tracking_uri: str | None = None) -> None:

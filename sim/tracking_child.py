@@ -176,8 +176,7 @@ class TrackingChild:
                         ts, equity, payload["run_name"], artifacts / tracking.PLOT_ARTIFACT
                     )
             except OSError as e:
-                msg = f"MLflow tracking URI `{uri}` must accept the run, logging failed: {e}"
-                raise ConfigError(msg) from e
+                raise ConfigError(tracking.store_refused(uri, f"logging failed: {e}")) from e
             job = {
                 "tracking_uri": uri,
                 "experiment": tracking.experiment_name(),
@@ -203,11 +202,11 @@ class TrackingChild:
             return str(last["run_id"])
         if "error" in last:
             raise ConfigError(str(last["error"]))
-        msg = (
-            f"MLflow tracking URI `{uri}` must accept the run, the logging process exited "
-            f"with code {code} before it finished"
+        raise ConfigError(
+            tracking.store_refused(
+                uri, f"the logging process exited with code {code} before it finished"
+            )
         )
-        raise ConfigError(msg)
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,8 +277,7 @@ def child_main(tracking_uri: str) -> int:
         import traceback  # noqa: PLC0415
 
         traceback.print_exc()
-        msg = f"MLflow tracking URI `{uri}` must accept the run, logging failed: {e!r}"
-        _answer(channel, {"error": msg})
+        _answer(channel, {"error": tracking.store_refused(uri, f"logging failed: {e!r}")})
     else:
         _answer(channel, {"run_id": run_id})
     return 0
