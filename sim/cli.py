@@ -33,7 +33,7 @@ def _say(msg: str) -> None:
 
 def numba_cache_is_warm() -> bool:
     """Return True when the simulator's compiled kernels are already in numba's cache."""
-    pattern = "nb.simulate_nb-*.nbi"
+    pattern = "nb._simulate_loop_nb-*.nbi"
     places = [PROJECT_ROOT / "sim" / "__pycache__"]
     cache_dir = os.environ.get("NUMBA_CACHE_DIR")
     if cache_dir:

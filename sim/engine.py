@@ -1,4 +1,4 @@
-"""The backtest driver: panel + config -> stage 1 -> `simulate_nb` -> polars frames."""
+"""The backtest driver: panel + config -> stage 1 -> `simulate` -> polars frames."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from signals.decision.params import product_status_codes, step_params, step_stat
 from signals.enums import PURPOSE_NAMES, REASON_NAMES, Side
 from signals.pipeline import DecisionInputs, decision_inputs
 from sim.enums import ORDER_STATUS_NAMES, FillParams
-from sim.nb import new_curves, simulate_nb
+from sim.nb import new_curves, simulate
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def run_backtest(
         inputs = decision_inputs(panel, config)
     symbols = panel.symbols
     static = step_static(config, symbols, inputs.strategy_names)
-    out = simulate_nb(
+    out = simulate(
         panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close,
         inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy, inputs.block_reason,
         inputs.regime, inputs.vol, product_status_codes(config, symbols), step_params(config),

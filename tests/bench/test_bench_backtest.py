@@ -2,12 +2,13 @@
 
 Three ways to do the same work, each measured after JIT warm-up:
 
-(a) general: `ma_cross` proposals through `MaCross.propose` plus `sim.nb.simulate_nb`.
+(a) general: `ma_cross` proposals through `MaCross.propose` plus `sim.nb.simulate` (which runs
+    `simulate_nb`'s body from Python, as `sim.engine` does).
     `signals.pipeline.decision_inputs`'s universe/regime/guard work is skipped because vectorbt
     does not do it: block reasons are zero, the regime is chop and the one-bar volatility is
     NaN, so both sides do the same work (SMA crossover signals, next-open market fills, all-in
     sizing, taker fee). Those constants, the one strategy's index and its stop and take go to
-    the simulator as one `[1, S]` row each, which it reads for every bar (`simulate_nb`).
+    the simulator as one `[1, S]` row each, which it reads for every bar (`simulate_nb`'s body).
 (b) vectorbt: `MA.run` + crossover signals + `Portfolio.from_signals` (price = open, signals
     shifted one bar), exactly as in tests/sim/test_vectorbt_parity.py.
 (c) fused: a single-purpose numba kernel of the same strategy (running-sum SMAs, crossover,
@@ -36,7 +37,7 @@ from signals.strategies.base import StrategyContext
 from signals.strategies.ma_cross import MaCross, MaCrossParams
 from signals.strategies.nb import ma_cross_weights_nb
 from sim.engine import fill_params
-from sim.nb import new_curves, simulate_nb
+from sim.nb import new_curves, simulate
 from tests.sim.conftest import PROJECT_ROOT, vectorbt_config
 
 FAST, SLOW, FEE_BPS = 10, 50, 60.0
@@ -103,10 +104,10 @@ def general_proposals(m: dict):
 
 
 def general_simulate(m: dict, proposals):
-    """Stage 2 of the general path: `simulate_nb` with no universe/regime blocks."""
+    """Stage 2 of the general path: `simulate` with no universe/regime blocks."""
     weight, stop, take, strategy, regime = proposals
     n_bars = weight.shape[0]
-    return simulate_nb(
+    return simulate(
         m["ts_ns"], HOUR_NS, m["open"], m["high"], m["low"], m["close"], weight, stop, take,
         strategy, np.zeros((1, 1), dtype=np.int64), regime, np.full((1, 1), np.nan),
         STATUS, PARAMS, STATIC, FILL, INITIAL_CASH, 42, *new_curves(n_bars),

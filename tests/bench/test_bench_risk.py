@@ -1,8 +1,8 @@
-"""Cost of the risk layer per bar: `simulate_nb` with the full default risk config vs risk-free.
+"""Cost of the risk layer per bar: `simulate` with the full default risk config vs risk-free.
 
 Same strategy (`rules`, the shipped config) on the shipped `data/sample_hourly.parquet`
 (8 symbols x 8,760 hourly bars). Stage 1 (`decision_inputs`) is computed once per config outside
-the timing; only `simulate_nb` (fills + the `step` kernel on every bar) is timed. The risk-free
+the timing; only `simulate` (fills + the `step` kernel on every bar) is timed. The risk-free
 config sets every cap to 100 %, turns breakers, cooldowns, stops, trim and regime scaling off
 and opens the universe (no volume/spread/size/ban/staleness blocks). Goal: full < 2x risk-free.
 
@@ -21,7 +21,7 @@ from signals.config import PlatformConfig, RiskConfig, UniverseConfig, load_conf
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.pipeline import decision_inputs
 from sim.engine import fill_params
-from sim.nb import new_curves, simulate_nb
+from sim.nb import new_curves, simulate
 from tests.bench.test_bench_backtest import benchmarks_enabled
 from tests.sim.conftest import PROJECT_ROOT
 
@@ -48,7 +48,7 @@ def risk_free(config: PlatformConfig) -> PlatformConfig:
 
 
 def prepare(config: PlatformConfig, n_bars: int | None) -> tuple:
-    """Return the `simulate_nb` arguments for `config` on the sample data."""
+    """Return the `simulate` arguments for `config` on the sample data."""
     panel = to_panel(load_bars(PROJECT_ROOT / "data" / "sample_hourly.parquet"))
     if n_bars is not None:
         panel = type(panel)(
@@ -75,20 +75,20 @@ def _cases(request):
 
 @pytest.mark.benchmark(group="risk|8x8760")
 def test_bench_simulate_full_risk(benchmark, cases):
-    benchmark(simulate_nb, *cases["full"])
+    benchmark(simulate, *cases["full"])
 
 
 @pytest.mark.benchmark(group="risk|8x8760")
 def test_bench_simulate_risk_free(benchmark, cases):
-    benchmark(simulate_nb, *cases["risk_free"])
+    benchmark(simulate, *cases["risk_free"])
 
 
 def _best(args, repeats=5) -> float:
-    simulate_nb(*args)  # warm-up (JIT)
+    simulate(*args)  # warm-up (JIT)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        simulate_nb(*args)
+        simulate(*args)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -98,7 +98,7 @@ def test_risk_cost_ratio_full_below_two_times_risk_free(request, cases):
         pytest.skip("measurement runs only with --benchmark-enable")
     full, free = _best(cases["full"]), _best(cases["risk_free"])
     n_bars = int(cases["full"][0].shape[0])
-    n_orders = {k: int(simulate_nb(*v)[0].shape[0]) for k, v in cases.items()}
+    n_orders = {k: int(simulate(*v)[0].shape[0]) for k, v in cases.items()}
     result = {
         "data": "data/sample_hourly.parquet", "strategy": "rules", "bars": n_bars,
         "symbols": int(cases["full"][5].shape[1]), "full_risk_s": full, "risk_free_s": free,

@@ -36,6 +36,7 @@ from sim.nb import (
     fill_order_nb,
     new_curves,
     new_state_nb,
+    simulate,
     simulate_nb,
 )
 from tests.sim.conftest import default_config_with, panel_from_arrays
@@ -171,13 +172,14 @@ def simulate_every_bar(panel, inputs, config, params, seed):
     )  # fmt: skip
 
 
-def _simulate(panel, inputs, config, params, seed, **per_bar):
-    """Run `simulate_nb` on `inputs`; `per_bar` replaces some of its per-bar arrays by name."""
+def _simulate(panel, inputs, config, params, seed, driver=simulate_nb, **per_bar):
+    """Run `driver` (`simulate_nb` or `simulate`) on `inputs`; `per_bar` replaces some of its
+    per-bar arrays by name."""
     arrays = {
         name: per_bar.get(name, getattr(inputs, name))
         for name in ("stop_pct", "take_pct", "strategy", "block_reason", "vol")
     }
-    return simulate_nb(
+    return driver(
         panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close,
         per_bar.get("weight", inputs.weight), arrays["stop_pct"], arrays["take_pct"],
         arrays["strategy"], arrays["block_reason"], inputs.regime, arrays["vol"],
@@ -249,6 +251,42 @@ def test_simulate_one_row_inputs_equal_the_repeated_row(market, seed, data):
     runs = [
         _simulate(panel, inputs, config, params, seed, **arrays) for arrays in (one_row, repeated)
     ]
+    for name, a, b in zip(NAMES, *runs, strict=True):
+        assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    market=sim_markets(max_bars=240), seed=st.integers(0, 2**31 - 1), case=st.sampled_from(CASES)
+)
+def test_simulate_from_python_equals_simulate_nb(market, seed, case):
+    # `simulate` runs `simulate_nb`'s body in the interpreter: same records, curves and state
+    config, params = _case(case)
+    panel = panel_from_arrays(*market[:5], symbols=market[5])
+    inputs = decision_inputs(panel, config)
+    runs = [
+        _simulate(panel, inputs, config, params, seed, driver=d) for d in (simulate_nb, simulate)
+    ]
+    for name, a, b in zip(NAMES, *runs, strict=True):
+        assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
+
+
+def test_simulate_from_python_equals_simulate_nb_when_the_record_buffers_grow():
+    # a choppy market that trades on many bars: the buffers start at 16 records and double
+    # several times, and `simulate` re-enters the bar loop after each
+    n_bars, n_symbols = 1_500, 3
+    rng = np.random.default_rng(11)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, (n_bars, n_symbols)), axis=0))
+    open_ = np.vstack([close[:1], close[:-1]])
+    high, low = np.maximum(open_, close) * 1.01, np.minimum(open_, close) * 0.99
+    volume = 1e5 * np.exp(rng.normal(0.0, 1.0, (n_bars, n_symbols)))
+    config, params = _case("default")
+    panel = panel_from_arrays(
+        open_, high, low, close, volume, symbols=("BTC-USD", "ETH-USD", "SOL-USD")
+    )
+    inputs = decision_inputs(panel, config)
+    runs = [_simulate(panel, inputs, config, params, 9, driver=d) for d in (simulate_nb, simulate)]
+    assert runs[0][0].shape[0] > 64, "the case should grow the order buffer more than twice"
     for name, a, b in zip(NAMES, *runs, strict=True):
         assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
 

@@ -8,7 +8,7 @@ import numpy as np
 from signals.config import load_config
 from sim import warmup
 from sim.engine import run_backtest
-from sim.nb import simulate_nb
+from sim.nb import SIMULATE_KERNELS, grow_nb
 from tests.sim.conftest import PROJECT_ROOT, ohlc_from_close, panel_from_arrays
 
 
@@ -16,11 +16,15 @@ def test_warmup_compiles_exactly_the_signature_a_real_run_uses():
     config_dir = PROJECT_ROOT / "config"
     close = 100.0 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.01, (300, 2)), axis=0))
     panel = panel_from_arrays(*ohlc_from_close(close, 3), symbols=("BTC-USD", "ETH-USD"))
-    run_backtest(panel, load_config(config_dir))
-    used = set(simulate_nb.signatures)
     warmup.compile_simulator(config_dir)
-    # nothing new: the child's compile is the very version the run loads from the cache
-    assert set(simulate_nb.signatures) == used
+    compiled = {kernel: set(kernel.signatures) for kernel in SIMULATE_KERNELS}
+    # every kernel `simulate` may call, including `grow_nb` for the four record buffers
+    # (orders, their status, fills, trades) and the final mark, which a two-bar run needs not
+    assert all(compiled.values())
+    assert len(compiled[grow_nb]) == 4
+    run_backtest(panel, load_config(config_dir))
+    # nothing new: the child's compiles are the very versions a run loads from the cache
+    assert {kernel: set(kernel.signatures) for kernel in SIMULATE_KERNELS} == compiled
 
 
 def test_wait_for_kills_a_child_that_runs_too_long(monkeypatch):
