@@ -53,9 +53,10 @@ def _window_sum_nb(x, j, start, stop):
 
 
 @njit(cache=True, _nrt=False)
-def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
-    # Write the sums of the `window` rows ending at each row lo..hi-1 of column j into
-    # out[row - lo, oj] (NaN for rows < window - 1); O(hi - lo + window).
+def _anchored_sums_nb(x, window, first_bar_no, lo, hi, out, suffix):
+    # Write the sums of the `window` values ending at each index lo..hi-1 of the 1-D `x` (one
+    # column) into out[index - lo] (NaN for indices < window - 1); O(hi - lo + window). A
+    # contiguous column (one symbol) compiles without stride multiplications.
     # The summation order is anchored to absolute bar numbers: blocks of `window` rows start
     # where (first_bar_no + row) % window == 0, so a window is the tail of one block, summed
     # from that block's end backwards (its "suffix" sums), plus the head of the next, summed
@@ -68,7 +69,7 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
     # side, and of two blocks far apart, because each add waits for the one before it.
     t = lo
     while t < hi and t < window - 1:
-        out[t - lo, oj] = np.nan
+        out[t - lo] = np.nan
         t += 1
     if t >= hi:
         return
@@ -77,26 +78,26 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
     prev_start = block_start - window
     acc = 0.0
     for i in range(block_start - 1, t - window, -1):
-        acc += x[i, j]
+        acc += x[i]
         suffix[i - prev_start] = acc
     head = 0.0
     for i in range(block_start, t):
-        head += x[i, j]
+        head += x[i]
     b = min(hi, block_start + window)
     for u in range(t, b):
-        head += x[u, j]
+        head += x[u]
         k = u - window + 1
         if k >= block_start:
-            out[u - lo, oj] = head
+            out[u - lo] = head
         else:
-            out[u - lo, oj] = suffix[k - prev_start] + head
+            out[u - lo] = suffix[k - prev_start] + head
     if b >= hi:
         return
     # that block's own suffix sums, for the next block
     cur = window
     acc = 0.0
     for i in range(b - 1, block_start - 1, -1):
-        acc += x[i, j]
+        acc += x[i]
         suffix[cur + i - block_start] = acc
     n_full = (hi - b) // window
     if n_full >= 4:
@@ -108,7 +109,7 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
         cur2 = 3 * window
         acc = 0.0
         for i in range(b2 - 1, b2 - window - 1, -1):
-            acc += x[i, j]
+            acc += x[i]
             suffix[cur2 + i - (b2 - window)] = acc
         for _ in range(half):
             nxt = window - cur
@@ -117,12 +118,12 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
             head2 = 0.0
             acc = 0.0
             acc2 = 0.0
-            # 0-based views: with indices LLVM can prove >= 0, numba's negative-index
+            # 0-based views: with indices that are >= 0 (or unsigned), numba's negative-index
             # wrap-around folds away (it was most of this loop's instructions)
-            xa = x[b : b + window, j]
-            xb = x[b2 : b2 + window, j]
-            oa = out[b - lo : b - lo + window, oj]
-            ob = out[b2 - lo : b2 - lo + window, oj]
+            xa = x[b : b + window]
+            xb = x[b2 : b2 + window]
+            oa = out[b - lo : b - lo + window]
+            ob = out[b2 - lo : b2 - lo + window]
             prev_a = suffix[cur : cur + window]
             prev_b = suffix[cur2 : cur2 + window]
             next_a = suffix[nxt : nxt + window]
@@ -132,7 +133,8 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
                 head2 += xb[i]
                 oa[i] = prev_a[i + 1] + head
                 ob[i] = prev_b[i + 1] + head2
-                k = window - 1 - i
+                # unsigned: numba wraps negative indices around, signed ones only
+                k = np.uint64(window - 1 - i)
                 acc += xa[k]
                 acc2 += xb[k]
                 next_a[k] = acc
@@ -161,20 +163,20 @@ def _anchored_sums_nb(x, j, window, first_bar_no, lo, hi, out, oj, suffix):
             acc = 0.0
             last = b + window - 1
             for i in range(window - 1):
-                head += x[b + i, j]
-                out[b + i - lo, oj] = suffix[cur + i + 1] + head
-                acc += x[last - i, j]
+                head += x[b + i]
+                out[b + i - lo] = suffix[cur + i + 1] + head
+                acc += x[last - i]
                 suffix[nxt + window - 1 - i] = acc
-            head += x[last, j]
-            out[last - lo, oj] = head
-            acc += x[b, j]
+            head += x[last]
+            out[last - lo] = head
+            acc += x[b]
             suffix[nxt] = acc
             cur = nxt
         else:
             head = 0.0
             for i in range(hi - b):
-                head += x[b + i, j]
-                out[b + i - lo, oj] = suffix[cur + i + 1] + head
+                head += x[b + i]
+                out[b + i - lo] = suffix[cur + i + 1] + head
         b += window
 
 
@@ -230,8 +232,17 @@ def sma_nb(x, window, first_bar_no):
         out[:] = np.nan
         return out
     suffix = np.empty(4 * window)
+    if n_cols == 1:
+        # one column, contiguous (a copy only when the caller's is strided): the sums compile
+        # without stride multiplications
+        sums = out.reshape(-1)
+        _anchored_sums_nb(np.ascontiguousarray(x[:, 0]), window, first_bar_no, 0, n_rows, sums,
+                          suffix)  # fmt: skip
+        for t in range(window - 1, n_rows):
+            sums[t] /= window
+        return out
     for j in range(n_cols):
-        _anchored_sums_nb(x, j, window, first_bar_no, 0, n_rows, out, j, suffix)
+        _anchored_sums_nb(x[:, j], window, first_bar_no, 0, n_rows, out[:, j], suffix)
         for t in range(window - 1, n_rows):
             out[t, j] /= window
     return out

@@ -192,20 +192,26 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
         out[:] = neither
         return out
     chunk = max(4096, 4 * max(fast, slow))
-    sum_fast = np.empty((chunk + 1, 1))
-    sum_slow = np.empty((chunk + 1, 1))
-    avg_fast = sum_fast.reshape(-1)  # the same memory, 1-D
-    avg_slow = sum_slow.reshape(-1)
+    avg_fast = np.empty(chunk + 1)
+    avg_slow = np.empty(chunk + 1)
     suffix = np.empty(4 * max(fast, slow))
+    # one symbol: its closes as a contiguous 1-D array (a view; a copy only when the caller's
+    # column is strided), whose sums compile without stride multiplications
+    column = np.ascontiguousarray(close[:, 0]) if n_cols == 1 else np.empty(0)
     for j in range(n_cols):
         if n_rows > 0:
             out[0, j] = neither
         lo = 1
         while lo < n_rows:
             hi = min(n_rows, lo + chunk)
-            # rows lo - 1 .. hi - 1: the previous row of the chunk's first row included
-            _anchored_sums_nb(close, j, fast, first_bar_no, lo - 1, hi, sum_fast, 0, suffix)
-            _anchored_sums_nb(close, j, slow, first_bar_no, lo - 1, hi, sum_slow, 0, suffix)
+            # the sums of rows lo - 1 .. hi - 1 (the previous row of the chunk's first row
+            # included)
+            if n_cols == 1:
+                _anchored_sums_nb(column, fast, first_bar_no, lo - 1, hi, avg_fast, suffix)
+                _anchored_sums_nb(column, slow, first_bar_no, lo - 1, hi, avg_slow, suffix)
+            else:
+                _anchored_sums_nb(close[:, j], fast, first_bar_no, lo - 1, hi, avg_fast, suffix)
+                _anchored_sums_nb(close[:, j], slow, first_bar_no, lo - 1, hi, avg_slow, suffix)
             # the averages, then the crossings, each in a loop of its own over 1-D views:
             # both vectorise (row indexing into `[n, 1]` arrays did not)
             for i in range(hi - lo + 1):
