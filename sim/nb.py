@@ -686,10 +686,11 @@ def simulate(
 
     It runs `simulate_nb`'s body in the interpreter, so the bar loop `_simulate_loop_nb` runs the
     machine code numba compiled for it alone. Compiled into `simulate_nb`, the loop is a copy
-    linked into that function's module and optimised again by LLVM, and with the numba cache
-    warm that copy ran a 1M-bar backtest in 9.5-10.3 ms against 6.7-7.5 ms here (three
-    processes each, 2026-12-01). The interpreter adds a few microseconds per kernel call: about
-    ten calls, plus one more loop call each time a record buffer grows.
+    linked into that function's module and optimised again by LLVM. With the numba cache warm,
+    on a 1M-bar crossover, that copy took 9.5-11.2 ms in five processes out of six (7.0 ms in
+    the sixth), and this driver 6.8-7.5 ms in all six (2026-12-01). The interpreter adds a few
+    microseconds per kernel call: about ten calls, plus one more loop call each time a record
+    buffer grows.
     """
     return simulate_nb.py_func(
         ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
