@@ -630,7 +630,7 @@ def simulate_nb(
     account, positions = new_state_nb(n_symbols, initial_cash)
     # record buffers double when full (a copy, and in `simulate` one more call of the loop):
     # start at a record per 32 bars, so that most runs never grow them. Only the records
-    # written touch memory; the rest of a buffer is address space (352 B per 32 bars).
+    # written touch memory; the rest of a buffer is address space (264 B per 32 bars).
     room = max(16, 4 * n_symbols, n_bars // 32)
     orders = np.empty(room, dtype=ORDER_DT)
     status = np.empty(room, dtype=np.int64)
