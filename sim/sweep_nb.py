@@ -88,6 +88,15 @@ PROFIT_FACTOR_CAP = 100.0
 # ============================================================================================
 
 
+@njit(cache=True, inline="always")
+def _drawdown_floor_nb(peak, max_dd):
+    # the equity (USD) at or above which a bar cannot deepen the drawdown `max_dd` below
+    # `peak`: `peak x (1 - max_dd)` plus a slack of 1e-12 x peak, far above the rounding of
+    # `1 - x / peak`, so `summary_nb` divides only on bars that may set a new maximum and gets
+    # the same bits as dividing on every bar below the peak
+    return peak * (1.0 - max_dd) + peak * 1e-12
+
+
 @njit(cache=True)
 def summary_nb(
     equity, exposure, trade_pnl, fill_notional, fill_fee, n_orders, initial, bars_per_year
@@ -132,6 +141,7 @@ def summary_nb(
     prev = initial
     peak = initial
     max_dd = 0.0
+    floor = _drawdown_floor_nb(peak, max_dd)
     equity_sum = 0.0
     exposed = 0
     for t in range(n):
@@ -149,10 +159,12 @@ def summary_nb(
                 n_down += 1
             if x > peak:
                 peak = x
-            elif x < peak:
+                floor = _drawdown_floor_nb(peak, max_dd)
+            elif x < floor:
                 dd = 1.0 - x / peak
                 if dd > max_dd:
                     max_dd = dd
+                    floor = _drawdown_floor_nb(peak, max_dd)
     mean = total / n if n > 0 else 0.0
     sq = max(sq_sum - n * mean * mean, 0.0)
     std = np.sqrt(sq / (n - 1)) if n > 1 else 0.0
