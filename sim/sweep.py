@@ -440,6 +440,39 @@ def _kernel_args(g: GroupInputs, lo: int, hi: int) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+_simulator_loaded = False
+
+
+def _load_simulator_first(g: GroupInputs) -> None:
+    """Load the simulator's bar loop as compiled on its own before any sweep kernel, once per
+    process (each dask worker does it too).
+
+    The sweep kernels call `simulate_nb`, and numba links a copy of the bar loop into each of
+    them; LLVM optimises that copy again with its caller, and it ran slower. When the loop's
+    own compiled code is already loaded, a kernel loaded after it calls that code instead: the
+    JIT linker resolves each symbol to the first definition loaded. A 100k-bar, 174-pair MA
+    sweep took 0.066-0.071 s this way against 0.087-0.091 s (three processes each,
+    2026-12-01). Only the speed depends on it: both run the same loop on the same numbers.
+    A two-bar `sim.nb.simulate` run with the group's own array and parameter types does it
+    (the same types, hence the same compiled symbols, as the sweep's call).
+    """
+    global _simulator_loaded  # noqa: PLW0603  (once per process)
+    if _simulator_loaded or g.close.shape[0] < 2:
+        return
+    from sim.nb import new_curves, simulate  # noqa: PLC0415
+
+    n_symbols = g.close.shape[1]
+    nan_row = np.full((1, n_symbols), np.nan)
+    simulate(
+        g.ts_ns[:2], g.bar_ns, g.open[:2], g.high[:2], g.low[:2], g.close[:2],
+        np.full((2, n_symbols), np.nan), nan_row, nan_row.copy(),
+        np.full((1, n_symbols), -1, dtype=np.int64), g.block_reason[:2], g.regime[:2],
+        g.vol[:2], g.product_status, g.params, g.static, g.fill, g.initial_cash, g.seed,
+        *new_curves(2),
+    )  # fmt: skip
+    _simulator_loaded = True
+
+
 def run_chunk(
     g: GroupInputs,
     rules_p: np.ndarray,
@@ -459,6 +492,7 @@ def run_chunk(
 
     from sim.sweep_nb import sweep_nb, sweep_shared_nb  # noqa: PLC0415
 
+    _load_simulator_first(g)
     hi = g.close.shape[0] if hi is None else hi
     args = (*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)
     if shared is None:
@@ -510,6 +544,7 @@ def run_one(
     """Return `(metrics, equity curve)` of one parameter row (serial; walk-forward tests)."""
     from sim.sweep_nb import combo_run_nb  # noqa: PLC0415
 
+    _load_simulator_first(g)
     hi = g.close.shape[0] if hi is None else hi
     metrics, curve = combo_run_nb(  # type: ignore[call-arg]
         *_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_row, ma_row
