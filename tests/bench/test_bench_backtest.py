@@ -277,9 +277,9 @@ def test_ma_cross_speed_ratios(request, market):
         "general.propose.ma_cross_weights_nb": _best_of(
             lambda: ma_cross_weights_nb(close, FAST, SLOW, 0, 1.0, np.empty(close.shape))
         ),
-        "general.simulate_nb": _best_of(general_simulate, market, proposals),
-        # the same loop with no proposal at all: the fixed per-bar cost of step_nb
-        "general.simulate_nb.no_proposals": _best_of(
+        "general.simulate": _best_of(general_simulate, market, proposals),
+        # the same loop with no proposal at all: the fixed per-bar cost of the simulator
+        "general.simulate.no_proposals": _best_of(
             general_simulate, market, (np.full_like(proposals[0], np.nan), *proposals[1:])
         ),
     }
