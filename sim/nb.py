@@ -699,6 +699,26 @@ def simulate(
     )  # fmt: skip
 
 
+def simulate_without_proposals(
+    ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
+    static, fill, initial_cash, seed,
+):  # fmt: skip
+    """`simulate` over these bars with no proposal on any bar; returns its result.
+
+    Called on two bars, it loads (or compiles) the kernels `simulate` calls for these argument
+    types, and nothing else: `sim.warmup` and `sim.sweep` use it so. The per-bar proposal
+    inputs are built here with the types a real run passes (float64 weights, stop and take;
+    int64 strategy index).
+    """
+    n_bars, n_symbols = close.shape
+    nan_row = np.full((1, n_symbols), np.nan)
+    return simulate(
+        ts_ns, bar_ns, open_, high, low, close, np.full((n_bars, n_symbols), np.nan), nan_row,
+        nan_row.copy(), np.full((1, n_symbols), -1, dtype=np.int64), block_reason, regime, vol,
+        product_status, params, static, fill, initial_cash, seed, *new_curves(n_bars),
+    )  # fmt: skip
+
+
 # the kernels `simulate` calls, each compiled once per argument-type signature (`sim.warmup`
 # compiles them into the cache ahead of a first run)
 SIMULATE_KERNELS = (

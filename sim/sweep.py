@@ -453,22 +453,18 @@ def _load_simulator_first(g: GroupInputs) -> None:
     JIT linker resolves each symbol to the first definition loaded. A 100k-bar, 174-pair MA
     sweep took 0.066-0.071 s this way against 0.087-0.091 s (three processes each,
     2026-12-01). Only the speed depends on it: both run the same loop on the same numbers.
-    A two-bar `sim.nb.simulate` run with the group's own array and parameter types does it
-    (the same types, hence the same compiled symbols, as the sweep's call).
+    A two-bar `sim.nb.simulate_without_proposals` run with the group's own array and parameter
+    types does it (the same types, hence the same compiled symbols, as the sweep's call).
     """
     global _simulator_loaded  # noqa: PLW0603  (once per process)
     if _simulator_loaded or g.close.shape[0] < 2:
         return
-    from sim.nb import new_curves, simulate  # noqa: PLC0415
+    from sim.nb import simulate_without_proposals  # noqa: PLC0415
 
-    n_symbols = g.close.shape[1]
-    nan_row = np.full((1, n_symbols), np.nan)
-    simulate(
+    simulate_without_proposals(
         g.ts_ns[:2], g.bar_ns, g.open[:2], g.high[:2], g.low[:2], g.close[:2],
-        np.full((2, n_symbols), np.nan), nan_row, nan_row.copy(),
-        np.full((1, n_symbols), -1, dtype=np.int64), g.block_reason[:2], g.regime[:2],
-        g.vol[:2], g.product_status, g.params, g.static, g.fill, g.initial_cash, g.seed,
-        *new_curves(2),
+        g.block_reason[:2], g.regime[:2], g.vol[:2], g.product_status, g.params, g.static,
+        g.fill, g.initial_cash, g.seed,
     )  # fmt: skip
     _simulator_loaded = True
 

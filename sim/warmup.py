@@ -58,21 +58,20 @@ def compile_simulator(config_dir: str | Path) -> None:
     )
     from signals.strategies import enabled_strategies  # noqa: PLC0415
     from sim.engine import fill_params  # noqa: PLC0415
-    from sim.nb import grow_nb, new_curves, simulate  # noqa: PLC0415
+    from sim.nb import grow_nb, simulate_without_proposals  # noqa: PLC0415
 
     config = load_config(config_dir)
     symbols = ("BTC-USD",)
     names = tuple(s.name for s in enabled_strategies(config.strategies))
     n_bars = 2
     prices = np.full((n_bars, 1), 100.0)
-    out = simulate(
+    out = simulate_without_proposals(
         np.arange(n_bars, dtype=np.int64) * 3_600_000_000_000, 3_600_000_000_000,
-        prices, prices, prices, prices, np.full((n_bars, 1), np.nan), np.full((n_bars, 1), np.nan),
-        np.zeros((n_bars, 1)), np.full((n_bars, 1), -1, dtype=np.int64),
-        np.zeros((n_bars, 1), dtype=np.int64), np.zeros(n_bars, dtype=np.int64),
-        np.full((n_bars, 1), np.nan), product_status_codes(config, symbols), step_params(config),
+        prices, prices, prices, prices, np.zeros((n_bars, 1), dtype=np.int64),
+        np.zeros(n_bars, dtype=np.int64), np.full((n_bars, 1), np.nan),
+        product_status_codes(config, symbols), step_params(config),
         step_static(config, symbols, names), fill_params(config),
-        float(config.backtest.initial_cash_usd), int(config.backtest.seed), *new_curves(n_bars),
+        float(config.backtest.initial_cash_usd), int(config.backtest.seed),
     )  # fmt: skip
     for buffer in out[:4]:  # orders, their status, fills, trades
         grow_nb(buffer)
