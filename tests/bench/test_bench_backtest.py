@@ -235,16 +235,6 @@ def test_bench_general_equals_vectorbt_final_equity():
     assert run_fused(market) > 0.0
 
 
-def _best_of(fn, *args, repeat=5):
-    fn(*args)
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn(*args)
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def _interleaved_best_of(fns: dict, repeat=7) -> dict:
     """Return each function's best wall time (s) over `repeat` rounds, one call of each per
     round in turn: a busy spell on this shared machine then slows all of them alike instead of
@@ -272,17 +262,19 @@ def test_ma_cross_speed_ratios(request, market):
             "fused": lambda: run_fused(market),
         }
     )
-    breakdown = {
-        "general.propose": _best_of(general_proposals, market),
-        "general.propose.ma_cross_weights_nb": _best_of(
-            lambda: ma_cross_weights_nb(close, FAST, SLOW, 0, 1.0, np.empty(close.shape))
-        ),
-        "general.simulate": _best_of(general_simulate, market, proposals),
-        # the same loop with no proposal at all: the fixed per-bar cost of the simulator
-        "general.simulate.no_proposals": _best_of(
-            general_simulate, market, (np.full_like(proposals[0], np.nan), *proposals[1:])
-        ),
-    }
+    no_proposals = (np.full_like(proposals[0], np.nan), *proposals[1:])
+    breakdown = _interleaved_best_of(
+        {
+            "general.propose": lambda: general_proposals(market),
+            "general.propose.ma_cross_weights_nb": lambda: ma_cross_weights_nb(
+                close, FAST, SLOW, 0, 1.0, np.empty(close.shape)
+            ),
+            "general.simulate": lambda: general_simulate(market, proposals),
+            # the same loop with no proposal at all: the fixed per-bar cost of the simulator
+            "general.simulate.no_proposals": lambda: general_simulate(market, no_proposals),
+        },
+        repeat=5,
+    )
     ratios = {
         "vectorbt_over_general": seconds["vectorbt"] / seconds["general"],
         "general_over_fused": seconds["general"] / seconds["fused"],
