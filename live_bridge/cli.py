@@ -1,14 +1,15 @@
 """`live-bridge` command line.
 
-Subcommands live in the `SUBCOMMANDS` table: each entry names a function that adds its
-arguments to a subparser and a function that runs it and returns the exit code. Add a
-subcommand (e.g. `run`) by adding one entry. Errors of this project (`PlatformError`) and bad
-arguments print one line on stderr and exit 2, without a traceback.
+Subcommands live in the `SUBCOMMANDS` table (`run`, `kill`, `status`, `exchange-sim`): each
+entry names a function that adds its arguments to a subparser and a function that runs it and
+returns the exit code. Add a subcommand by adding one entry. Errors of this project
+(`PlatformError`) and bad arguments print one line on stderr and exit 2, without a traceback.
 """
 
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -166,7 +167,7 @@ def _run_exchange_sim(args: argparse.Namespace) -> int:
 # === run ========================================================================================
 
 
-def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+def _add_live_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         default="config",
@@ -180,6 +181,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="daemon settings (default: <config>/live.yaml; missing = safe defaults)",
     )
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    _add_live_config_arguments(p)
     p.add_argument(
         "--mode",
         choices=("DRY_RUN", "PAPER", "LIVE"),
@@ -193,45 +198,124 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--once", action="store_true", help="run one cycle for the newest closed bar and exit"
     )
+    p.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="venue seconds per real second (the exchange simulator's --speed under "
+        "--clock accelerated); overrides live.yaml's clock_speed (default 1)",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))  # fmt: skip
+
+
+def _live_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from live_bridge.config import load_live_config  # noqa: PLC0415
+
+    return load_live_config(args.live_config or Path(args.config) / "live.yaml")
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
     import logging  # noqa: PLC0415
+    import signal  # noqa: PLC0415
 
     from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials  # noqa: PLC0415
-    from live_bridge.config import load_live_config, resolve_mode  # noqa: PLC0415
+    from live_bridge.config import resolve_mode  # noqa: PLC0415
     from live_bridge.daemon import LiveDaemon  # noqa: PLC0415
-    from live_bridge.store import StateStore  # noqa: PLC0415
+    from live_bridge.store import InstanceLock, StateStore  # noqa: PLC0415
     from signals.config import load_config  # noqa: PLC0415
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    log = logging.getLogger("live_bridge")
     platform = load_config(args.config)
-    live = load_live_config(args.live_config or Path(args.config) / "live.yaml")
-    live = resolve_mode(live, args.mode, args.confirm_live)
+    live = resolve_mode(_live_config(args), args.mode, args.confirm_live)
+    if args.speed is not None:
+        if not args.speed > 0:
+            msg = f"`--speed` must be > 0, was {args.speed}"
+            raise ConfigError(msg)
+        live = live.model_copy(update={"clock_speed": args.speed})
     credentials = CoinbaseCredentials.from_env()
-    adapter = CoinbaseAdapter(
-        credentials, base_url=live.base_url, ca_path=live.ca_path,
-        timeout_secs=live.timeout_secs, max_retries=live.max_retries,
-    )  # fmt: skip
-    store = StateStore(live.state_path)
-    daemon = LiveDaemon(platform, live, adapter, store)
-    logging.getLogger("live_bridge").info(
-        "live-bridge %s (read_only=%s) on %s, config %s, state %s", live.mode, live.read_only,
-        live.base_url or "api.coinbase.com", platform.config_hash(), live.state_path,
-    )  # fmt: skip
+    lock = InstanceLock(live.state_path)
+    lock.acquire()
+    adapter = None
+    store = None
     try:
-        if args.once:
-            daemon.run_cycle()
-        else:
-            daemon.run_forever()
-    except KeyboardInterrupt:
-        logging.getLogger("live_bridge").info("stopped; state is in %s", live.state_path)
+        store = StateStore(live.state_path)
+        adapter = CoinbaseAdapter(
+            credentials, base_url=live.base_url, ca_path=live.ca_path,
+            timeout_secs=live.timeout_secs, max_retries=live.max_retries,
+        )  # fmt: skip
+        daemon = LiveDaemon(platform, live, adapter, store)
+        log.info(
+            "live-bridge %s (read_only=%s) on %s, config %s, state %s, pid %d", live.mode,
+            live.read_only, live.base_url or "api.coinbase.com", platform.config_hash(),
+            live.state_path, os.getpid(),
+        )  # fmt: skip
+
+        def _stop(signum: int, _frame: object) -> None:
+            daemon.request_stop(signal.Signals(signum).name)
+
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if args.once:
+                daemon.run_cycle()
+            else:
+                daemon.run_forever()
+            reason = daemon._stop_reason or ("--once" if args.once else "max_cycles reached")
+            cancelled = daemon.shutdown() if daemon.stopping else 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        what = (
+            f"cancelled {cancelled} open order(s)"
+            if live.on_stop == "cancel"
+            else ("left open orders resting")
+        )
+        if not daemon.stopping:
+            what = "open orders left as they are"
+        log.info("stopped (%s): %s; state saved in %s", reason, what, live.state_path)
     finally:
-        store.close()
-        adapter.close()
+        if store is not None:
+            store.close()
+        if adapter is not None:
+            adapter.close()
+        lock.release()
+    return 0
+
+
+# === kill and status ============================================================================
+
+
+def _add_kill_arguments(p: argparse.ArgumentParser) -> None:
+    _add_live_config_arguments(p)
+    p.add_argument("--reason", default="", help="why (written into the kill file)")
+
+
+def _run_kill(args: argparse.Namespace) -> int:
+    live = _live_config(args)
+    path = Path(live.kill_switch_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    path.write_text(json.dumps({"ts": stamp, "pid": os.getpid(), "reason": args.reason}) + "\n")
+    sys.stdout.write(
+        f"kill switch on: {path} created. A running daemon stops sending orders and cancels "
+        f"its open orders within seconds. Remove {path} to resume trading.\n"
+    )
+    return 0
+
+
+def _add_status_arguments(p: argparse.ArgumentParser) -> None:
+    _add_live_config_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from live_bridge.status import daemon_status, format_status  # noqa: PLC0415
+
+    status = daemon_status(_live_config(args))
+    text = json.dumps(status, indent=2, sort_keys=True) if args.json else format_status(status)
+    sys.stdout.write(text + "\n")
     return 0
 
 
@@ -245,10 +329,33 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "exchange simulator named by base_url in live.yaml). DRY_RUN logs orders; PAPER "
             "simulates fills; LIVE needs read_only: false in live.yaml AND --confirm-live. "
             "API keys come from COINBASE_API_KEY/COINBASE_API_SECRET (or CB_API_KEY/"
-            "CB_API_SECRET) only."
+            "CB_API_SECRET) only. One daemon per state file (a lock refuses a second). "
+            "SIGTERM/SIGINT: cancel open orders (on_stop: cancel), save, exit 0. "
+            "`live-bridge kill` stops all trading at runtime."
         ),
         add_arguments=_add_run_arguments,
         run=_run_daemon,
+    ),
+    "kill": Subcommand(
+        help="engage the kill switch: the running daemon sends nothing and cancels its orders",
+        description=(
+            "Create the kill switch file (`kill_switch_path` in live.yaml, default "
+            "data/KILL_SWITCH). A running daemon notices it within seconds, even between bars: "
+            "it sends no new order, cancels every open order on its products and logs a "
+            "CRITICAL line. Removing the file is the only way back."
+        ),
+        add_arguments=_add_kill_arguments,
+        run=_run_kill,
+    ),
+    "status": Subcommand(
+        help="show the daemon's state: trading state, kill switch, mismatches, orders, positions",
+        description=(
+            "Read the state file (read-only; safe while the daemon runs) and print the trading "
+            "state (active, reduce_only, halted, killed), the kill switch, the last "
+            "reconciliation and any mismatch with the venue, open orders, positions and cash."
+        ),
+        add_arguments=_add_status_arguments,
+        run=_run_status,
     ),
     "exchange-sim": Subcommand(
         help="serve a local Coinbase Advanced Trade simulator over recorded bars",

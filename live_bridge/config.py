@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from signals.config import parse_model
-from signals.errors import ConfigError
+from signals.errors import ConfigError, DataError
+from signals.symbols import canonical_symbol
 from signals.types import Bps, NonNegFloat, NonNegInt, Pct, PositiveFloat, PositiveInt
 
 log = logging.getLogger("live_bridge")
@@ -49,9 +50,16 @@ class LiveConfig(BaseModel, frozen=True, extra="forbid"):
     window_bars: NonNegInt = Field(
         0, description="Rolling window length; 0 = the decision path's warm-up (exact parity)."
     )
-    jitter_pct: Pct = Field(10.0, description="Random delay after a bar close, % of a bar (0-10).")
+    jitter_pct: float = Field(
+        10.0,
+        ge=0.0,
+        le=10.0,
+        allow_inf_nan=False,
+        description="Random delay after a bar close, % of a bar (0-10), drawn afresh per bar.",
+    )
     close_delay_secs: NonNegFloat = Field(
-        2.0, description="Wait after the bar close before fetching it (venue publishing lag)."
+        2.0,
+        description="Venue seconds to wait after a bar close before fetching it (publishing lag).",
     )
     state_path: str = Field("data/state/live.sqlite", description="SQLite state store.")
     base_url: str | None = Field(None, description="host:port of the venue; None = production.")
@@ -70,6 +78,55 @@ class LiveConfig(BaseModel, frozen=True, extra="forbid"):
         None, description="DRY_RUN/PAPER starting cash; None = the backtest's initial cash."
     )
     max_cycles: PositiveInt | None = Field(None, description="Stop after N cycles (rehearsals).")
+    kill_switch_path: str = Field(
+        "data/KILL_SWITCH",
+        description="While this file exists no order is sent and open orders are cancelled "
+        "(`live-bridge kill` creates it; removing it is the only way back).",
+    )
+    on_stop: Literal["cancel", "leave"] = Field(
+        "cancel", description="On SIGTERM/SIGINT: cancel the open orders, or leave them resting."
+    )
+    poll_interval_secs: float = Field(
+        1.0,
+        gt=0.0,
+        le=3.0,
+        allow_inf_nan=False,
+        description="How often the waiting daemon checks the kill switch and signals (<= 3 s).",
+    )
+    clock_speed: PositiveFloat = Field(
+        1.0,
+        description="Venue seconds per real second: 1 for Coinbase; the exchange simulator's "
+        "`--speed` under `--clock accelerated`, so the daemon sleeps simulated time.",
+    )
+    clock_sync_secs: PositiveFloat = Field(
+        30.0, description="Real seconds between reads of the venue's clock while waiting."
+    )
+    retry_delay_secs: PositiveFloat = Field(
+        5.0, description="Real seconds before a failed cycle is tried again."
+    )
+    late_start_pct: Pct = Field(
+        20.0,
+        description="At start, decide the newest closed bar only if it closed less than this "
+        "% of a bar ago (else wait for the next close, as the backtest fills at the next open).",
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _canonical_symbols(cls, symbols: list[str]) -> list[str]:
+        out = []
+        for raw in symbols:
+            try:
+                symbol = canonical_symbol(raw)
+            except DataError as e:
+                raise ValueError(str(e)) from None
+            if symbol in out:
+                msg = f"`symbols` must not repeat a product, was {symbol} twice"
+                raise ValueError(msg)
+            out.append(symbol)
+        if not out:
+            msg = "`symbols` must name at least one product, was empty"
+            raise ValueError(msg)
+        return out
 
     def bar_ns(self) -> int:
         """Return the bar length in ns."""

@@ -1,17 +1,32 @@
 """The live daemon: once per closed bar, the backtest's decision code on a rolling window.
 
-One cycle, for the newest closed bar `b` (bar open time `ts_b`, absolute bar number `b`):
+One cycle, for the newest closed bar `b` (bar open time `ts_b`, absolute bar number `b`), each
+step safe to crash in:
 
-1. fetch the closed bars up to `b` and append them to the rolling window (`window_bars` long,
-   the decision path's warm-up by default, so stage 1 reproduces the backtest's row exactly);
-2. settle the orders decided at the previous cycle exactly as the backtest does on bar `b`:
-   apply their fills through the shared `apply_fill_nb` in emission order, cancel the rest
-   (orders live one bar);
-3. run stage 1 (`signals.pipeline.decision_inputs`) over the window and the shared `step_nb`
-   on its last row with the persisted state;
-4. act on the orders by mode: DRY_RUN logs them; PAPER fills them on the next bar with the
-   simulator's fill model; LIVE previews, checks the book, places them and tracks them;
-5. persist everything in one SQLite transaction.
+1. **Reconcile** (LIVE): list the venue's orders (open ones of any age, and every order since
+   the oldest unfinished one), cancel those whose one-bar life has ended, then list the fills
+   since then and the balances. Any of these calls failing aborts the cycle before anything is
+   stored (`ReconcileError`, fail closed). Then, in one transaction: an order of ours (client
+   id prefix `247-`) that the store lacks is adopted; every fill not yet applied is applied
+   once (its trade id is the key) through the shared `apply_fill_nb`, in emission order, as of
+   the bar it filled on in the backtest (`order bar + 1`); every order moves through
+   `live_bridge.orders` to what the venue says; cash and positions are compared with the
+   balances, and a difference beyond the product increments is a reconcile mismatch that
+   stops new entries (trading state `reduce_only`) until a later reconciliation finds none.
+2. **Decide**: fetch the closed bars into the rolling window (`window_bars`, the decision
+   path's warm-up by default, so stage 1 reproduces the backtest's row exactly), run stage 1
+   (`signals.pipeline.decision_inputs`) and the shared `step_nb` on its last row.
+3. **Intend**: the decided orders go into the store, status `intended`, in one transaction
+   with the kernel state and the cycle record, before any is sent.
+4. **Act** by mode: DRY_RUN logs them; PAPER fills them at the next cycle with the simulator's
+   fill model; LIVE checks the quote and book, previews and creates each with its
+   deterministic client order id `247-<bar>-<seq>-<symbol>-<B|S>`, and records the answer
+   (`open`, `rejected`, `failed`, or `unknown` when no answer came).
+
+A restarted daemon that finds its bar already decided reconciles and sends the orders of that
+bar the venue does not have yet, provided the bar is still the newest closed one; an order
+whose bar has ended unsent is `skipped`. Between bars the daemon waits in slices of
+`poll_interval_secs`, checking the kill switch file and stop signals (`run_forever`).
 
 Whatever the daemon does differently from the decision (a rejected order, a failed request, a
 thin book, a stale quote, a product status change) is logged as `DIVERGENCE ...` with the
@@ -21,18 +36,31 @@ reason, so a parity comparison can explain every difference.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from live_bridge.coinbase import CoinbaseAdapter, ProductInfo
+from live_bridge import orders as lifecycle
+from live_bridge import trading_state as trading
+from live_bridge.coinbase import CoinbaseAdapter, FillInfo, OrderInfo, ProductInfo
 from live_bridge.config import LiveConfig
-from live_bridge.errors import ExchangeError, OrderRejectedError, TransientExchangeError
-from live_bridge.store import KernelState, OrderRow, StateStore
+from live_bridge.errors import (
+    AuthenticationError,
+    ExchangeError,
+    OrderRejectedError,
+    ReconcileError,
+    StateTransitionError,
+)
+from live_bridge.orders import SENT  # noqa: F401 (re-exported: the statuses a parity test counts)
+from live_bridge.store import FillRow, KernelState, OrderRow, StateStore
 from signals.bars import BAR_SCHEMA, Panel, bar_violations
 from signals.config import PlatformConfig
 from signals.decision.nb import (
@@ -43,20 +71,33 @@ from signals.decision.nb import (
     step_nb,
 )
 from signals.decision.params import step_params, step_static
-from signals.enums import N_REASONS, PRODUCT_STATUS_NAMES, Acc, OrderType, Pos, ProductStatus, Side
-from signals.errors import DataError
+from signals.enums import (
+    N_REASONS,
+    PRODUCT_STATUS_NAMES,
+    Acc,
+    OrderType,
+    Pos,
+    ProductStatus,
+    Purpose,
+    Side,
+)
+from signals.errors import ConfigError, DataError, PlatformError
 from signals.pipeline import decision_inputs, warmup_bars
 from signals.records import ORDER_DT
 from signals.strategies import enabled_strategies
-from signals.symbols import canonical_symbol
 from sim.engine import fill_params
 from sim.enums import OrderStatus
 from sim.nb import fill_order_nb, new_state_nb
 
 log = logging.getLogger("live_bridge.daemon")
 POST_ONLY_CROSS = "INVALID_LIMIT_PRICE_POST_ONLY"
-SENT = ("open", "filled", "cancelled", "rejected")
-"""Order statuses of orders that reached the venue."""
+CLIENT_ID_PREFIX = "247-"
+CRASH_ENV = "LIVE_BRIDGE_CRASH_AT"
+"""Test hook: `point[:n][,point[:n]...]` SIGKILLs the daemon at the n-th pass of a named point
+(`after_intent`, `before_create`, `after_create`, `after_accept`, `mid_reconcile`,
+`after_reconcile`), so the crash tests can stop it between placing an order and storing it."""
+UNFINISHED = (lifecycle.INTENDED, lifecycle.UNKNOWN, *sorted(lifecycle.LIVE))
+_RESTING = ("OPEN", "PENDING", "QUEUED", "CANCEL_QUEUED")
 
 
 @dataclass
@@ -70,10 +111,80 @@ class CycleResult:
     fills: int = 0
     divergences: list[str] = field(default_factory=list)
     equity_usd: float = float("nan")
+    trading_state: str = trading.ACTIVE
+    mismatch: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class _Snapshot:
+    orders: dict[str, OrderInfo]  # by venue order id
+    fills: list[FillInfo]
+    balances: dict[str, float] | None
+
+
+class VenueClock:
+    """The venue's time: read from it on `sync()`, estimated in between.
+
+    Between reads the estimate is the last venue time plus the real time elapsed times
+    `speed` (venue seconds per real second: 1 for Coinbase, the exchange simulator's
+    `--speed` under an accelerated clock). Times are UTC epoch ns.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], int],
+        speed: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self.speed = float(speed)
+        self._monotonic = monotonic
+        self._anchor: tuple[int, float] | None = None
+
+    def sync(self) -> int:
+        """Read the venue's time (raises what the venue call raises) and return it."""
+        venue_ns = int(self._fetch())
+        self._anchor = (venue_ns, self._monotonic())
+        return venue_ns
+
+    def estimate_ns(self) -> int:
+        """Return the estimated venue time (reads the venue if it was never read)."""
+        if self._anchor is None:
+            return self.sync()
+        venue_ns, real = self._anchor
+        return venue_ns + int((self._monotonic() - real) * self.speed * 1e9)
+
+    def real_secs_until(self, venue_ns: int) -> float:
+        """Return the real seconds until the venue's clock reaches `venue_ns` (>= 0)."""
+        return max(0.0, (venue_ns - self.estimate_ns()) / 1e9 / self.speed)
+
+    def since_sync_secs(self) -> float:
+        """Return the real seconds since the last read (inf before the first)."""
+        return float("inf") if self._anchor is None else self._monotonic() - self._anchor[1]
 
 
 class LiveDaemon:
-    """Drive the shared decision code once per closed bar against a Coinbase adapter."""
+    """Drive the shared decision code once per closed bar against a Coinbase adapter.
+
+    Parameters
+    ----------
+    platform, live : the backtest's config and `live.yaml`.
+    adapter : CoinbaseAdapter
+        The venue (Coinbase, or the exchange simulator).
+    store : StateStore
+        The state file (the caller holds its `InstanceLock`).
+    now_ns : callable, optional
+        The venue clock; default: the adapter's server time.
+    monotonic, sleep : callable
+        Real time, injectable for tests.
+
+    Raises
+    ------
+    ConfigError
+        A configured symbol is not listed by the venue.
+    DataError
+        The state file holds another universe.
+    """
 
     def __init__(
         self,
@@ -83,13 +194,17 @@ class LiveDaemon:
         store: StateStore,
         *,
         now_ns: Callable[[], int] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.platform = platform
         self.live = live
         self.adapter = adapter
         self.store = store
-        self._now_ns = now_ns or adapter.server_time_ns
-        self.symbols = tuple(sorted(canonical_symbol(s) for s in live.symbols))
+        self.clock = VenueClock(now_ns or adapter.server_time_ns, live.clock_speed, monotonic)
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self.symbols = tuple(sorted(live.symbols))
         self.bar_ns = live.bar_ns()
         self.window_bars = live.window_bars or warmup_bars(platform, self.bar_ns)
         self.strategy_names = tuple(s.name for s in enabled_strategies(platform.strategies))
@@ -97,8 +212,18 @@ class LiveDaemon:
         self.fill = fill_params(platform)
         self._window = pl.DataFrame(schema=BAR_SCHEMA)
         self._last_fetched_ns: dict[str, int] = {}
-        self._rng = random.Random(platform.backtest.seed)
+        self._paper_rng = random.Random(platform.backtest.seed)
+        # the wait after a close is not the backtest's business: a fresh draw on every start
+        self._jitter_rng = random.Random()
         self._fee_day = -1
+        self._crash_at = _parse_crash_points(os.environ.get(CRASH_ENV, ""))
+        self._stop_reason: str | None = None
+        self._kill_cancel_pending = False
+        self.trading_state = trading.ACTIVE
+        self.mismatch: dict[str, dict[str, float]] = {}
+        self._static = step_static(platform, self.symbols, self.strategy_names)
+        self._venue_products = self._check_symbols()
+        self._set_increments(self._venue_products)
         saved = store.load_state()
         n_strat = max(len(self.strategy_names), 1)
         if saved is not None:
@@ -113,23 +238,51 @@ class LiveDaemon:
             self.last_bar_no = saved.last_bar_no
             log.info("resumed from %s at bar %d", store.path, self.last_bar_no)
         else:
-            cash = self._starting_cash()
-            self.account, self.positions = new_state_nb(len(self.symbols), cash)
-            self.reason_counts = np.zeros((n_strat, len(self.symbols), N_REASONS), dtype=np.int64)
-            self.last_bar_no = -1
-        self._static = step_static(platform, self.symbols, self.strategy_names)
+            self._start_fresh(n_strat)
         self._workspace = new_workspace_nb(
             len(self.symbols), self._static.theme_id, len(self.strategy_names)
         )
 
     # --- set-up ------------------------------------------------------------------------------
 
-    def _starting_cash(self) -> float:
+    def _check_symbols(self) -> dict[str, ProductInfo]:
+        products = self.adapter.products()
+        unknown = [s for s in self.symbols if s not in products]
+        if unknown:
+            listed = sorted(products)
+            msg = (
+                f"live.yaml `symbols` must be products the venue lists, was {unknown} (the venue "
+                f"lists {len(listed)}, e.g. {listed[:8]}); fix the spelling or remove them"
+            )
+            raise ConfigError(msg)
+        return products
+
+    def _start_fresh(self, n_strat: int) -> None:
+        start_balances: dict[str, float] = {}
         if self.live.mode == "LIVE":
-            return float(self.adapter.balances().get("USD", 0.0))
-        if self.live.initial_cash_usd is not None:
-            return float(self.live.initial_cash_usd)
-        return float(self.platform.backtest.initial_cash_usd)
+            balances = self.adapter.balances()
+            cash = float(balances.get(self._quote, 0.0))
+            # holdings the daemon did not buy are not its to manage: positions start at 0 and
+            # the reconciliation compares the venue's balance minus this start
+            start_balances = {c: float(balances.get(c, 0.0)) for c in self._bases}
+        elif self.live.initial_cash_usd is not None:
+            cash = float(self.live.initial_cash_usd)
+        else:
+            cash = float(self.platform.backtest.initial_cash_usd)
+        self.account, self.positions = new_state_nb(len(self.symbols), cash)
+        self.reason_counts = np.zeros((n_strat, len(self.symbols), N_REASONS), dtype=np.int64)
+        self.last_bar_no = -1
+        with self.store.transaction() as db:
+            self.store.set_meta(db, "start_balances", start_balances)
+            self._save_state(db, self.clock.estimate_ns())
+
+    @property
+    def _quote(self) -> str:
+        return self.symbols[0].split("-", 1)[1]
+
+    @property
+    def _bases(self) -> list[str]:
+        return [s.split("-", 1)[0] for s in self.symbols]
 
     def _check_fees(self, now_ns: int) -> None:
         # The venue's fee tier is the truth (it moves with 30-day volume); a rate other than the
@@ -138,8 +291,8 @@ class LiveDaemon:
         day = now_ns // DAY_NS
         if self._fee_day == day:
             return
-        self._fee_day = day
         maker, taker = self.adapter.fee_rates()
+        self._fee_day = day
         if abs(maker - self.params.maker_fee) > 1e-12 or abs(taker - self.params.taker_fee) > 1e-12:
             log.warning(
                 "DIVERGENCE fee tier maker=%.4f taker=%.4f differs from policy %.4f/%.4f; "
@@ -147,19 +300,104 @@ class LiveDaemon:
             )  # fmt: skip
             self.params = self.params._replace(maker_fee=maker, taker_fee=taker)
 
-    def _products(self) -> np.ndarray:
-        products = self.adapter.products()
-        status = np.empty(len(self.symbols), dtype=np.int64)
-        for s, symbol in enumerate(self.symbols):
-            info = products.get(symbol)
-            status[s] = info.status if info is not None else ProductStatus.Unknown  # fail closed
+    def _set_increments(self, products: dict[str, ProductInfo]) -> None:
         self._static = self._static._replace(
             base_increment=np.array([_p(products, s, "base_increment") for s in self.symbols]),
             quote_increment=np.array([_p(products, s, "quote_increment") for s in self.symbols]),
             min_size=np.array([_p(products, s, "base_min_size") for s in self.symbols]),
             min_notional=np.array([_p(products, s, "quote_min_size") for s in self.symbols]),
         )
+
+    def _products(self) -> np.ndarray:
+        products = self.adapter.products()
+        status = np.empty(len(self.symbols), dtype=np.int64)
+        for s, symbol in enumerate(self.symbols):
+            info = products.get(symbol)
+            status[s] = info.status if info is not None else ProductStatus.Unknown  # fail closed
+        self._set_increments(products)
         return status
+
+    def _save_state(self, db: Any, now_ns: int, bar_no: int | None = None) -> None:
+        last = self.last_bar_no if bar_no is None else bar_no
+        state = KernelState(self.symbols, self.account, self.positions, self.reason_counts, last)
+        self.store.save_state(db, state, now_ns)
+
+    def _reload_state(self) -> None:
+        # after a failed transaction the arrays may hold effects that were rolled back
+        saved = self.store.load_state()
+        if saved is not None:
+            self.account, self.positions = saved.account, saved.positions
+            self.reason_counts, self.last_bar_no = saved.reason_counts, saved.last_bar_no
+
+    def _crash_point(self, name: str) -> None:
+        left = self._crash_at.get(name)
+        if left is None:
+            return
+        if left <= 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._crash_at[name] = left - 1
+
+    # --- trading state and the kill switch ------------------------------------------------------
+
+    def _event(self, event: str, note: str = "") -> None:
+        old = self.trading_state
+        new = trading.next_state(old, event)
+        if new == old:
+            return
+        self.trading_state = new
+        with self.store.transaction() as db:
+            self.store.set_meta(db, "trading_state", {"state": new, "note": note})
+        if event == "kill":
+            log.critical(
+                "KILL SWITCH engaged (%s): no new orders; cancelling every open order", note
+            )
+        elif event == "auth_failed":
+            log.critical("HALTED: new orders stop: %s", note)
+        elif event == "release":
+            log.warning("kill switch released (%s removed): trading resumes", note)
+        elif event == "stop":
+            log.info("stopping (%s)", note)
+        elif event == "mismatch":
+            log.warning("RECONCILE MISMATCH: new entries stop until it is resolved: %s", note)
+        else:
+            log.warning("trading state %s -> %s (%s)", old, new, event)
+
+    def kill_switch_engaged(self) -> bool:
+        """Return whether the kill switch file exists."""
+        return Path(self.live.kill_switch_path).exists()
+
+    def watch(self) -> None:
+        """Check the kill switch file: engage or release it, and cancel open orders while on."""
+        engaged = self.kill_switch_engaged()
+        if engaged and self.trading_state != trading.KILLED:
+            self._event("kill", f"{self.live.kill_switch_path} exists")
+            self._kill_cancel_pending = True
+        elif not engaged and self.trading_state == trading.KILLED:
+            self._event("release", self.live.kill_switch_path)
+        if self._kill_cancel_pending and self.trading_state == trading.KILLED:
+            self._cancel_everything("kill switch")
+
+    def _cancel_everything(self, why: str) -> None:
+        if self.live.mode != "LIVE" or self.live.read_only:
+            self._kill_cancel_pending = False
+            return
+        try:
+            n = self.reconcile(None, cancel_all=True)
+        except (PlatformError, OSError) as e:
+            log.error("%s: cancelling open orders failed, tried again in %.0f s: %s",
+                      why, self.live.poll_interval_secs, e)  # fmt: skip
+            return
+        self._kill_cancel_pending = False
+        log.warning("%s: cancelled %d open order(s)", why, n)
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the daemon to stop after the current step (a signal handler calls this)."""
+        self._stop_reason = reason
+
+    @property
+    def stopping(self) -> bool:
+        """Return whether a stop was requested."""
+        return self._stop_reason is not None
 
     # --- data --------------------------------------------------------------------------------
 
@@ -176,7 +414,9 @@ class LiveDaemon:
                     symbol, start, newest_open_ns + self.bar_ns, self.live.granularity,
                     now_ns=now_ns,
                 )  # fmt: skip
-            except (TransientExchangeError, ExchangeError) as e:
+            except AuthenticationError:
+                raise
+            except ExchangeError as e:
                 divergences.append(f"{symbol}: candles unavailable ({e})")
                 continue
             if new.height:
@@ -214,77 +454,242 @@ class LiveDaemon:
             ts_ns=ts, symbols=self.symbols, **{k: np.ascontiguousarray(v) for k, v in cols.items()}
         )
 
-    # --- settlement of the previous cycle's orders ---------------------------------------------
+    # --- orders through the state machine --------------------------------------------------------
 
-    def _settle(
-        self, bar_no: int, panel: Panel, vol_prev: np.ndarray, now_ns: int, divergences: list[str]
-    ) -> int:
-        n_fills = 0
-        open_orders = self.store.orders(status="open")
+    def _move(self, db: Any, order: OrderRow, event: str, now_ns: int, **kw: Any) -> bool:
+        try:
+            self.store.move_order(db, order, event, now_ns, **kw)
+        except StateTransitionError as e:
+            log.error("order %s: %s; not applied", order.client_order_id, e)
+            return False
+        return True
+
+    def _move_now(self, order: OrderRow, event: str, now_ns: int, **kw: Any) -> bool:
         with self.store.transaction() as db:
-            for order in open_orders:
-                s = self.symbols.index(order.symbol)
-                if self.live.mode == "PAPER":
-                    n_fills += self._settle_paper(db, order, s, bar_no, panel, vol_prev, now_ns)
-                    continue
-                try:
-                    n_fills += self._settle_live(db, order, s, bar_no, now_ns)
-                except (TransientExchangeError, ExchangeError) as e:
-                    # stays open: the next cycle settles it (its fills then count on that bar)
-                    divergences.append(
-                        f"{order.symbol}: order {order.client_order_id} not settled: {e}"
-                    )
-        return n_fills
+            return self._move(db, order, event, now_ns, **kw)
 
-    def _apply(self, db, order: OrderRow, s: int, bar_no: int, qty: float, price: float,
-               fee: float, trade_id: str, liquidity: str, ts_ns: int) -> None:  # fmt: skip
+    def _apply_fill(self, db: Any, order: OrderRow, fill: FillRow) -> None:
+        s = self.symbols.index(order.symbol)
         apply_fill_nb(
-            self.account, self.positions, s, order.side, qty, price, fee, bar_no, order.purpose,
-            order.strategy, order.stop_pct, order.take_pct, self.params.cooldown_fill_bars,
-            self.params.cooldown_stop_bars,
+            self.account, self.positions, s, order.side, fill.qty, fill.price, fill.fee,
+            fill.bar_no, order.purpose, order.strategy, order.stop_pct, order.take_pct,
+            self.params.cooldown_fill_bars, self.params.cooldown_stop_bars,
         )  # fmt: skip
-        self.store.insert_fill(
-            db, trade_id, order.client_order_id, order.symbol, order.side, qty, price, fee,
-            liquidity, bar_no, ts_ns,
+        self.store.insert_fill(db, fill)
+
+    # --- reconciliation (LIVE) -------------------------------------------------------------------
+
+    def _venue_call(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AuthenticationError:
+            raise
+        except ExchangeError as e:
+            msg = (
+                f"reconciliation aborted, `{what}` failed ({e}); nothing was changed and the "
+                "cycle is tried again"
+            )
+            raise ReconcileError(msg) from e
+
+    def _snapshot(
+        self, decide_bar: int | None, now_ns: int, cancel_all: bool
+    ) -> tuple[_Snapshot, int]:
+        unfinished = self.store.orders(status=UNFINISHED)
+        last_cycle = self.store.last_cycle()
+        starts = [o.created_ts_ns for o in unfinished]
+        if last_cycle is not None:
+            starts.append(int(last_cycle[1]))
+        since = (min(starts) if starts else now_ns) - 2 * self.bar_ns
+        venue: dict[str, OrderInfo] = {}
+        listed = self._venue_call("orders", self.adapter.list_orders, self.symbols,
+                                  start_ts_ns=since)  # fmt: skip
+        resting = self._venue_call("open orders", self.adapter.open_orders)
+        for o in [*listed, *resting]:
+            if o.symbol in self.symbols:
+                venue[o.order_id] = o
+        for row in unfinished:
+            eid = row.exchange_order_id
+            if eid and eid not in venue:
+                try:
+                    venue[eid] = self.adapter.order(eid)
+                except AuthenticationError:
+                    raise
+                except ExchangeError as e:
+                    if e.status != 404:
+                        msg = f"reconciliation aborted, `order {eid}` failed ({e})"
+                        raise ReconcileError(msg) from e
+        cancel = [
+            o.order_id
+            for o in venue.values()
+            if o.status.upper() in _RESTING
+            and (
+                cancel_all
+                or (
+                    o.client_order_id.startswith(CLIENT_ID_PREFIX)
+                    and decide_bar is not None
+                    and _bar_of(o.client_order_id) < decide_bar
+                )
+            )
+        ]
+        if cancel and not self.live.read_only:
+            self._venue_call("cancel", self.adapter.cancel, cancel)
+            for oid in cancel:
+                venue[oid] = self._venue_call(f"order {oid}", self.adapter.order, oid)
+        fills = self._venue_call("fills", self.adapter.fills, symbols=self.symbols,
+                                 since_ts_ns=since)  # fmt: skip
+        for f in fills:
+            if f.order_id not in venue:
+                venue[f.order_id] = self._venue_call(
+                    f"order {f.order_id}", self.adapter.order, f.order_id
+                )
+        balances = self._venue_call("accounts", self.adapter.balances)
+        return _Snapshot(venue, fills, balances), len(cancel)
+
+    def reconcile(self, decide_bar: int | None, *, cancel_all: bool = False) -> int:
+        """Make the store agree with the venue; return how many orders were cancelled.
+
+        `decide_bar` is the bar about to be decided: orders of earlier bars have ended their
+        one-bar life and are cancelled if still resting (None: cancel none by age).
+        `cancel_all` cancels every resting order on the configured products (kill switch,
+        stop). Raises `ReconcileError` (nothing stored) when a venue call fails.
+        """
+        now = self.clock.estimate_ns()
+        for attempt in range(2):
+            snap, n_cancelled = self._snapshot(decide_bar, now, cancel_all)
+            mismatch = self._apply_snapshot(snap, decide_bar, now)
+            if not mismatch or attempt == 1:
+                break
+            # a fill may have landed between the fills call and the balances call: look again
+            cancel_all = False
+        self._crash_point("after_reconcile")
+        if mismatch:
+            if mismatch != self.mismatch:
+                self.mismatch = mismatch
+                self._event("mismatch", _describe_mismatch(mismatch))
+                log.warning("reconcile mismatch: %s", _describe_mismatch(mismatch))
+        elif self.mismatch:
+            log.warning("reconcile mismatch resolved: store and venue agree again")
+            self.mismatch = {}
+        if not mismatch:
+            self._event("reconciled")
+        return n_cancelled
+
+    def _apply_snapshot(
+        self, snap: _Snapshot, decide_bar: int | None, now_ns: int
+    ) -> dict[str, dict[str, float]]:
+        ours = {
+            o.client_order_id: o
+            for o in snap.orders.values()
+            if o.client_order_id.startswith(CLIENT_ID_PREFIX)
+        }
+        try:
+            with self.store.transaction() as db:
+                for cid, info in ours.items():
+                    if self.store.order(cid) is None:
+                        row = self._adopted_row(info, now_ns)
+                        self.store.insert_order(db, row)
+                        log.warning(
+                            "adopted venue order %s (%s %s): the store lacked it",
+                            cid, info.status, info.symbol,
+                        )  # fmt: skip
+                cid_of = {o.order_id: o.client_order_id for o in snap.orders.values()}
+                pending: list[tuple[OrderRow, FillInfo]] = []
+                rows: dict[str, OrderRow] = {}
+                for f in snap.fills:
+                    cid = cid_of.get(f.order_id, "")
+                    if not cid.startswith(CLIENT_ID_PREFIX) or self.store.has_fill(f.trade_id):
+                        continue
+                    row = rows.get(cid) or self.store.order(cid)
+                    if row is None:
+                        continue
+                    rows[cid] = row
+                    pending.append((row, f))
+                pending.sort(key=lambda p: (p[0].bar_no, p[0].seq, p[1].ts_ns, p[1].trade_id))
+                for row, f in pending:
+                    self._apply_fill(db, row, FillRow(
+                        f.trade_id, row.client_order_id, row.symbol, row.side, f.size, f.price,
+                        f.commission, f.liquidity, row.bar_no + 1, f.ts_ns,
+                    ))  # fmt: skip
+                    self._crash_point("mid_reconcile")
+                for row in self.store.orders(status=UNFINISHED):
+                    info = ours.get(row.client_order_id)
+                    if info is None:
+                        ended = decide_bar is not None and row.bar_no < decide_bar
+                        if ended and row.status == lifecycle.INTENDED:
+                            note = "not sent: its bar ended before it was sent"
+                            self._move(db, row, "skip", now_ns, note=note)
+                        elif ended and row.status == lifecycle.UNKNOWN:
+                            note = "the venue never received it"
+                            self._move(db, row, "not_found", now_ns, note=note)
+                        continue
+                    event = lifecycle.venue_event(info.status, info.filled_size)
+                    self._move(db, row, event, now_ns, exchange_order_id=info.order_id)
+                mismatch = self._compare(snap.balances) if snap.balances is not None else {}
+                self.store.set_meta(db, "reconcile", {"ts_ns": now_ns, "mismatch": mismatch})
+                self._save_state(db, now_ns)
+        except BaseException:
+            self._reload_state()
+            raise
+        return mismatch
+
+    def _adopted_row(self, info: OrderInfo, now_ns: int) -> OrderRow:
+        bar_no, seq = _bar_of(info.client_order_id), _seq_of(info.client_order_id)
+        limit = info.limit_price if info.limit_price > 0 else None
+        buy = info.side == Side.Buy
+        return OrderRow(
+            client_order_id=info.client_order_id, exchange_order_id=info.order_id,
+            bar_no=bar_no, seq=seq, symbol=info.symbol, side=info.side,
+            order_type=OrderType.LimitPostOnly if limit is not None else OrderType.Market,
+            purpose=Purpose.Entry if buy else Purpose.Exit, strategy=0, qty=info.base_size,
+            notional=info.base_size * (limit or info.average_filled_price), limit_price=limit,
+            ref_price=limit or info.average_filled_price,
+            stop_pct=self.platform.policy.risk.stop_loss_pct / 100.0 if buy else 0.0,
+            take_pct=0.0, status=lifecycle.INTENDED, note="adopted from the venue",
+            created_ts_ns=info.created_ts_ns or now_ns, updated_ts_ns=now_ns,
         )  # fmt: skip
 
-    def _settle_paper(self, db, order, s, bar_no, panel, vol_prev, now_ns) -> int:  # type: ignore[no-untyped-def]
-        rec = _order_record(order, s)
-        u1, u2 = self._rng.random(), self._rng.random()
-        st, qty, price, fee, is_maker = fill_order_nb(
-            rec, panel.open[-1, s], panel.high[-1, s], panel.low[-1, s], vol_prev[s],
-            self.account[Acc.Cash], self.positions[s, Pos.Qty], self._static.min_size[s],
-            self._static.min_notional[s], self._static.base_increment[s], self.params,
-            self.fill, u1, u2,
-        )  # fmt: skip
-        filled = st in (OrderStatus.Filled, OrderStatus.Partial) and qty > 0.0
-        if filled:
-            self._apply(db, order, s, bar_no, qty, price, fee, f"paper-{order.client_order_id}",
-                        "MAKER" if is_maker else "TAKER", now_ns)  # fmt: skip
-        self.store.update_order(db, order.client_order_id, now_ns,
-                                status="filled" if filled else "cancelled")  # fmt: skip
-        return int(filled)
+    def _compare(self, balances: dict[str, float]) -> dict[str, dict[str, float]]:
+        start = self.store.get_meta("start_balances", {}) or {}
+        out: dict[str, dict[str, float]] = {}
+        cash, venue_cash = float(self.account[Acc.Cash]), float(balances.get(self._quote, 0.0))
+        quote_inc = float(np.max(self._static.quote_increment)) or 0.01
+        if abs(cash - venue_cash) > quote_inc + 1e-9 * abs(venue_cash):
+            out[self._quote] = {"store": cash, "venue": venue_cash}
+        for s, base in enumerate(self._bases):
+            held = float(self.positions[s, Pos.Qty]) + float(start.get(base, 0.0))
+            venue_qty = float(balances.get(base, 0.0))
+            inc = float(self._static.base_increment[s]) or 1e-8
+            if abs(held - venue_qty) > inc + 1e-9 * abs(venue_qty):
+                out[base] = {"store": held, "venue": venue_qty}
+        return out
 
-    def _settle_live(self, db, order: OrderRow, s: int, bar_no: int, now_ns: int) -> int:  # type: ignore[no-untyped-def]
-        n = 0
-        if order.exchange_order_id is None:
-            self.store.update_order(db, order.client_order_id, now_ns, status="failed")
-            return 0
-        info = self.adapter.order(order.exchange_order_id)
-        if info.status in ("OPEN", "PENDING", "QUEUED"):
-            self.adapter.cancel([order.exchange_order_id])
-        for fill in sorted(
-            self.adapter.fills(order_id=order.exchange_order_id),
-            key=lambda f: (f.ts_ns, f.trade_id),
-        ):
-            if self.store.has_fill(fill.trade_id):
-                continue
-            self._apply(db, order, s, bar_no, fill.size, fill.price, fill.commission,
-                        fill.trade_id, fill.liquidity, fill.ts_ns)  # fmt: skip
-            n += 1
-        status = "filled" if n or info.status == "FILLED" else "cancelled"
-        self.store.update_order(db, order.client_order_id, now_ns, status=status)
-        return n
+    # --- settlement of the previous cycle's PAPER orders ----------------------------------------
+
+    def _settle_paper(self, bar_no: int, panel: Panel, vol_prev: np.ndarray, now_ns: int) -> int:
+        n_fills = 0
+        with self.store.transaction() as db:
+            for order in self.store.orders(status=sorted(lifecycle.LIVE)):
+                s = self.symbols.index(order.symbol)
+                rec = _order_record(order, s)
+                u1, u2 = self._paper_rng.random(), self._paper_rng.random()
+                st, qty, price, fee, is_maker = fill_order_nb(
+                    rec, panel.open[-1, s], panel.high[-1, s], panel.low[-1, s], vol_prev[s],
+                    self.account[Acc.Cash], self.positions[s, Pos.Qty],
+                    self._static.min_size[s], self._static.min_notional[s],
+                    self._static.base_increment[s], self.params, self.fill, u1, u2,
+                )  # fmt: skip
+                filled = st in (OrderStatus.Filled, OrderStatus.Partial) and qty > 0.0
+                if filled:
+                    fill = FillRow(
+                        f"paper-{order.client_order_id}", order.client_order_id, order.symbol,
+                        order.side, qty, price, fee, "MAKER" if is_maker else "TAKER", bar_no,
+                        now_ns,
+                    )  # fmt: skip
+                    self._apply_fill(db, order, fill)
+                    n_fills += 1
+                self._move(db, order, "fill" if filled else "cancel", now_ns)
+            self._save_state(db, now_ns)
+        return n_fills
 
     # --- one cycle ----------------------------------------------------------------------------
 
@@ -293,14 +698,48 @@ class LiveDaemon:
         return (now_ns // self.bar_ns) * self.bar_ns - self.bar_ns
 
     def run_cycle(self) -> CycleResult:
-        """Run one decision cycle for the newest closed bar (a no-op if it already ran)."""
-        now = self._now_ns()
+        """Run one cycle for the newest closed bar.
+
+        Reconciles (LIVE), then decides the bar if no cycle has yet; if one has, sends the
+        orders of that bar the venue does not have yet and returns a `skipped` result.
+        Raises `ReconcileError`, `AuthenticationError` or another `PlatformError` when the
+        cycle could not run; the store then holds what the last committed step wrote.
+        """
+        now = self.clock.sync()
         newest = self.newest_closed_open_ns(now)
         bar_no = newest // self.bar_ns
         result = CycleResult(bar_no=bar_no, ts_ns=newest)
-        if bar_no <= self.last_bar_no:
+        self.watch()
+        try:
+            self._run_cycle(now, newest, bar_no, result)
+        except AuthenticationError as e:
+            self._reload_state()
+            self._event("auth_failed", str(e))
+            raise
+        except BaseException:
+            self._reload_state()
+            raise
+        if self.trading_state == trading.HALTED:
+            self._event("auth_ok")
+        result.trading_state = self.trading_state
+        result.mismatch = dict(self.mismatch)
+        return result
+
+    def _run_cycle(self, now: int, newest: int, bar_no: int, result: CycleResult) -> None:
+        decided = bar_no <= self.last_bar_no
+        if self.live.mode == "LIVE":
+            n_fills = len(self.store.fills())
+            self.reconcile(None if decided else bar_no)
+            result.fills = len(self.store.fills()) - n_fills
+        if decided:
             result.skipped = True
-            return result
+            if self.live.mode == "LIVE":
+                unsent = self.store.orders(
+                    status=(lifecycle.INTENDED, lifecycle.UNKNOWN), bar_no=bar_no
+                )
+                self._send(unsent, now, result)
+                result.orders = unsent
+            return
         if self.live.mode != "DRY_RUN":
             self._check_fees(now)
         status = self._products()
@@ -308,7 +747,8 @@ class LiveDaemon:
         panel = self._panel(newest)
         inputs = decision_inputs(panel, self.platform, self.bar_ns)
         vol_prev = inputs.vol[-2] if panel.n_bars > 1 else np.full(len(self.symbols), np.nan)
-        result.fills = self._settle(bar_no, panel, vol_prev, now, result.divergences)
+        if self.live.mode == "PAPER":
+            result.fills = self._settle_paper(bar_no, panel, vol_prev, now)
         # orders live one bar, so after settlement nothing is pending (as in the backtest)
         self.positions[:, Pos.PendingBuyNotional] = 0.0
         self.positions[:, Pos.PendingSellQty] = 0.0
@@ -320,73 +760,108 @@ class LiveDaemon:
 
         t = panel.n_bars - 1
         day_id, week_id = period_ids_nb(newest)
+        params = self.params
+        if not trading.orders_allowed(self.trading_state):
+            params = params._replace(kill_switch=True)  # decide nothing, count the blocks
         out = np.empty(2 * len(self.symbols) + 8, dtype=ORDER_DT)
         n = step_nb(
             bar_no, day_id, week_id, panel.close[t], inputs.weight[t], inputs.stop_pct[t],
             inputs.take_pct[t], inputs.strategy[t], inputs.block_reason[t], status,
-            int(inputs.regime[t]), self.params, self._static, self.account, self.positions,
+            int(inputs.regime[t]), params, self._static, self.account, self.positions,
             out, self.reason_counts, self._workspace,
         )  # fmt: skip
         result.equity_usd = float(self.account[Acc.Equity])
         rows = [self._row(out[i], i, bar_no, now) for i in range(n)]
-        self._act(rows, now, result)
-        result.orders = rows
-        self.last_bar_no = bar_no
+        if not trading.entries_allowed(self.trading_state):
+            rows = self._drop_entries(rows, result)
+        if self.live.mode == "DRY_RUN":
+            for row in rows:
+                row.status = lifecycle.next_status(row.status, "dry_run")
+                log.info("DRY_RUN would place %s", _describe(row))
         with self.store.transaction() as db:
             for row in rows:
                 self.store.insert_order(db, row)
-            self.store.save_state(
-                db,
-                KernelState(self.symbols, self.account, self.positions, self.reason_counts, bar_no),
-                now,
-            )
+                if self.live.mode == "PAPER":
+                    self._move(db, row, "accept", now)
+                    log.info("PAPER placed %s", _describe(row))
+            self.last_bar_no = bar_no
+            self._save_state(db, now)
             note = "; ".join(result.divergences)
             self.store.record_cycle(db, bar_no, newest, self.live.mode, n, result.equity_usd, note)
+        self._crash_point("after_intent")
+        if self.live.mode == "LIVE":
+            self._send(rows, now, result)
+        result.orders = rows
         for line in result.divergences:
             log.warning("DIVERGENCE bar=%d %s", bar_no, line)
         log.info(
-            "cycle bar=%d mode=%s orders=%d fills=%d equity=%.2f", bar_no, self.live.mode, n,
-            result.fills, result.equity_usd,
+            "cycle bar=%d mode=%s state=%s orders=%d fills=%d equity=%.2f", bar_no,
+            self.live.mode, self.trading_state, len(rows), result.fills, result.equity_usd,
         )  # fmt: skip
-        return result
+
+    def _drop_entries(self, rows: list[OrderRow], result: CycleResult) -> list[OrderRow]:
+        kept = []
+        for row in rows:
+            if row.side == Side.Buy:
+                s = self.symbols.index(row.symbol)
+                # undo the reservation the step made for it
+                self.positions[s, Pos.PendingBuyNotional] -= row.notional
+                self.account[Acc.ReservedCash] -= row.notional
+                result.divergences.append(
+                    f"{row.symbol}: entry not sent: trading state {self.trading_state}"
+                )
+                continue
+            kept.append(row)
+        return kept
 
     def _row(self, rec: np.void, seq: int, bar_no: int, now_ns: int) -> OrderRow:
         symbol = self.symbols[int(rec["symbol"])]
         side = int(rec["side"])
-        cid = f"247-{bar_no}-{seq}-{symbol}-{'B' if side == Side.Buy else 'S'}"
+        cid = f"{CLIENT_ID_PREFIX}{bar_no}-{seq}-{symbol}-{'B' if side == Side.Buy else 'S'}"
         limit = float(rec["limit_price"])
         return OrderRow(
             client_order_id=cid, exchange_order_id=None, bar_no=bar_no, seq=seq, symbol=symbol,
             side=side, order_type=int(rec["order_type"]), purpose=int(rec["purpose"]),
             strategy=int(rec["strategy"]), qty=float(rec["qty"]), notional=float(rec["notional"]),
             limit_price=None if np.isnan(limit) else limit, ref_price=float(rec["ref_price"]),
-            stop_pct=float(rec["stop_pct"]), take_pct=float(rec["take_pct"]), status="intended",
-            note="", created_ts_ns=now_ns, updated_ts_ns=now_ns,
+            stop_pct=float(rec["stop_pct"]), take_pct=float(rec["take_pct"]),
+            status=lifecycle.INTENDED, note="", created_ts_ns=now_ns, updated_ts_ns=now_ns,
         )  # fmt: skip
 
-    # --- acting on orders -----------------------------------------------------------------------
+    # --- sending (LIVE) --------------------------------------------------------------------------
 
-    def _act(self, rows: list[OrderRow], now_ns: int, result: CycleResult) -> None:
-        if self.live.mode == "DRY_RUN":
-            for row in rows:
-                row.status = "dry_run"
-                log.info("DRY_RUN would place %s", _describe(row))
-            return
+    def _send(self, rows: Iterable[OrderRow], now_ns: int, result: CycleResult) -> None:
         for row in rows:
-            problem = self._pre_trade_problem(row, now_ns)
-            if problem:
-                row.status, row.note = "skipped", problem
-                result.divergences.append(
-                    f"{row.symbol}: order {row.client_order_id} not placed: {problem}"
-                )
+            if row.status not in (lifecycle.INTENDED, lifecycle.UNKNOWN):
                 continue
-            if self.live.mode == "PAPER":
-                row.status = "open"
-                log.info("PAPER placed %s", _describe(row))
+            self.watch()
+            if self.stopping:
+                return  # left intended: a restart within the bar sends it
+            if not trading.orders_allowed(self.trading_state):
+                if row.status == lifecycle.INTENDED:
+                    note = f"not sent: trading state {self.trading_state}"
+                    self._move_now(row, "skip", now_ns, note=note)
+                    result.divergences.append(f"{row.symbol}: order {row.client_order_id} {note}")
                 continue
-            self._place(row, result)
+            if row.status == lifecycle.INTENDED:
+                problem = self._pre_trade_problem(row, now_ns)
+                if problem == POST_ONLY_CROSS:
+                    # the backtest's fill model rejects a crossing post-only order the same way
+                    self._move_now(row, "reject", now_ns, note=problem)
+                    log.info("preview of %s: post-only would cross", row.client_order_id)
+                    continue
+                if problem:
+                    self._move_now(row, "skip", now_ns, note=problem)
+                    result.divergences.append(
+                        f"{row.symbol}: order {row.client_order_id} not placed: {problem}"
+                    )
+                    continue
+            if not self._place(row, now_ns, result):
+                return
 
     def _pre_trade_problem(self, row: OrderRow, now_ns: int) -> str:
+        if self.live.read_only:  # the ladder forbids this; a second lock on the door
+            return "read_only"
         try:
             quote = self.adapter.best_bid_ask([row.symbol]).get(row.symbol)
             if quote is None:
@@ -405,36 +880,30 @@ class LiveDaemon:
                     f"book within {self.live.depth_within_bps:.0f} bps holds {depth:,.0f} USD "
                     f"< {self.live.min_book_depth_usd:,.0f} USD"
                 )
-        except (TransientExchangeError, ExchangeError) as e:
+            return self._preview_problem(row)
+        except AuthenticationError:
+            raise
+        except ExchangeError as e:
             return f"pre-trade checks failed ({e})"
-        return ""
 
-    def _place(self, row: OrderRow, result: CycleResult) -> None:
-        if self.live.read_only:  # the ladder forbids this; a second lock on the door
-            row.status, row.note = "skipped", "read_only"
-            return
+    def _preview_problem(self, row: OrderRow) -> str:
+        market_buy = row.side == Side.Buy and row.order_type == OrderType.Market
+        preview = self.adapter.preview_order(
+            row.symbol, row.side,
+            base_size=None if market_buy else row.qty,
+            quote_size=row.notional if market_buy else None,
+            limit_price=row.limit_price if row.order_type == OrderType.LimitPostOnly else None,
+        )  # fmt: skip
+        if not preview.errors:
+            return ""
+        if all(POST_ONLY_CROSS in err for err in preview.errors):
+            return POST_ONLY_CROSS
+        return f"failed preview: {','.join(preview.errors)}"
+
+    def _place(self, row: OrderRow, now_ns: int, result: CycleResult) -> bool:
+        # returns False when no further order of this cycle should be tried (halted)
         try:
-            preview = self.adapter.preview_order(
-                row.symbol, row.side,
-                base_size=None if row.side == Side.Buy and row.order_type == OrderType.Market
-                else row.qty,
-                quote_size=row.notional
-                if row.side == Side.Buy and row.order_type == OrderType.Market else None,
-                limit_price=row.limit_price if row.order_type == OrderType.LimitPostOnly else None,
-            )  # fmt: skip
-            if preview.errors:
-                modelled = all(POST_ONLY_CROSS in err for err in preview.errors)
-                row.status, row.note = (
-                    ("rejected" if modelled else "skipped"),
-                    ",".join(preview.errors),
-                )
-                if modelled:
-                    log.info("preview of %s: post-only would cross", row.client_order_id)
-                else:
-                    result.divergences.append(
-                        f"{row.symbol}: order {row.client_order_id} failed preview: {row.note}"
-                    )
-                return
+            self._crash_point("before_create")
             if row.order_type == OrderType.LimitPostOnly:
                 ack = self.adapter.place_limit_post_only(
                     row.client_order_id, row.symbol, row.side, row.qty, row.limit_price or 0.0
@@ -448,7 +917,7 @@ class LiveDaemon:
                     row.client_order_id, row.symbol, row.side, base_size=row.qty
                 )
         except OrderRejectedError as e:
-            row.status, row.note = "rejected", e.code
+            self._move_now(row, "reject", now_ns, note=e.code)
             if e.code == POST_ONLY_CROSS:
                 # the backtest's fill model rejects a crossing post-only order the same way
                 log.info("venue rejected %s: post-only would cross", row.client_order_id)
@@ -456,32 +925,164 @@ class LiveDaemon:
                 result.divergences.append(
                     f"{row.symbol}: order {row.client_order_id} rejected: {e.code}"
                 )
-            return
-        except (TransientExchangeError, ExchangeError) as e:
-            row.status, row.note = "failed", str(e)
+            return True
+        except AuthenticationError as e:
+            self._move_now(row, "fail", now_ns, note=str(e))
             result.divergences.append(f"{row.symbol}: order {row.client_order_id} failed: {e}")
-            return
-        row.exchange_order_id = ack.order_id
-        row.status = "open"
+            self._event("auth_failed", str(e))
+            return False
+        except ExchangeError as e:
+            # a 4xx is the venue's answer (nothing placed); anything else may have reached it
+            answered = e.status is not None and 400 <= e.status < 500
+            event = "fail" if answered else "no_answer"
+            self._move_now(row, event, now_ns, note=str(e))
+            outcome = "failed" if answered else "got no answer (status unknown until reconciled)"
+            result.divergences.append(f"{row.symbol}: order {row.client_order_id} {outcome}: {e}")
+            return True
+        self._crash_point("after_create")
+        self._move_now(row, "accept", now_ns, exchange_order_id=ack.order_id)
+        self._crash_point("after_accept")
         log.info("LIVE placed %s as %s", _describe(row), ack.order_id)
+        return True
 
     # --- the loop -------------------------------------------------------------------------------
 
-    def run_forever(self, sleep: Callable[[float], None] = time.sleep) -> None:
-        """Run a cycle after every bar close (+ delay + 0-jitter % of a bar) until stopped."""
+    def _due_ns(self, bar_no: int) -> int:
+        # the cycle of bar `bar_no` runs after its close, the publishing delay and a jitter
+        jitter = self._jitter_rng.uniform(0.0, self.live.jitter_pct / 100.0) * self.bar_ns
+        close = (bar_no + 1) * self.bar_ns
+        return close + int(self.live.close_delay_secs * 1e9) + int(jitter)
+
+    def _cycle_due(self, now_ns: int, starting: bool) -> bool:
+        newest = self.newest_closed_open_ns(now_ns) // self.bar_ns
+        if newest > self.last_bar_no:
+            if not starting:
+                return True
+            # at start, a bar that closed long ago is not decided: its fills would be late
+            age = now_ns - (newest + 1) * self.bar_ns
+            return age <= self.live.late_start_pct / 100.0 * self.bar_ns
+        unsent = self.store.orders(status=(lifecycle.INTENDED, lifecycle.UNKNOWN), bar_no=newest)
+        return bool(unsent) and self.live.mode == "LIVE"
+
+    def wait_real(self, secs: float) -> None:
+        """Wait `secs` real seconds in slices, watching the kill switch and stop requests."""
+        end = self._monotonic() + secs
+        while not self.stopping:
+            left = end - self._monotonic()
+            if left <= 0:
+                return
+            self._sleep(min(left, self.live.poll_interval_secs))
+            self.watch_quietly()
+
+    def watch_quietly(self) -> None:
+        """`watch()`, logging (not raising) a failure; a store error is raised."""
+        try:
+            self.watch()
+        except (ExchangeError, ReconcileError) as e:
+            log.error("kill switch check failed: %s", e)
+
+    def _wait_for_venue(self, due_ns: int) -> None:
+        # sleep in slices until the venue's clock reaches `due_ns`, reading it now and then
+        while not self.stopping:
+            if self.clock.since_sync_secs() >= self.live.clock_sync_secs:
+                try:
+                    self.clock.sync()
+                except ExchangeError as e:
+                    log.warning("venue clock unavailable (%s); using the estimate", e)
+            left = self.clock.real_secs_until(due_ns)
+            if left <= 0:
+                return
+            self._sleep(min(left, self.live.poll_interval_secs))
+            self.watch_quietly()
+
+    def run_forever(self) -> int:
+        """Run a cycle after every bar close until stopped; return the number of cycles run.
+
+        Waits until the close + `close_delay_secs` + a jitter of 0-`jitter_pct` % of a bar
+        (venue time, so an accelerated venue clock is followed); a failed cycle is logged in
+        one line and tried again after `retry_delay_secs`; a failed venue call never ends the
+        loop. Stops after `max_cycles` decided bars, or when `request_stop` was called.
+        """
         cycles = 0
-        while self.live.max_cycles is None or cycles < self.live.max_cycles:
-            now = self._now_ns()
-            next_close = (now // self.bar_ns + 1) * self.bar_ns
-            jitter = self._rng.uniform(0.0, self.live.jitter_pct / 100.0) * self.bar_ns
-            wait_secs = (next_close - now + jitter) / 1e9 + self.live.close_delay_secs
-            log.info("next cycle in %.1f s", wait_secs)
-            sleep(wait_secs)
+        starting = True
+        while not self.stopping and (self.live.max_cycles is None or cycles < self.live.max_cycles):
+            self.watch_quietly()
             try:
-                self.run_cycle()
-            except Exception:  # the daemon's top loop: log, keep state, stay safe
-                log.exception("cycle failed; state kept as of the last completed cycle")
-            cycles += 1
+                now = self.clock.sync()
+                due = self._cycle_due(now, starting)
+            except ExchangeError as e:
+                log.warning("venue clock unavailable (%s); trying again", e)
+                self.wait_real(self.live.retry_delay_secs)
+                continue
+            if due:
+                decided_before = self.last_bar_no
+                try:
+                    result = self.run_cycle()
+                except AuthenticationError as e:
+                    log.debug("cycle halted: %s", e)
+                    self.wait_real(self.live.retry_delay_secs)
+                    continue
+                except PlatformError as e:
+                    log.warning("cycle failed, tried again in %.0f s: %s",
+                                self.live.retry_delay_secs, e)  # fmt: skip
+                    self.wait_real(self.live.retry_delay_secs)
+                    continue
+                except Exception:  # the daemon's top loop: log, keep state, stay safe
+                    log.exception("cycle failed; state kept as of the last committed step")
+                    self.wait_real(self.live.retry_delay_secs)
+                    continue
+                starting = False
+                if self.last_bar_no > decided_before:
+                    cycles += 1
+                elif result.skipped and any(
+                    o.status in (lifecycle.INTENDED, lifecycle.UNKNOWN) for o in result.orders
+                ):
+                    self.wait_real(self.live.retry_delay_secs)  # the venue still has not answered
+                continue
+            starting = False
+            newest = self.newest_closed_open_ns(now) // self.bar_ns
+            due_ns = self._due_ns(max(newest, self.last_bar_no) + 1)
+            log.info(
+                "next cycle in %.1f s (venue time %.0f s)",
+                self.clock.real_secs_until(due_ns), (due_ns - now) / 1e9,
+            )  # fmt: skip
+            self._wait_for_venue(due_ns)
+        return cycles
+
+    def shutdown(self) -> int:
+        """Stop: cancel the open orders when `on_stop: cancel` (LIVE); return how many."""
+        self._event("stop", self._stop_reason or "")
+        if self.live.mode != "LIVE" or self.live.read_only or self.live.on_stop == "leave":
+            return 0
+        return self.reconcile(None, cancel_all=True)
+
+
+def _parse_crash_points(spec: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, count = part.partition(":")
+        out[name] = int(count) if count.isdigit() else 1
+    return out
+
+
+def _bar_of(client_order_id: str) -> int:
+    try:
+        return int(client_order_id.split("-")[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _seq_of(client_order_id: str) -> int:
+    try:
+        return int(client_order_id.split("-")[2])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _describe_mismatch(mismatch: dict[str, dict[str, float]]) -> str:
+    return ", ".join(
+        f"{cur} store {v['store']:.8g} vs venue {v['venue']:.8g}" for cur, v in mismatch.items()
+    )
 
 
 def _p(products: dict[str, ProductInfo], symbol: str, name: str) -> float:
