@@ -4,10 +4,15 @@ Every method returns plain Python or polars values (no SDK objects leak) and tra
 errors at the boundary, most specific first, keeping the cause (`raise ... from e`):
 
 - TLS verification failure -> `ExchangeError` (not retried);
+- HTTP 401 / 403 -> `AuthenticationError` (not retried), naming the call and the variables
+  to check;
 - HTTP 429 / 5xx, timeouts, connection errors -> `TransientExchangeError`, retried with
   capped exponential backoff and full jitter (honouring `retry-after`), raised once the
   retries are exhausted;
-- other HTTP 4xx, non-JSON bodies -> `ExchangeError`;
+- other HTTP 4xx, non-JSON bodies, bodies the SDK's response classes cannot read ->
+  `ExchangeError`;
+- a body with a missing, mistyped or out-of-range field -> `ExchangeError` naming the call,
+  the field path and the value (the parsers live in `live_bridge.wire`);
 - HTTP 200 with `success: false` on create order -> `OrderRejectedError` carrying the venue's
   error code (never retried).
 
@@ -16,27 +21,66 @@ Retrying a create is safe: Coinbase returns the existing order for a repeated
 
 The SDK reads `COINBASE_API_KEY` / `COINBASE_API_SECRET` at import time as default arguments,
 so keys are always passed explicitly here; `CoinbaseCredentials.from_env()` reads them when
-the daemon starts.
+the daemon starts, and `CoinbaseCredentials` refuses a key the SDK could not sign with.
 """
 
-import datetime as dt
+import base64
+import binascii
 import logging
 import os
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, TypeVar, cast
 
 import polars as pl
 import requests
 from coinbase.rest import RESTClient
-from pydantic import BaseModel, SecretStr
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from pydantic import BaseModel, SecretStr, ValidationInfo, field_validator
 
-from live_bridge.errors import ExchangeError, OrderRejectedError, TransientExchangeError
-from signals.enums import ProductStatus, Side
+from live_bridge import wire
+from live_bridge.errors import (
+    AuthenticationError,
+    ExchangeError,
+    OrderRejectedError,
+    TransientExchangeError,
+)
+from live_bridge.wire import (
+    CancelResult,
+    FillInfo,
+    OrderAck,
+    OrderInfo,
+    OrderPreview,
+    OrderRejection,
+    Page,
+    ProductInfo,
+    Quote,
+    parse_rfc3339_ns,
+    product_status_code,
+)
+from signals.enums import Side
 from signals.errors import ConfigError
+
+__all__ = [
+    "BAR_SCHEMA",
+    "GRANULARITY_SECS",
+    "CancelResult",
+    "CoinbaseAdapter",
+    "CoinbaseCredentials",
+    "FillInfo",
+    "OrderAck",
+    "OrderInfo",
+    "OrderPreview",
+    "ProductInfo",
+    "Quote",
+    "format_increment",
+    "parse_rfc3339_ns",
+    "product_status_code",
+]
 
 log = logging.getLogger("live_bridge.coinbase")
 
@@ -54,7 +98,6 @@ GRANULARITY_SECS = {
     "SIX_HOUR": 21600,
     "ONE_DAY": 86400,
 }
-_OFFLINE_STATUSES = frozenset({"offline", "delisted", "internal"})
 _ENV_PAIRS = (("COINBASE_API_KEY", "COINBASE_API_SECRET"), ("CB_API_KEY", "CB_API_SECRET"))
 BAR_SCHEMA: dict[str, Any] = {
     "ts": pl.Datetime("ns", "UTC"),
@@ -66,17 +109,93 @@ BAR_SCHEMA: dict[str, Any] = {
     "volume": pl.Float64,
 }
 
+_SECRET_FORMS = (
+    "a CDP private key: an EC P-256 PEM (-----BEGIN EC PRIVATE KEY-----), an Ed25519 PKCS8 PEM "
+    "(-----BEGIN PRIVATE KEY-----), either with literal \\n escapes allowed, or the base64 of "
+    "a 32- or 64-byte Ed25519 key"
+)
+_AUTH_HINT = "check COINBASE_API_KEY / COINBASE_API_SECRET and the key's scopes"
+
 T = TypeVar("T")
 
 
 # === values returned to the daemon ============================================================
 
 
+def _secret_problem(secret: str) -> str | None:
+    # Mirrors coinbase.jwt_generator._load_private_key after the SDK's `unicode_escape`
+    # decoding (api_base.py). The answer describes the value's kind, never any of its text.
+    if not secret.strip():
+        return "empty"
+    try:
+        text = bytes(secret, "utf8").decode("unicode_escape")
+    except UnicodeDecodeError:
+        return "text with a broken backslash escape"
+    if text.lstrip().startswith("-----BEGIN"):
+        try:
+            key = serialization.load_pem_private_key(text.encode("utf-8"), password=None)
+        except TypeError:
+            return "an encrypted PEM (the SDK signs only with unencrypted keys)"
+        except (ValueError, UnsupportedAlgorithm):
+            return "a PEM that holds no readable private key"
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return None
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            if isinstance(key.curve, ec.SECP256R1):
+                return None
+            return f"a PEM of an EC key on curve {key.curve.name}"
+        return f"a PEM of a {type(key).__name__}"
+    try:
+        raw = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return "neither a PEM nor base64"
+    if len(raw) not in (32, 64):
+        return f"base64 of {len(raw)} bytes"
+    return None
+
+
+def _field_name(info: ValidationInfo, field: str) -> str:
+    # `from_env` passes the environment variable names as the validation context
+    context = info.context if isinstance(info.context, dict) else {}
+    return str(context.get(field, field))
+
+
 class CoinbaseCredentials(BaseModel, frozen=True, extra="forbid"):
-    """A CDP API key name and its private key; the secret never shows in `repr` or logs."""
+    """A CDP API key name and its private key; the secret never shows in `repr` or logs.
+
+    Construction refuses what the SDK could not sign a request with, raising `ConfigError`
+    with one line that names the field (the environment variable when built by `from_env`)
+    and the accepted forms, never the secret or any part of it: an empty key name, or a
+    secret that is not an unencrypted EC P-256 or Ed25519 PEM (literal `\\n` escapes are
+    decoded, as the SDK does) nor the base64 of a 32- or 64-byte Ed25519 key. The keys are
+    loaded with `cryptography` to check them.
+    """
 
     api_key: str
     api_secret: SecretStr
+
+    @field_validator("api_key")
+    @classmethod
+    def check_api_key(cls, value: str, info: ValidationInfo) -> str:
+        """Refuse an empty (or blank) key name."""
+        if not value.strip():
+            name = _field_name(info, "api_key")
+            msg = (
+                f"`{name}` must be a CDP API key name (organizations/<org>/apiKeys/<id>), was empty"
+            )
+            raise ConfigError(msg)
+        return value
+
+    @field_validator("api_secret")
+    @classmethod
+    def check_api_secret(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        """Refuse a private key the SDK cannot sign with (the message never quotes it)."""
+        problem = _secret_problem(value.get_secret_value())
+        if problem is not None:
+            name = _field_name(info, "api_secret")
+            msg = f"`{name}` must be {_SECRET_FORMS}, was {problem} (the value is not shown)"
+            raise ConfigError(msg)
+        return value
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "CoinbaseCredentials":
@@ -85,13 +204,18 @@ class CoinbaseCredentials(BaseModel, frozen=True, extra="forbid"):
         Raises
         ------
         ConfigError
-            When neither pair is fully set (the message names the variables, never values).
+            When neither pair is fully set, or the first fully set pair holds a blank key name
+            or a secret the SDK cannot sign with (the message names the variables, never
+            values).
         """
         env = os.environ if environ is None else environ
         for key_var, secret_var in _ENV_PAIRS:
             key, secret = env.get(key_var, ""), env.get(secret_var, "")
             if key and secret:
-                return cls(api_key=key, api_secret=SecretStr(secret))
+                return cls.model_validate(
+                    {"api_key": key, "api_secret": secret},
+                    context={"api_key": key_var, "api_secret": secret_var},
+                )
         msg = (
             "Coinbase credentials must be set in COINBASE_API_KEY and COINBASE_API_SECRET "
             "(or CB_API_KEY and CB_API_SECRET), was missing"
@@ -99,110 +223,7 @@ class CoinbaseCredentials(BaseModel, frozen=True, extra="forbid"):
         raise ConfigError(msg)
 
 
-@dataclass(frozen=True)
-class ProductInfo:
-    """Trading metadata of one product; `status` is a `signals.enums.ProductStatus` code."""
-
-    symbol: str
-    base_increment: float
-    quote_increment: float
-    base_min_size: float
-    quote_min_size: float
-    status: int
-
-
-@dataclass(frozen=True)
-class Quote:
-    """Best bid and ask of one product; `ts_ns` is the venue's quote time (UTC epoch ns)."""
-
-    bid: float
-    ask: float
-    ts_ns: int
-
-
-@dataclass(frozen=True)
-class OrderAck:
-    """The venue accepted an order (or returned the existing one for its client order id)."""
-
-    order_id: str
-    client_order_id: str
-    symbol: str
-    side: int
-
-
-@dataclass(frozen=True)
-class OrderPreview:
-    """The venue's preview; `errors` holds its `PREVIEW_*` codes (empty when acceptable)."""
-
-    errors: tuple[str, ...]
-    order_total: float
-    commission_total: float
-    base_size: float
-    quote_size: float
-
-
-@dataclass(frozen=True)
-class OrderInfo:
-    """One order as the venue reports it (sizes in base units, money in quote)."""
-
-    order_id: str
-    client_order_id: str
-    symbol: str
-    side: int
-    order_type: str
-    status: str
-    base_size: float
-    limit_price: float
-    filled_size: float
-    average_filled_price: float
-    total_fees: float
-    created_ts_ns: int
-
-
-@dataclass(frozen=True)
-class FillInfo:
-    """One execution; `liquidity` is "MAKER" or "TAKER", `commission` in quote currency."""
-
-    trade_id: str
-    order_id: str
-    symbol: str
-    side: int
-    price: float
-    size: float
-    commission: float
-    liquidity: str
-    ts_ns: int
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    """The venue's answer for one order id of a batch cancel."""
-
-    order_id: str
-    success: bool
-    failure_reason: str
-
-
 # === helpers ==================================================================================
-
-
-def parse_rfc3339_ns(text: str) -> int:
-    """Return an RFC 3339 UTC time (`...Z` or `+00:00`, up to 9 fractional digits) as epoch ns."""
-    s = text.strip()
-    if s.endswith("Z"):
-        s = s[:-1] + "+00:00"
-    frac_ns = 0
-    if "." in s:
-        head, rest = s.split(".", 1)
-        digits = ""
-        while rest and rest[0].isdigit():
-            digits, rest = digits + rest[0], rest[1:]
-        frac_ns = int((digits + "000000000")[:9])
-        s = head + rest
-    stamp = dt.datetime.fromisoformat(s)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return int(stamp.timestamp()) * NS + frac_ns
 
 
 def format_increment(value: str | float | Decimal, increment: float, rounding: str) -> str:
@@ -225,36 +246,6 @@ def _side_str(side: int | str) -> str:
         return "SELL"
     msg = f"`side` must be Side.Buy (1) or Side.Sell (-1), was {side!r}"
     raise ValueError(msg)
-
-
-def _side_code(side: str) -> int:
-    return Side.Buy if str(side).upper() == "BUY" else Side.Sell
-
-
-def _f(value: Any) -> float:
-    if value in (None, ""):
-        return 0.0
-    return float(value)
-
-
-def product_status_code(product: dict[str, Any]) -> int:
-    """Map a Coinbase product object to a `ProductStatus` code (unknown status -> Unknown).
-
-    A non-online status ("offline", "delisted", "internal") is Offline; on an online product
-    `cancel_only` or `trading_disabled` is CancelOnly, then `limit_only`, `post_only`.
-    """
-    status = str(product.get("status") or "").lower()
-    if status in _OFFLINE_STATUSES:
-        return ProductStatus.Offline
-    if status != "online":
-        return ProductStatus.Unknown
-    if product.get("cancel_only") or product.get("trading_disabled") or product.get("is_disabled"):
-        return ProductStatus.CancelOnly
-    if product.get("limit_only"):
-        return ProductStatus.LimitOnly
-    if product.get("post_only"):
-        return ProductStatus.PostOnly
-    return ProductStatus.Online
 
 
 def _retry_after(response: requests.Response | None) -> float | None:
@@ -289,8 +280,9 @@ class CoinbaseAdapter:
     max_retries : int
         Retries of a transient failure (so at most `max_retries + 1` attempts).
     backoff_base_secs, backoff_cap_secs : float
-        Attempt `n` (0-based) waits `uniform(0.5, 1) * min(cap, base * 2**n)`, or the venue's
-        `retry-after` if longer, never more than the cap.
+        Full jitter: after failed attempt `n` (0-based) the adapter waits
+        `uniform(0, min(cap, base * 2**n))`, or the venue's `retry-after` if longer, never
+        more than the cap.
     sleep : callable
         Injected for tests.
     monotonic : callable
@@ -358,8 +350,8 @@ class CoinbaseAdapter:
             except TransientExchangeError as e:
                 if attempt >= self.max_retries:
                     raise
-                delay = min(self.backoff_cap_secs, self.backoff_base_secs * 2**attempt)
-                delay *= self._rng.uniform(0.5, 1.0)
+                bound = min(self.backoff_cap_secs, self.backoff_base_secs * 2**attempt)
+                delay = self._rng.uniform(0.0, bound)  # full jitter
                 if e.retry_after_secs is not None:
                     delay = min(self.backoff_cap_secs, max(delay, e.retry_after_secs))
                 attempt += 1
@@ -381,6 +373,11 @@ class CoinbaseAdapter:
             raise ExchangeError(msg) from e
         except requests.exceptions.HTTPError as e:
             status = e.response.status_code if e.response is not None else None
+            if status in (401, 403):
+                msg = (
+                    f"{what}: the venue refused the credentials (HTTP {status}): {e}; {_AUTH_HINT}"
+                )
+                raise AuthenticationError(msg, status=status) from e
             msg = f"{what}: {e}"
             if status is not None and (status == 429 or status >= 500):
                 raise TransientExchangeError(
@@ -396,16 +393,39 @@ class CoinbaseAdapter:
         except requests.exceptions.RequestException as e:
             msg = f"{what}: bad response: {e}"
             raise ExchangeError(msg) from e
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            # the SDK builds its response objects from the body (e.g. `Order(**order)`), so a
+            # body of an unexpected shape fails inside the SDK, before `live_bridge.wire`
+            msg = f"{what}: the SDK could not read the response: {e!r}"
+            raise ExchangeError(msg) from e
 
-    def _get_dict(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> dict:
-        return self._call(what, func, *args, **kwargs).to_dict()
+    def _get_dict(
+        self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call(what, func, *args, **kwargs).to_dict())
+
+    def _pages(self, what: str, fetch: Callable[[str | None], Page[T]]) -> list[T]:
+        # follow `cursor` until the venue says there is no next page
+        out: list[T] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = fetch(cursor)
+            out.extend(page.items)
+            if not page.has_next or not page.cursor:
+                return out
+            if page.cursor in seen:
+                msg = f"{what}: `cursor` must change from page to page, was {page.cursor!r} again"
+                raise ExchangeError(msg)
+            seen.add(page.cursor)
+            cursor = page.cursor
 
     # --- market data ----------------------------------------------------------------------
 
     def server_time_ns(self) -> int:
         """Return the venue's time, UTC epoch ns."""
         data = self._get_dict("server time", self._client.get_unix_time)
-        return int(data["epoch_millis"]) * 1_000_000
+        return wire.parse_server_time(data, call="server time")
 
     def products(self, refresh: bool = False) -> dict[str, ProductInfo]:
         """Return spot products by symbol, cached for 300 s (monotonic) unless `refresh`."""
@@ -416,17 +436,7 @@ class CoinbaseAdapter:
         data = self._get_dict(
             "products", self._client.get_products, product_type="SPOT", get_all_products=False
         )
-        out = {}
-        for p in data.get("products") or []:
-            symbol = p["product_id"]
-            out[symbol] = ProductInfo(
-                symbol=symbol,
-                base_increment=_f(p.get("base_increment")),
-                quote_increment=_f(p.get("quote_increment")),
-                base_min_size=_f(p.get("base_min_size")),
-                quote_min_size=_f(p.get("quote_min_size")),
-                status=product_status_code(p),
-            )
+        out = wire.parse_products(data, call="products")
         self._products, self._products_at = out, now
         return dict(out)
 
@@ -475,16 +485,9 @@ class CoinbaseAdapter:
                 str(stop),
                 granularity,
             )
-            for c in data.get("candles") or []:
-                ts_s = int(c["start"])
-                if t <= ts_s < stop:
-                    rows[ts_s] = (
-                        float(c["open"]),
-                        float(c["high"]),
-                        float(c["low"]),
-                        float(c["close"]),
-                        float(c["volume"]),
-                    )
+            for c in wire.parse_candles(data, call=f"candles {symbol}"):
+                if t <= c.start_s < stop:
+                    rows[c.start_s] = (c.open, c.high, c.low, c.close, c.volume)
             t = stop
         keep = sorted(ts for ts in rows if (ts + g) * NS <= now_ns)
         return pl.DataFrame(
@@ -503,31 +506,19 @@ class CoinbaseAdapter:
     def best_bid_ask(self, symbols: Iterable[str]) -> dict[str, Quote]:
         """Return the best bid/ask per symbol (symbols without a two-sided book are left out)."""
         data = self._get_dict("best bid/ask", self._client.get_best_bid_ask, list(symbols))
-        out = {}
-        for book in data.get("pricebooks") or []:
-            bids, asks = book.get("bids") or [], book.get("asks") or []
-            if not bids or not asks:
-                continue
-            out[book["product_id"]] = Quote(
-                bid=float(bids[0]["price"]),
-                ask=float(asks[0]["price"]),
-                ts_ns=parse_rfc3339_ns(book["time"]),
-            )
-        return out
+        return wire.parse_best_bid_ask(data, call="best bid/ask")
 
     def book_depth_usd(self, symbol: str, within_bps: float = 20.0) -> tuple[float, float]:
         """Return `(bid_usd, ask_usd)`: quote notional resting within `within_bps` of the mid."""
-        data = self._get_dict(
-            f"product book {symbol}", self._client.get_product_book, symbol, limit=1000
-        )
-        book = data.get("pricebook") or {}
-        bids, asks = book.get("bids") or [], book.get("asks") or []
-        if not bids or not asks:
+        what = f"product book {symbol}"
+        data = self._get_dict(what, self._client.get_product_book, symbol, limit=1000)
+        book = wire.parse_product_book(data, call=what)
+        if not book.bids or not book.asks:
             return 0.0, 0.0
-        mid = (float(bids[0]["price"]) + float(asks[0]["price"])) / 2
+        mid = (book.bids[0][0] + book.asks[0][0]) / 2
         lo, hi = mid * (1 - within_bps / 1e4), mid * (1 + within_bps / 1e4)
-        bid_usd = sum(float(x["price"]) * float(x["size"]) for x in bids if float(x["price"]) >= lo)
-        ask_usd = sum(float(x["price"]) * float(x["size"]) for x in asks if float(x["price"]) <= hi)
+        bid_usd = sum(price * size for price, size in book.bids if price >= lo)
+        ask_usd = sum(price * size for price, size in book.asks if price <= hi)
         return bid_usd, ask_usd
 
     # --- account --------------------------------------------------------------------------
@@ -535,25 +526,24 @@ class CoinbaseAdapter:
     def balances(self, *, available_only: bool = False) -> dict[str, float]:
         """Return the balance per currency: available + hold (or available only)."""
         out: dict[str, float] = {}
-        cursor: str | None = None
-        while True:
-            data = self._get_dict("accounts", self._client.get_accounts, limit=250, cursor=cursor)
-            for acct in data.get("accounts") or []:
-                total = _f((acct.get("available_balance") or {}).get("value"))
-                if not available_only:
-                    total += _f((acct.get("hold") or {}).get("value"))
-                out[acct["currency"]] = out.get(acct["currency"], 0.0) + total
-            cursor = data.get("cursor")
-            if not data.get("has_next") or not cursor:
-                return out
+        accounts = self._pages(
+            "accounts",
+            lambda cursor: wire.parse_accounts(
+                self._get_dict("accounts", self._client.get_accounts, limit=250, cursor=cursor),
+                call="accounts",
+            ),
+        )
+        for acct in accounts:
+            total = acct.available if available_only else acct.available + acct.hold
+            out[acct.currency] = out.get(acct.currency, 0.0) + total
+        return out
 
     def fee_rates(self) -> tuple[float, float]:
         """Return `(maker, taker)` fee rates of the account's tier (fractions of notional)."""
         data = self._get_dict(
             "transaction summary", self._client.get_transaction_summary, product_type="SPOT"
         )
-        tier = data.get("fee_tier") or {}
-        return float(tier["maker_fee_rate"]), float(tier["taker_fee_rate"])
+        return wire.parse_fee_rates(data, call="transaction summary")
 
     # --- orders ---------------------------------------------------------------------------
 
@@ -583,16 +573,9 @@ class CoinbaseAdapter:
         config = self._order_configuration(symbol, side_s, base_size, quote_size, limit_price)
         if limit_price is not None:
             config["limit_limit_gtc"]["post_only"] = post_only
-        data = self._get_dict(
-            f"preview {symbol}", self._client.preview_order, symbol, side_s, config
-        )
-        return OrderPreview(
-            errors=tuple(str(x) for x in data.get("errs") or []),
-            order_total=_f(data.get("order_total")),
-            commission_total=_f(data.get("commission_total")),
-            base_size=_f(data.get("base_size")),
-            quote_size=_f(data.get("quote_size")),
-        )
+        what = f"preview {symbol}"
+        data = self._get_dict(what, self._client.preview_order, symbol, side_s, config)
+        return wire.parse_preview(data, call=what)
 
     def _order_configuration(
         self,
@@ -628,30 +611,22 @@ class CoinbaseAdapter:
         if not client_order_id:
             msg = "`client_order_id` must be non-empty (it makes retries idempotent), was ''"
             raise ValueError(msg)
+        what = f"create order {client_order_id}"
         data = self._get_dict(
-            f"create order {client_order_id}",
-            self._client.create_order,
-            client_order_id,
-            symbol,
-            side,
-            config,
+            what, self._client.create_order, client_order_id, symbol, side, config
         )
-        if not data.get("success"):
-            err = data.get("error_response") or {}
-            code = str(err.get("error") or data.get("failure_reason") or "UNKNOWN_FAILURE_REASON")
-            preview = str(err.get("preview_failure_reason") or "")
+        result = wire.parse_create_order(
+            data, client_order_id=client_order_id, symbol=symbol, side=side, call=what
+        )
+        if isinstance(result, OrderRejection):
             msg = (
-                f"order {client_order_id} on {symbol} rejected by the venue: {code} "
-                f"({err.get('message', '')}; {preview})"
+                f"order {client_order_id} on {symbol} rejected by the venue: {result.code} "
+                f"({result.message}; {result.preview_failure_reason})"
             )
-            raise OrderRejectedError(msg, code=code, preview_failure_reason=preview)
-        ok = data.get("success_response") or {}
-        return OrderAck(
-            order_id=str(ok.get("order_id") or data.get("order_id")),
-            client_order_id=str(ok.get("client_order_id") or client_order_id),
-            symbol=str(ok.get("product_id") or symbol),
-            side=_side_code(str(ok.get("side") or side)),
-        )
+            raise OrderRejectedError(
+                msg, code=result.code, preview_failure_reason=result.preview_failure_reason
+            )
+        return result
 
     def place_limit_post_only(
         self,
@@ -695,86 +670,120 @@ class CoinbaseAdapter:
         out: list[CancelResult] = []
         for i in range(0, len(ids), 100):
             data = self._get_dict("cancel orders", self._client.cancel_orders, ids[i : i + 100])
-            out.extend(
-                CancelResult(
-                    order_id=str(r.get("order_id")),
-                    success=bool(r.get("success")),
-                    failure_reason=str(r.get("failure_reason") or ""),
-                )
-                for r in data.get("results") or []
-            )
+            out.extend(wire.parse_cancel(data, call="cancel orders"))
         return out
 
     def order(self, order_id: str) -> OrderInfo:
         """Return one order by venue id (`ExchangeError` status 404 when unknown)."""
-        data = self._get_dict(f"order {order_id}", self._client.get_order, order_id)
-        return _order_info(data["order"])
+        what = f"order {order_id}"
+        return wire.parse_order(self._get_dict(what, self._client.get_order, order_id), call=what)
+
+    def list_orders(
+        self,
+        symbols: Iterable[str] | None = None,
+        *,
+        start_ts_ns: int | None = None,
+        statuses: Iterable[str] | None = None,
+    ) -> list[OrderInfo]:
+        """Return the orders of `symbols` created at or after `start_ts_ns`, oldest first.
+
+        Follows every page of the venue's `list_orders`.
+
+        Parameters
+        ----------
+        symbols : iterable of str, optional
+            Product ids; None means every product, an empty iterable means none (no request).
+        start_ts_ns : int, optional
+            UTC epoch ns, sent as the RFC 3339 `start_date`; None means since the beginning.
+        statuses : iterable of str, optional
+            The venue's status names ("OPEN", "PENDING", "QUEUED", "FILLED", "CANCELLED", ...);
+            None means every status, an empty iterable means none (no request).
+
+        Returns
+        -------
+        list of OrderInfo
+            Sorted by `created_ts_ns`; orders created at the same instant keep the venue's
+            creation order.
+        """
+        product_ids = None if symbols is None else list(dict.fromkeys(symbols))
+        order_status = None if statuses is None else list(dict.fromkeys(statuses))
+        if product_ids == [] or order_status == []:
+            return []
+        start_date = None if start_ts_ns is None else wire.format_rfc3339_ns(start_ts_ns)
+        orders = self._pages(
+            "orders",
+            lambda cursor: wire.parse_orders(
+                self._get_dict(
+                    "orders",
+                    self._client.list_orders,
+                    product_ids=product_ids,
+                    order_status=order_status,
+                    start_date=start_date,
+                    limit=100,
+                    cursor=cursor,
+                ),
+                call="orders",
+            ),
+        )
+        # the venue lists newest first: reverse, then a stable sort by creation time keeps
+        # the venue's order among orders created at the same instant
+        orders.reverse()
+        return sorted(orders, key=lambda o: o.created_ts_ns)
 
     def open_orders(self, symbol: str | None = None) -> list[OrderInfo]:
-        """Return the orders still OPEN or PENDING (of one symbol, or all)."""
-        out: list[OrderInfo] = []
-        cursor: str | None = None
-        while True:
-            data = self._get_dict(
-                "open orders",
-                self._client.list_orders,
-                product_ids=[symbol] if symbol else None,
-                order_status=["OPEN", "PENDING"],
-                limit=100,
-                cursor=cursor,
-            )
-            out.extend(_order_info(o) for o in data.get("orders") or [])
-            cursor = data.get("cursor")
-            if not data.get("has_next") or not cursor:
-                return out
+        """Return the orders still OPEN, PENDING or QUEUED (of one symbol, or all), oldest first."""
+        symbols = [symbol] if symbol else None
+        return self.list_orders(symbols, statuses=("OPEN", "PENDING", "QUEUED"))
 
-    def fills(self, order_id: str | None = None, symbol: str | None = None) -> list[FillInfo]:
-        """Return fills (of one order and/or symbol), oldest first."""
-        out: list[FillInfo] = []
-        cursor: str | None = None
-        while True:
-            data = self._get_dict(
-                "fills",
-                self._client.get_fills,
-                order_ids=[order_id] if order_id else None,
-                product_ids=[symbol] if symbol else None,
-                limit=100,
-                cursor=cursor,
-            )
-            out.extend(
-                FillInfo(
-                    trade_id=str(f["trade_id"]),
-                    order_id=str(f["order_id"]),
-                    symbol=str(f["product_id"]),
-                    side=_side_code(str(f.get("side"))),
-                    price=_f(f.get("price")),
-                    size=_f(f.get("size")),
-                    commission=_f(f.get("commission")),
-                    liquidity=str(f.get("liquidity_indicator") or ""),
-                    ts_ns=parse_rfc3339_ns(str(f["trade_time"])),
-                )
-                for f in data.get("fills") or []
-            )
-            cursor = data.get("cursor")
-            if not cursor:
-                return sorted(out, key=lambda x: (x.ts_ns, x.trade_id))
+    def fills(
+        self,
+        order_id: str | None = None,
+        symbol: str | None = None,
+        *,
+        symbols: Iterable[str] | None = None,
+        since_ts_ns: int | None = None,
+    ) -> list[FillInfo]:
+        """Return fills (of one order and/or some products), oldest first.
 
+        Follows every page of the venue's `get_fills`.
 
-def _order_info(o: dict[str, Any]) -> OrderInfo:
-    ((_, spec),) = (o.get("order_configuration") or {"": {}}).items()
-    spec = spec or {}
-    base = _f(spec.get("base_size")) or _f(o.get("filled_size"))
-    return OrderInfo(
-        order_id=str(o["order_id"]),
-        client_order_id=str(o.get("client_order_id") or ""),
-        symbol=str(o["product_id"]),
-        side=_side_code(str(o.get("side"))),
-        order_type=str(o.get("order_type") or ""),
-        status=str(o.get("status") or ""),
-        base_size=base,
-        limit_price=_f(spec.get("limit_price")),
-        filled_size=_f(o.get("filled_size")),
-        average_filled_price=_f(o.get("average_filled_price")),
-        total_fees=_f(o.get("total_fees")),
-        created_ts_ns=parse_rfc3339_ns(str(o["created_time"])) if o.get("created_time") else 0,
-    )
+        Parameters
+        ----------
+        order_id : str, optional
+            Only the fills of this venue order id.
+        symbol : str, optional
+            Only the fills of this product (combined with `symbols` when both are given).
+        symbols : iterable of str, optional
+            Only the fills of these products; an empty iterable (and no `symbol`) means none
+            (no request).
+        since_ts_ns : int, optional
+            UTC epoch ns, sent as the RFC 3339 `start_sequence_timestamp`: the venue keeps the
+            fills whose sequence timestamp is at or after it.
+
+        Returns
+        -------
+        list of FillInfo
+            Sorted by `(ts_ns, trade_id)`.
+        """
+        product_ids: list[str] | None = None
+        if symbol or symbols is not None:
+            product_ids = list(dict.fromkeys([*([symbol] if symbol else []), *(symbols or [])]))
+            if not product_ids:
+                return []
+        since = None if since_ts_ns is None else wire.format_rfc3339_ns(since_ts_ns)
+        fills = self._pages(
+            "fills",
+            lambda cursor: wire.parse_fills(
+                self._get_dict(
+                    "fills",
+                    self._client.get_fills,
+                    order_ids=[order_id] if order_id else None,
+                    product_ids=product_ids,
+                    start_sequence_timestamp=since,
+                    limit=100,
+                    cursor=cursor,
+                ),
+                call="fills",
+            ),
+        )
+        return sorted(fills, key=lambda x: (x.ts_ns, x.trade_id))

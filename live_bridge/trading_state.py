@@ -27,11 +27,11 @@ EVENTS: Final = ("mismatch", "reconciled", "auth_failed", "auth_ok", "kill", "re
 
 # fmt: off
 _ROWS: Final[dict[str, tuple[str, ...]]] = {
-    #             mismatch     reconciled   auth_failed  auth_ok      kill    release      stop
-    ACTIVE:      (REDUCE_ONLY, ACTIVE,      HALTED,      ACTIVE,      KILLED, ACTIVE,      STOPPING),
-    REDUCE_ONLY: (REDUCE_ONLY, ACTIVE,      HALTED,      REDUCE_ONLY, KILLED, REDUCE_ONLY, STOPPING),
-    HALTED:      (HALTED,      HALTED,      HALTED,      ACTIVE,      KILLED, HALTED,      STOPPING),
-    KILLED:      (KILLED,      KILLED,      KILLED,      KILLED,      KILLED, ACTIVE,      STOPPING),
+    #             mismatch     reconciled  auth_failed  auth_ok      kill    release      stop
+    ACTIVE:      (REDUCE_ONLY, ACTIVE,     HALTED,      ACTIVE,      KILLED, ACTIVE,      STOPPING),
+    REDUCE_ONLY: (REDUCE_ONLY, ACTIVE,     HALTED,      REDUCE_ONLY, KILLED, REDUCE_ONLY, STOPPING),
+    HALTED:      (HALTED,      HALTED,     HALTED,      ACTIVE,      KILLED, HALTED,      STOPPING),
+    KILLED:      (KILLED,      KILLED,     KILLED,      KILLED,      KILLED, ACTIVE,      STOPPING),
     STOPPING:    (STOPPING,) * len(EVENTS),
 }
 # fmt: on

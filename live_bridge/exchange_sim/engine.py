@@ -4,10 +4,22 @@ The engine replays a bar frame (the canonical bar schema) against a clock. "Now"
 clock's time; a bar is closed when `open + duration <= now`; the current price of a symbol is
 the open of the bar containing now (else the last close before it). Market orders fill at
 once at the current price times `1 ± slippage_bps / 1e4` with the taker fee. Limit GTC orders
-rest (post-only ones are rejected when they would cross the current price) and fill at their
-limit with the maker fee when a later closed bar trades through them (buy: low < limit; sell:
-high > limit), optionally partially. Resting orders are evaluated lazily: `process()` runs
-on every request the server handles and may be called directly.
+rest (post-only ones are rejected when they would cross the current price: a buy at or above
+it, a sell at or below it) and fill at their limit with the maker fee.
+
+Fill rule of a resting limit order: it is evaluated against the bar that contains its creation
+time and every later bar, each once, when that bar has closed; a bar that closed at or before
+the creation time is never used. A buy fills when the bar's low is strictly below the limit, a
+sell when its high is strictly above it (a touch is no fill), and the fill is stamped at that
+bar's close. This is the backtest's rule for post-only limits (`sim/nb.py::fill_order_nb`: an
+order decided at bar `t`'s close is judged on bar `t+1`): the daemon places it a few seconds
+into `t+1`, so both models judge it on the same bar. With `partial_fill_fraction` set, a
+trade-through bar fills that fraction of the remaining size when the part clears the product
+minimums as the backtest's partial fills must (size >= `base_min_size`, notional after the
+maker fee >= `quote_min_size`) and is less than the rest; otherwise it fills the rest. The
+backtest draws its fraction from the seeded RNG, which the venue cannot reproduce, so parity
+runs with partial fills off on both sides. Resting orders are evaluated lazily: `process()`
+runs on every request the server handles and may be called directly.
 
 Money is `Decimal` inside; the wire shapes (`dict`s) follow Coinbase Advanced Trade, with
 numbers as strings. Every public method takes the engine's lock.
@@ -105,7 +117,9 @@ class _Order:
     last_fill_ns: int | None = None
     hold: Decimal = Decimal(0)
     hold_currency: str = ""
-    eval_from_ns: int = 0
+    # bars that close after this time are still to be evaluated: the creation time, then the
+    # close of the last bar evaluated
+    evaluated_to_ns: int = 0
     create_response: dict[str, Any] = field(default_factory=dict)
 
 
@@ -178,7 +192,8 @@ class ExchangeEngine:
         Market orders fill at `price * (1 ± slippage_bps / 1e4)` (buys pay more).
     partial_fill_fraction : float, optional
         When set, a resting order fills this fraction of its remaining size per trade-through
-        bar (rounded down to the base increment; the last piece fills the rest).
+        bar (rounded down to the base increment); a part below the product minimums (size, or
+        notional after the maker fee) fills the whole rest instead, as in the backtest.
     seed : int
         Seeds order, trade and account ids.
     spread_bps : float
@@ -588,7 +603,7 @@ class ExchangeEngine:
                 quote_size=plan["quote_size"],
                 limit_price=plan["limit_price"],
                 post_only=plan["post_only"],
-                eval_from_ns=self.now_ns(),
+                evaluated_to_ns=self.now_ns(),
             )
             order.create_response = {
                 "success": True,
@@ -700,8 +715,13 @@ class ExchangeEngine:
         product_ids: list[str] | None = None,
         order_status: list[str] | None = None,
         order_side: str | None = None,
+        start_ns: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Return orders matching every given filter, newest first."""
+        """Return orders matching every given filter, newest first.
+
+        `start_ns` (UTC epoch ns, the venue's `start_date`) keeps the orders created at or
+        after it.
+        """
         with self._lock:
             self._process()
             out = []
@@ -714,6 +734,8 @@ class ExchangeEngine:
                     continue
                 if order_side and order.side != order_side:
                     continue
+                if start_ns is not None and order.created_ns < start_ns:
+                    continue
                 out.append(self._order_wire(order))
             return out
 
@@ -723,8 +745,22 @@ class ExchangeEngine:
         order_ids: list[str] | None = None,
         product_ids: list[str] | None = None,
         trade_ids: list[str] | None = None,
+        start_ns: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Return fills matching every given filter, newest first."""
+        """Return fills matching every given filter, newest first.
+
+        `start_ns` (UTC epoch ns, the venue's `start_sequence_timestamp`) keeps the fills
+        whose trade time is at or after it. Fill times are kept in microseconds on the wire,
+        so both sides are compared in whole microseconds (a fill less than 1 us before
+        `start_ns` is kept: listing one fill too many is safe, one too few is not).
+        """
+
+        def trade_us(fill: dict[str, Any]) -> int:
+            # `rfc3339` writes exactly six fractional digits and a `Z`
+            stamp = datetime.strptime(fill["trade_time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            delta = stamp.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+            return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
         with self._lock:
             self._process()
             return [
@@ -733,6 +769,7 @@ class ExchangeEngine:
                 if (not order_ids or f["order_id"] in order_ids)
                 and (not product_ids or f["product_id"] in product_ids)
                 and (not trade_ids or f["trade_id"] in trade_ids)
+                and (start_ns is None or trade_us(f) >= start_ns // 1000)
             ]
 
     def process(self) -> int:
@@ -971,7 +1008,10 @@ class ExchangeEngine:
             series = self._series[order.product_id]
             prod = self._products[order.product_id]
             b_inc = Decimal(prod["base_increment"])
-            i = int(np.searchsorted(series.ts, order.eval_from_ns, "left"))
+            # first bar closing after `evaluated_to_ns` (ts + dur > it): for a new order the bar
+            # containing its creation time, so an order placed seconds into a bar is judged on
+            # that bar as the backtest judges it; a bar that closed at or before creation is not
+            i = int(np.searchsorted(series.ts, order.evaluated_to_ns - dur, "right"))
             while i < len(series.ts) and int(series.ts[i]) + dur <= now:
                 bar_end = int(series.ts[i]) + dur
                 limit = order.limit_price
@@ -980,7 +1020,7 @@ class ExchangeEngine:
                     if order.side == "BUY"
                     else Decimal(repr(float(series.high[i]))) > limit
                 )
-                order.eval_from_ns = bar_end
+                order.evaluated_to_ns = bar_end
                 i += 1
                 if not through:
                     continue
@@ -988,7 +1028,11 @@ class ExchangeEngine:
                 size = remaining
                 if self.partial_fill_fraction is not None:
                     part = _floor(remaining * self.partial_fill_fraction, b_inc)
-                    if part > 0 and remaining - part >= Decimal(prod["base_min_size"]):
+                    # as `fill_order_nb`: the part fills alone only if it clears the minimums
+                    clears = part >= Decimal(prod["base_min_size"]) and part * limit * (
+                        1 - self.maker_fee_rate
+                    ) >= Decimal(prod["quote_min_size"])
+                    if part > 0 and clears and part < remaining:
                         size = part
                 # the hold shrinks by the filled share; the fill itself moves the balances
                 released = order.hold * size / remaining

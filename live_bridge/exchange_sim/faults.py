@@ -1,7 +1,14 @@
 """Fault injection for the exchange simulator, switchable at runtime from a test or the CLI.
 
-Counted faults (`rate_limit`, `server_error`, `timeout`, `drop`) are queued in order; each
-matching request consumes one count of the first rule whose path prefix matches. `latency`
+Counted faults (`rate_limit`, `server_error`, `timeout`, `drop`, `commit_then_fail`,
+`unauthorized`) are queued in order; each matching request consumes one count of the first rule
+whose path prefix matches. All but `commit_then_fail` answer instead of the venue, so the
+request changes nothing; `commit_then_fail` lets the venue process the request (an order is
+created, balances move) and then loses the answer: the connection is dropped with no response
+(mode "drop") or a 5xx body replaces the real answer (mode "server_error"), which is how a
+client learns to look an order up by its `client_order_id` before placing it again.
+`unauthorized` answers 401 with the plain-text body `Unauthorized`, as production does for a
+bad or expired JWT. `latency`
 delays every matching request. `stale_quotes` freezes the `time` of best bid/ask and book
 responses in the past. Product status changes are not faults: use
 `ExchangeEngine.set_product_status`. Admin paths (`/sim/...`) are never faulted.
@@ -15,15 +22,19 @@ RATE_LIMIT = "rate_limit"
 SERVER_ERROR = "server_error"
 TIMEOUT = "timeout"
 DROP = "drop"
+COMMIT_THEN_FAIL = "commit_then_fail"
+UNAUTHORIZED = "unauthorized"
+COMMIT_MODES = (DROP, SERVER_ERROR)
 
 
 @dataclass
 class Fault:
     """One injected fault the server applies to the current request.
 
-    `kind` is one of "rate_limit", "server_error", "timeout", "drop"; `status` the HTTP status
-    (429, 5xx), `retry_after_secs` the `retry-after` header of a 429, `delay_secs` the sleep of
-    a timeout before the (normal) answer.
+    `kind` is one of "rate_limit", "server_error", "timeout", "drop", "commit_then_fail",
+    "unauthorized"; `status` the HTTP status (429, 5xx, 401), `retry_after_secs` the
+    `retry-after` header of a 429, `delay_secs` the sleep of a timeout before the (normal)
+    answer, `mode` how a commit_then_fail loses the answer ("drop" or "server_error").
     """
 
     kind: str
@@ -32,6 +43,7 @@ class Fault:
     status: int = 0
     retry_after_secs: float | None = None
     delay_secs: float = 0.0
+    mode: str = ""
 
 
 class FaultPlan:
@@ -75,6 +87,27 @@ class FaultPlan:
         """Close the connection without any response for the next `n` matching requests."""
         self._add(Fault(DROP, n, path_prefix))
 
+    def commit_then_fail(
+        self, n: int, mode: str = DROP, status: int = 503, *, path_prefix: str = ""
+    ) -> None:
+        """Process the next `n` matching requests normally, then lose each answer.
+
+        With `mode` "drop" the connection is closed with no response; with "server_error" the
+        client gets HTTP `status` (5xx) and an error body instead of the real answer. The
+        venue's state has changed either way (an order was created, a cancel done).
+        """
+        if mode not in COMMIT_MODES:
+            msg = f"`mode` must be one of {list(COMMIT_MODES)}, was {mode!r}"
+            raise ValueError(msg)
+        if mode == SERVER_ERROR and not 500 <= status <= 599:
+            msg = f"`status` must be in 500..599, was {status}"
+            raise ValueError(msg)
+        self._add(Fault(COMMIT_THEN_FAIL, n, path_prefix, status=status, mode=mode))
+
+    def unauthorized(self, n: int, *, path_prefix: str = "") -> None:
+        """Answer the next `n` matching requests with HTTP 401 and the text `Unauthorized`."""
+        self._add(Fault(UNAUTHORIZED, n, path_prefix, status=401))
+
     def latency(self, secs: float, *, path_prefix: str = "") -> None:
         """Delay every matching request by `secs` (0 switches it off)."""
         with self._lock:
@@ -99,10 +132,21 @@ class FaultPlan:
         """Apply a JSON-style spec (the body of `POST /sim/faults`).
 
         Keys: "clear" (bool), "rate_limit" {"n", "retry_after_secs"}, "server_error"
-        {"n", "status"}, "timeout" {"n", "delay_secs"}, "drop" {"n"}, "latency" (secs),
-        "stale_quotes" (bool); each dict may carry "path_prefix".
+        {"n", "status"}, "timeout" {"n", "delay_secs"}, "drop" {"n"}, "commit_then_fail"
+        {"n", "mode", "status"}, "unauthorized" {"n"}, "latency" (secs), "stale_quotes"
+        (bool); each dict may carry "path_prefix".
         """
-        known = {"clear", RATE_LIMIT, SERVER_ERROR, TIMEOUT, DROP, "latency", "stale_quotes"}
+        known = {
+            "clear",
+            RATE_LIMIT,
+            SERVER_ERROR,
+            TIMEOUT,
+            DROP,
+            COMMIT_THEN_FAIL,
+            UNAUTHORIZED,
+            "latency",
+            "stale_quotes",
+        }
         unknown = sorted(set(spec) - known)
         if unknown:
             msg = f"fault keys must be among {sorted(known)}, was {unknown}"
@@ -127,6 +171,17 @@ class FaultPlan:
         if DROP in spec:
             s = spec[DROP]
             self.drop(int(s["n"]), path_prefix=s.get("path_prefix", ""))
+        if COMMIT_THEN_FAIL in spec:
+            s = spec[COMMIT_THEN_FAIL]
+            self.commit_then_fail(
+                int(s["n"]),
+                str(s.get("mode", DROP)),
+                int(s.get("status", 503)),
+                path_prefix=s.get("path_prefix", ""),
+            )
+        if UNAUTHORIZED in spec:
+            s = spec[UNAUTHORIZED]
+            self.unauthorized(int(s["n"]), path_prefix=s.get("path_prefix", ""))
         if "latency" in spec:
             self.latency(float(spec["latency"]))
         if "stale_quotes" in spec:

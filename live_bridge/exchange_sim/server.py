@@ -13,7 +13,9 @@ Private endpoints verify the SDK's CDP JWT (ES256 or EdDSA, `iss == "cdp"`, `sub
 Admin endpoints, not used by the SDK, let a simulator started from the CLI be driven over HTTP:
 `POST /sim/clock` `{"ts": epoch_secs}` or `{"advance_secs": secs}`, `POST /sim/faults` (see
 `FaultPlan.configure`), `POST /sim/products` `{"symbol": ..., "status": ...}` and
-`GET /sim/state`. They are never faulted and need no JWT (loopback only).
+`GET /sim/state` (time, balances, counts, pending faults, and the clock: `"clock"` "stepped"
+or "realtime", `"speed"` simulated seconds per real second, 0.0 for a stepped clock). They are
+never faulted and need no JWT (loopback only).
 
 WebSocket is NOT implemented: the daemon polls REST. `ws_port` is reserved and must be None.
 """
@@ -41,13 +43,28 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from live_bridge.exchange_sim.clock import RealtimeClock
 from live_bridge.exchange_sim.engine import NS, ExchangeEngine, SimRequestError, rfc3339
-from live_bridge.exchange_sim.faults import DROP, RATE_LIMIT, SERVER_ERROR, TIMEOUT, FaultPlan
+from live_bridge.exchange_sim.faults import (
+    COMMIT_THEN_FAIL,
+    DROP,
+    RATE_LIMIT,
+    SERVER_ERROR,
+    TIMEOUT,
+    UNAUTHORIZED,
+    Fault,
+    FaultPlan,
+)
 
 log = logging.getLogger("live_bridge.exchange_sim")
 
 PREFIX = "/api/v3/brokerage"
 RATE_LIMIT_PRIVATE = 30
+_INJECTED_ERROR = {
+    "error": "INTERNAL",
+    "error_details": "injected fault",
+    "message": "injected fault",
+}
 
 
 def make_ca_and_leaf(directory: Path) -> tuple[Path, Path, Path]:
@@ -243,6 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path
         admin = path.startswith("/sim/")
+        lost: Fault | None = None  # a commit_then_fail: process the request, then lose the answer
         if not admin:
             delay = sim.faults.latency_for(path)
             if delay:
@@ -264,25 +282,25 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(429, body, headers=extra)
                     return
                 if fault.kind == SERVER_ERROR:
-                    body = {
-                        "error": "INTERNAL",
-                        "error_details": "injected fault",
-                        "message": "injected fault",
-                    }
-                    self._send(fault.status, body)
+                    self._send(fault.status, _INJECTED_ERROR)
+                    return
+                if fault.kind == UNAUTHORIZED:
+                    self._send(401, "Unauthorized", content_type="text/plain")
                     return
                 if fault.kind == TIMEOUT:
                     time.sleep(fault.delay_secs)
+                if fault.kind == COMMIT_THEN_FAIL:
+                    lost = fault
         route = sim.route(method, path)
         if route is None:
             body = {"error": "NOT_FOUND", "error_details": "", "message": f"no route {path}"}
-            self._send(404, body)
+            self._reply(lost, 404, body)
             return
         func, groups, private = route
         if private and not sim.authorized(
             method, path, self.headers.get("Host", ""), self.headers.get("Authorization", "")
         ):
-            self._send(401, "Unauthorized", content_type="text/plain")
+            self._reply(lost, 401, "Unauthorized", content_type="text/plain")
             return
         try:
             try:
@@ -307,7 +325,25 @@ class _Handler(BaseHTTPRequestHandler):
                 "x-ratelimit-remaining": str(RATE_LIMIT_PRIVATE - 1),
                 "x-ratelimit-reset": "1",
             }
-        self._send(status, out, headers=headers)
+        self._reply(lost, status, out, headers=headers)
+
+    def _reply(
+        self,
+        lost: Fault | None,
+        status: int,
+        body: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        # send the request's answer, unless a commit_then_fail fault loses it (the request has
+        # been processed either way)
+        if lost is None:
+            self._send(status, body, headers=headers, content_type=content_type)
+        elif lost.mode == DROP:
+            self._drop()
+        else:
+            self._send(lost.status, _INJECTED_ERROR)
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -661,20 +697,60 @@ class ExchangeServer:
         return self.engine.cancel_orders([str(i) for i in ids])
 
     def _list_orders(self, q: _Query, body: dict[str, Any]) -> dict[str, Any]:
+        # `start_date`: RFC 3339 (as live_bridge.wire.parse_rfc3339_ns reads it), else 400
+        start_ns = None
+        raw = q.one("start_date")
+        if raw is not None:
+            m = re.fullmatch(
+                r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
+                r"(Z|[+-][0-9]{2}:[0-9]{2})",
+                raw.strip(),
+            )
+            stamp = None
+            if m is not None:
+                try:
+                    stamp = dt.datetime.fromisoformat(m[1] + m[3].replace("Z", "+00:00"))
+                except ValueError:
+                    stamp = None
+            if m is None or stamp is None:
+                msg = f"`start_date` must be an RFC 3339 timestamp, was {raw!r}"
+                raise SimRequestError(400, "INVALID_ARGUMENT", msg)
+            start_ns = int(stamp.timestamp()) * NS + int(((m[2] or "") + "0" * 9)[:9])
         orders = self.engine.list_orders(
             order_ids=q.many("order_ids") or None,
             product_ids=(q.many("product_ids") or q.many("product_id")) or None,
             order_status=q.many("order_status") or None,
             order_side=q.one("order_side"),
+            start_ns=start_ns,
         )
         chunk, cursor, has_next = _page(orders, q, 100, 1000)
         return {"orders": chunk, "sequence": "0", "has_next": has_next, "cursor": cursor}
 
     def _list_fills(self, q: _Query, body: dict[str, Any]) -> dict[str, Any]:
+        # `start_sequence_timestamp`: RFC 3339 (as `_list_orders` reads `start_date`), else 400
+        start_ns = None
+        raw = q.one("start_sequence_timestamp")
+        if raw is not None:
+            m = re.fullmatch(
+                r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
+                r"(Z|[+-][0-9]{2}:[0-9]{2})",
+                raw.strip(),
+            )
+            stamp = None
+            if m is not None:
+                try:
+                    stamp = dt.datetime.fromisoformat(m[1] + m[3].replace("Z", "+00:00"))
+                except ValueError:
+                    stamp = None
+            if m is None or stamp is None:
+                msg = f"`start_sequence_timestamp` must be an RFC 3339 timestamp, was {raw!r}"
+                raise SimRequestError(400, "INVALID_ARGUMENT", msg)
+            start_ns = int(stamp.timestamp()) * NS + int(((m[2] or "") + "0" * 9)[:9])
         fills = self.engine.list_fills(
             order_ids=(q.many("order_ids") or q.many("order_id")) or None,
             product_ids=(q.many("product_ids") or q.many("product_id")) or None,
             trade_ids=q.many("trade_ids") or None,
+            start_ns=start_ns,
         )
         chunk, cursor, _ = _page(fills, q, 100, 1000)
         return {"fills": chunk, "cursor": cursor}
@@ -708,8 +784,13 @@ class ExchangeServer:
         return self.engine.product_wire(str(body["symbol"]))
 
     def _sim_state(self, q: _Query, body: dict[str, Any]) -> dict[str, Any]:
+        clock = self.engine.clock
+        realtime = isinstance(clock, RealtimeClock)
         return {
             "now": rfc3339(self.engine.now_ns()),
+            "clock": "realtime" if realtime else "stepped",
+            # simulated seconds per real second; a stepped clock moves only when set
+            "speed": float(clock.speed) if realtime else 0.0,
             "balances": self.engine.balances(),
             "orders": len(self.engine.orders()),
             "fills": len(self.engine.fills()),

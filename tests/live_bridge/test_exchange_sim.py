@@ -19,6 +19,7 @@ from live_bridge.exchange_sim import (
     RealtimeClock,
     SteppedClock,
 )
+from live_bridge.exchange_sim.engine import rfc3339
 from signals.errors import DataError
 from tests.live_bridge.conftest import HOUR_NS, N_BARS, START_NS, T0_NS, make_key
 
@@ -145,6 +146,115 @@ def test_engine_limit_only_product_refuses_market(bars):
     assert resp["error_response"]["error"] == "UNSUPPORTED_ORDER_CONFIGURATION"
 
 
+# --- resting limit orders: the bar they are judged on ----------------------------------------
+
+# four hourly BTC-USD bars from START_NS: bar 0 dips to 90, bar 1 trades 98..102, bars 2-3 are
+# quiet (100.5..101.5); open, high, low, close
+GOLDEN_OHLC = [
+    (100.0, 101.0, 90.0, 100.0),
+    (100.0, 102.0, 98.0, 101.0),
+    (101.0, 101.5, 100.5, 101.0),
+    (101.0, 101.5, 100.5, 101.0),
+]
+BAR1_NS = START_NS + HOUR_NS
+
+
+def _golden_engine(clock: SteppedClock, **kwargs) -> ExchangeEngine:
+    frame = pl.DataFrame(
+        {
+            "ts": [START_NS + i * HOUR_NS for i in range(len(GOLDEN_OHLC))],
+            "symbol": "BTC-USD",
+            "open": [b[0] for b in GOLDEN_OHLC],
+            "high": [b[1] for b in GOLDEN_OHLC],
+            "low": [b[2] for b in GOLDEN_OHLC],
+            "close": [b[3] for b in GOLDEN_OHLC],
+            "volume": 10.0,
+        }
+    ).with_columns(pl.from_epoch("ts", time_unit="ns").dt.replace_time_zone("UTC"))
+    balances = {"USD": 10_000.0, "BTC": 10.0}
+    return ExchangeEngine(frame, clock, balances=balances, **kwargs)
+
+
+def _rest(engine: ExchangeEngine, cid: str, side: str, limit: str, size: str = "1") -> str:
+    resp = engine.create_order(
+        {
+            "client_order_id": cid,
+            "product_id": "BTC-USD",
+            "side": side,
+            "order_configuration": {
+                "limit_limit_gtc": {"base_size": size, "limit_price": limit, "post_only": True}
+            },
+        }
+    )
+    assert resp["success"], resp
+    return str(resp["order_id"])
+
+
+@pytest.mark.parametrize("offset_secs", [0, 2, 59 * 60])
+@pytest.mark.parametrize(
+    ("side", "limit", "fills"),
+    [
+        ("BUY", "98.5", True),  # low 98 < 98.5
+        ("BUY", "98", False),  # a touch is not a trade-through (fill_order_nb: lo < limit)
+        ("BUY", "97", False),
+        ("SELL", "101.5", True),  # high 102 > 101.5
+        ("SELL", "102", False),  # touch
+    ],
+)
+def test_engine_resting_limit_placed_inside_bar_judged_on_that_bar(offset_secs, side, limit, fills):
+    clock = SteppedClock(BAR1_NS + offset_secs * S)
+    engine = _golden_engine(clock)
+    order_id = _rest(engine, "r", side, limit)
+    clock.set(BAR1_NS + HOUR_NS - 1)  # bar 1 not closed yet: nothing known about its range
+    assert engine.fills() == []
+    clock.set(BAR1_NS + HOUR_NS)
+    fills_now = engine.fills()
+    assert len(fills_now) == int(fills)
+    if fills:
+        (fill,) = fills_now
+        assert (fill["order_id"], fill["price"], fill["size"]) == (order_id, limit, "1")
+        assert fill["liquidity_indicator"] == "MAKER"
+        assert fill["trade_time"] == rfc3339(BAR1_NS + HOUR_NS)
+        assert engine.get_order(order_id)["status"] == "FILLED"
+    else:
+        assert engine.get_order(order_id)["status"] == "OPEN"
+
+
+@pytest.mark.parametrize("offset_ns", [0, 2 * S])
+def test_engine_resting_limit_bar_closed_before_creation_not_used(offset_ns):
+    # bar 0's low (90) trades through 95, but bar 0 closed at bar 1's open, before creation
+    clock = SteppedClock(BAR1_NS + offset_ns)
+    engine = _golden_engine(clock)
+    order_id = _rest(engine, "late", "BUY", "95")
+    clock.set(START_NS + len(GOLDEN_OHLC) * HOUR_NS)
+    assert engine.process() == 0
+    assert engine.fills() == []
+    assert engine.get_order(order_id)["status"] == "OPEN"
+
+
+def test_engine_resting_limit_placed_in_last_ns_of_bar_judged_on_that_bar():
+    clock = SteppedClock(BAR1_NS - 1)  # still inside bar 0
+    engine = _golden_engine(clock)
+    order_id = _rest(engine, "edge", "BUY", "95")
+    clock.set(BAR1_NS)
+    (fill,) = engine.fills()
+    assert (fill["order_id"], fill["trade_time"]) == (order_id, rfc3339(BAR1_NS))
+
+
+@pytest.mark.parametrize(("fraction", "first_size"), [(0.5, "1"), (0.7, "0.7")])
+def test_engine_partial_fill_below_minimum_notional_fills_whole(fraction, first_size):
+    # as fill_order_nb: a part fills alone only when its notional after the maker fee clears
+    # the minimum (0.5 * 98.5 * 0.996 = 49.05 < 60 <= 68.67 = 0.7 * 98.5 * 0.996)
+    clock = SteppedClock(BAR1_NS + 2 * S)
+    engine = _golden_engine(
+        clock, products={"BTC-USD": {"quote_min_size": "60"}}, partial_fill_fraction=fraction
+    )
+    _rest(engine, "p", "BUY", "98.5")
+    clock.set(BAR1_NS + HOUR_NS)
+    (fill,) = engine.fills()
+    assert fill["size"] == first_size
+
+
 # --- HTTP surface -----------------------------------------------------------------------------
 
 
@@ -254,6 +364,85 @@ def test_fault_plan_consumes_in_order():
     assert faults.pending() == 0
     with pytest.raises(ValueError, match="status"):
         faults.server_error(1, status=404)
+
+
+def test_fault_plan_configure_commit_then_fail_and_unauthorized():
+    faults = FaultPlan()
+    faults.configure(
+        {
+            "commit_then_fail": {
+                "n": 1,
+                "mode": "server_error",
+                "status": 502,
+                "path_prefix": f"{PREFIX}/orders",
+            },
+            "unauthorized": {"n": 1, "path_prefix": f"{PREFIX}/accounts"},
+        }
+    )
+    assert faults.pending() == 2
+    assert faults.next_fault(f"{PREFIX}/time") is None
+    hit = faults.next_fault(f"{PREFIX}/orders")
+    assert (hit.kind, hit.mode, hit.status) == ("commit_then_fail", "server_error", 502)
+    hit = faults.next_fault(f"{PREFIX}/accounts")
+    assert (hit.kind, hit.status) == ("unauthorized", 401)
+    faults.configure({"commit_then_fail": {"n": 1}})
+    hit = faults.next_fault("/x")
+    assert (hit.kind, hit.mode) == ("commit_then_fail", "drop")
+    with pytest.raises(ValueError, match="`mode`"):
+        faults.commit_then_fail(1, mode="lose")
+    with pytest.raises(ValueError, match="`status`"):
+        faults.commit_then_fail(1, mode="server_error", status=404)
+
+
+@pytest.mark.parametrize("mode", ["drop", "server_error"])
+def test_commit_then_fail_create_leaves_order_and_retry_returns_it(client, sim, mode):
+    sim.faults.commit_then_fail(1, mode=mode, status=503, path_prefix=f"{PREFIX}/orders")
+    price = sim.engine.current_price("BTC-USD")
+    limit = f"{price * 0.9:.2f}"
+    lost = requests.ConnectionError if mode == "drop" else requests.HTTPError
+    with pytest.raises(lost) as info:
+        client.limit_order_gtc_buy("ctf-1", "BTC-USD", "0.001", limit, post_only=True)
+    if mode == "server_error":
+        assert info.value.response.status_code == 503
+    (order,) = sim.engine.orders()  # the create was committed before the answer was lost
+    assert (order["client_order_id"], order["status"]) == ("ctf-1", "OPEN")
+    assert sim.engine.holds()["USD"] > 0
+    assert sim.faults.pending() == 0
+    again = client.limit_order_gtc_buy("ctf-1", "BTC-USD", "0.001", limit, post_only=True)
+    assert again.success
+    assert again.success_response["order_id"] == order["order_id"]
+    assert len(sim.engine.orders()) == 1
+
+
+def test_unauthorized_fault_answers_401_text(sim, http, client):
+    sim.faults.unauthorized(1, path_prefix=f"{PREFIX}/accounts")
+    assert client.get_unix_time().epoch_seconds  # other paths are not hit
+    with pytest.raises(requests.HTTPError) as info:
+        client.get_accounts()
+    assert info.value.response.status_code == 401
+    assert info.value.response.text == "Unauthorized"
+    assert info.value.response.headers["Content-Type"] == "text/plain"
+    assert client.get_accounts().size == 4
+    http.post(f"{sim.url}/sim/faults", json={"unauthorized": {"n": 1}})
+    resp = http.get(f"{sim.url}{PREFIX}/time")
+    assert (resp.status_code, resp.text) == (401, "Unauthorized")
+
+
+def test_sim_state_reports_clock_and_is_never_faulted(sim, http):
+    sim.faults.unauthorized(1)
+    sim.faults.commit_then_fail(1, mode="drop")
+    for _ in range(2):
+        state = http.get(f"{sim.url}/sim/state").json()
+        assert (state["clock"], state["speed"]) == ("stepped", 0.0)
+        assert state["pending_faults"] == 2
+
+
+def test_sim_state_reports_realtime_clock_speed(bars):
+    engine = ExchangeEngine(bars, RealtimeClock(T0_NS, speed=60.0))
+    with ExchangeServer(engine, tls=False) as server, requests.Session() as s:
+        s.trust_env = False
+        state = s.get(f"{server.url}/sim/state").json()
+    assert (state["clock"], state["speed"]) == ("realtime", 60.0)
 
 
 def test_plain_http_server(bars):

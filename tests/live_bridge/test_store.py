@@ -51,8 +51,7 @@ def test_state_store_truncated_file_refused_unchanged(tmp_path):
     path.write_bytes(data[: len(data) // 2 + 100])
     before = _bytes(path)
     with pytest.raises(StateStoreError, match="truncated or corrupt|corrupt") as info:
-        store = StateStore(path)
-        store.load_state()
+        StateStore(path)
     assert str(path) in str(info.value)
     assert _bytes(path) == before
 
@@ -146,9 +145,8 @@ def test_instance_lock_dead_pid_taken_over_with_log_line(tmp_path, caplog):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "live.sqlite.lock").write_text(f"{dead.pid}\n")
-    with caplog.at_level(logging.WARNING, logger="live_bridge"):
-        with InstanceLock(state):
-            pass
+    with caplog.at_level(logging.WARNING, logger="live_bridge"), InstanceLock(state):
+        pass
     assert any(
         f"from PID {dead.pid}, which is no longer running" in r.message for r in caplog.records
     )
