@@ -119,7 +119,7 @@ _AUTH_HINT = "check COINBASE_API_KEY / COINBASE_API_SECRET and the key's scopes"
 T = TypeVar("T")
 
 
-# === values returned to the daemon ============================================================
+# === credentials ==============================================================================
 
 
 def _secret_problem(secret: str) -> str | None:

@@ -599,11 +599,11 @@ class LiveDaemon:
                     cid = cid_of.get(f.order_id, "")
                     if not cid.startswith(CLIENT_ID_PREFIX) or self.store.has_fill(f.trade_id):
                         continue
-                    row = rows.get(cid) or self.store.order(cid)
-                    if row is None:
+                    owner = rows.get(cid) or self.store.order(cid)
+                    if owner is None:
                         continue
-                    rows[cid] = row
-                    pending.append((row, f))
+                    rows[cid] = owner
+                    pending.append((owner, f))
                 pending.sort(key=lambda p: (p[0].bar_no, p[0].seq, p[1].ts_ns, p[1].trade_id))
                 for row, f in pending:
                     self._apply_fill(db, row, FillRow(
@@ -612,8 +612,8 @@ class LiveDaemon:
                     ))  # fmt: skip
                     self._crash_point("mid_reconcile")
                 for row in self.store.orders(status=UNFINISHED):
-                    info = ours.get(row.client_order_id)
-                    if info is None:
+                    venue_order = ours.get(row.client_order_id)
+                    if venue_order is None:
                         ended = decide_bar is not None and row.bar_no < decide_bar
                         if ended and row.status == lifecycle.INTENDED:
                             note = "not sent: its bar ended before it was sent"
@@ -622,8 +622,12 @@ class LiveDaemon:
                             note = "the venue never received it"
                             self._move(db, row, "not_found", now_ns, note=note)
                         continue
-                    event = lifecycle.venue_event(info.status, info.filled_size)
-                    self._move(db, row, event, now_ns, exchange_order_id=info.order_id)
+                    try:
+                        event = lifecycle.venue_event(venue_order.status, venue_order.filled_size)
+                    except StateTransitionError as e:
+                        log.error("order %s: %s; not applied", row.client_order_id, e)
+                        continue
+                    self._move(db, row, event, now_ns, exchange_order_id=venue_order.order_id)
                 mismatch = self._compare(snap.balances) if snap.balances is not None else {}
                 self.store.set_meta(db, "reconcile", {"ts_ns": now_ns, "mismatch": mismatch})
                 self._save_state(db, now_ns)

@@ -2,14 +2,14 @@
 
 Counted faults (`rate_limit`, `server_error`, `timeout`, `drop`, `commit_then_fail`,
 `unauthorized`) are queued in order; each matching request consumes one count of the first rule
-whose path prefix matches. All but `commit_then_fail` answer instead of the venue, so the
+whose path prefix matches (a prefix ending in `$` matches that exact path only, e.g.
+`/api/v3/brokerage/orders$` is order creation and not the order list). All but `commit_then_fail` answer instead of the venue, so the
 request changes nothing; `commit_then_fail` lets the venue process the request (an order is
 created, balances move) and then loses the answer: the connection is dropped with no response
 (mode "drop") or a 5xx body replaces the real answer (mode "server_error"), which is how a
 client learns to look an order up by its `client_order_id` before placing it again.
 `unauthorized` answers 401 with the plain-text body `Unauthorized`, as production does for a
-bad or expired JWT. `latency`
-delays every matching request. `stale_quotes` freezes the `time` of best bid/ask and book
+bad or expired JWT. `latency` delays every matching request. `stale_quotes` freezes the `time` of best bid/ask and book
 responses in the past. Product status changes are not faults: use
 `ExchangeEngine.set_product_status`. Admin paths (`/sim/...`) are never faulted.
 """
@@ -194,7 +194,7 @@ class FaultPlan:
         with self._lock:
             self.requests_seen += 1
             for rule in self._rules:
-                if rule.remaining > 0 and path.startswith(rule.path_prefix):
+                if rule.remaining > 0 and _matches(path, rule.path_prefix):
                     rule.remaining -= 1
                     hit = Fault(**{**rule.__dict__, "remaining": rule.remaining})
                     self._rules = [r for r in self._rules if r.remaining > 0]
@@ -204,7 +204,7 @@ class FaultPlan:
     def latency_for(self, path: str) -> float:
         """Return the latency in seconds to add to a request to `path`."""
         with self._lock:
-            return self._latency_secs if path.startswith(self._latency_prefix) else 0.0
+            return self._latency_secs if _matches(path, self._latency_prefix) else 0.0
 
     def quotes_stale(self) -> bool:
         """Return whether quote times are frozen in the past."""
@@ -222,3 +222,9 @@ class FaultPlan:
             raise ValueError(msg)
         with self._lock:
             self._rules.append(rule)
+
+
+def _matches(path: str, prefix: str) -> bool:
+    if prefix.endswith("$"):
+        return path == prefix[:-1]
+    return path.startswith(prefix)

@@ -37,7 +37,8 @@ N_RESUME = 60
 """Cycles before the restart; the replay goes to 2 * N_RESUME (orders at +23..+26, +60, +107)."""
 FIRST_ORDER = 23
 """Offset from the warm-up of the shipped data's first decided order (ETH-USD, post-only buy)."""
-ORDERS_PATH = "/api/v3/brokerage/orders"
+ORDERS_PATH = "/api/v3/brokerage/orders$"
+"""Order creation only (the fault plan's `$`: not the order list or preview)."""
 
 
 def _mismatch(sent: dict[int, list[tuple]], expected: dict[int, list[tuple]]) -> list[int]:
@@ -276,7 +277,7 @@ def test_daemon_malformed_candle_symbol_recovers_next_bar(venue: Venue, tmp_path
 
 
 @pytest.mark.integration
-def test_daemon_persistent_5xx_on_placement_marks_order_failed(
+def test_daemon_persistent_5xx_on_placement_leaves_order_unknown_until_venue_says(
     venue: Venue, tmp_path, market, caplog
 ):
     daemon = make_daemon(venue, tmp_path, market["config"], market["panel"].symbols)
@@ -288,16 +289,21 @@ def test_daemon_persistent_5xx_on_placement_marks_order_failed(
     assert venue.faults.pending() == 0
     assert len(result.orders) == 1
     cid = result.orders[0].client_order_id
-    assert result.orders[0].status == "failed"
+    # no answer is not a refusal: the create may have reached the venue
+    assert result.orders[0].status == "unknown"
     assert any(
-        r.getMessage().startswith(f"DIVERGENCE bar={result.bar_no} ETH-USD: order {cid} failed")
+        r.getMessage().startswith(
+            f"DIVERGENCE bar={result.bar_no} ETH-USD: order {cid} got no answer"
+        )
         for r in caplog.records
     )
-    assert [(o.client_order_id, o.status) for o in daemon.store.orders()] == [(cid, "failed")]
+    assert [(o.client_order_id, o.status) for o in daemon.store.orders()] == [(cid, "unknown")]
     assert venue.engine.orders() == []
     nxt = _step(venue, market, daemon, FIRST_ORDER + 1)  # the next order goes through
     assert [o.status for o in nxt.orders] == ["open"]
-    assert daemon.store.orders(status="failed")[0].client_order_id == cid
+    # the venue's order list, not the failed call, decides: it never had the order
+    failed = daemon.store.order(cid)
+    assert (failed.status, failed.note) == ("failed", "the venue never received it")
     _close(daemon)
 
 
