@@ -838,14 +838,9 @@ class LiveDaemon:
         for row in rows:
             if row.status not in (lifecycle.INTENDED, lifecycle.UNKNOWN):
                 continue
-            self.watch()
-            if self.stopping:
-                return  # left intended: a restart within the bar sends it
-            if not trading.orders_allowed(self.trading_state):
-                if row.status == lifecycle.INTENDED:
-                    note = f"not sent: trading state {self.trading_state}"
-                    self._move_now(row, "skip", now_ns, note=note)
-                    result.divergences.append(f"{row.symbol}: order {row.client_order_id} {note}")
+            if self._blocked(row, now_ns, result):
+                if self.stopping:
+                    return
                 continue
             if row.status == lifecycle.INTENDED:
                 problem = self._pre_trade_problem(row, now_ns)
@@ -860,8 +855,27 @@ class LiveDaemon:
                         f"{row.symbol}: order {row.client_order_id} not placed: {problem}"
                     )
                     continue
+                # the checks take a few requests: look at the kill switch again right before
+                if self._blocked(row, now_ns, result):
+                    if self.stopping:
+                        return
+                    continue
             if not self._place(row, now_ns, result):
                 return
+
+    def _blocked(self, row: OrderRow, now_ns: int, result: CycleResult) -> bool:
+        # True when `row` must not be sent now: a stop request (it stays intended, so a restart
+        # within the bar sends it) or a trading state that forbids orders (then it is skipped)
+        self.watch()
+        if self.stopping:
+            return True
+        if trading.orders_allowed(self.trading_state):
+            return False
+        if row.status == lifecycle.INTENDED:
+            note = f"not sent: trading state {self.trading_state}"
+            self._move_now(row, "skip", now_ns, note=note)
+            result.divergences.append(f"{row.symbol}: order {row.client_order_id} {note}")
+        return True
 
     def _pre_trade_problem(self, row: OrderRow, now_ns: int) -> str:
         if self.live.read_only:  # the ladder forbids this; a second lock on the door
