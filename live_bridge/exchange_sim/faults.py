@@ -3,15 +3,17 @@
 Counted faults (`rate_limit`, `server_error`, `timeout`, `drop`, `commit_then_fail`,
 `unauthorized`) are queued in order; each matching request consumes one count of the first rule
 whose path prefix matches (a prefix ending in `$` matches that exact path only, e.g.
-`/api/v3/brokerage/orders$` is order creation and not the order list). All but `commit_then_fail` answer instead of the venue, so the
-request changes nothing; `commit_then_fail` lets the venue process the request (an order is
-created, balances move) and then loses the answer: the connection is dropped with no response
-(mode "drop") or a 5xx body replaces the real answer (mode "server_error"), which is how a
-client learns to look an order up by its `client_order_id` before placing it again.
-`unauthorized` answers 401 with the plain-text body `Unauthorized`, as production does for a
-bad or expired JWT. `latency` delays every matching request. `stale_quotes` freezes the `time` of best bid/ask and book
-responses in the past. Product status changes are not faults: use
-`ExchangeEngine.set_product_status`. Admin paths (`/sim/...`) are never faulted.
+`/api/v3/brokerage/orders$` is order creation and not the order list).
+
+All but `commit_then_fail` answer instead of the venue, so the request changes nothing;
+`commit_then_fail` lets the venue process the request (an order is created, balances move) and
+then loses the answer: the connection is dropped with no response (mode "drop") or a 5xx body
+replaces the real answer (mode "server_error"), which is how a client learns to look an order
+up by its `client_order_id` before placing it again. `unauthorized` answers 401 with the
+plain-text body `Unauthorized`, as production does for a bad or expired JWT. `latency` delays
+every matching request. `stale_quotes` freezes the `time` of best bid/ask and book responses in
+the past. Product status changes are not faults: use `ExchangeEngine.set_product_status`. Admin
+paths (`/sim/...`) are never faulted.
 """
 
 import threading
