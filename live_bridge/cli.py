@@ -267,13 +267,14 @@ def _run_daemon(args: argparse.Namespace) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        what = (
-            f"cancelled {cancelled} open order(s)"
-            if live.on_stop == "cancel"
-            else ("left open orders resting")
-        )
         if not daemon.stopping:
             what = "open orders left as they are"
+        elif live.on_stop == "leave":
+            what = "left open orders resting (on_stop: leave)"
+        elif cancelled < 0:
+            what = "could not cancel open orders (see above)"
+        else:
+            what = f"cancelled {cancelled} open order(s)"
         log.info("stopped (%s): %s; state saved in %s", reason, what, live.state_path)
     finally:
         if store is not None:

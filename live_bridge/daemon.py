@@ -1068,11 +1068,19 @@ class LiveDaemon:
         return cycles
 
     def shutdown(self) -> int:
-        """Stop: cancel the open orders when `on_stop: cancel` (LIVE); return how many."""
+        """Stop: cancel the open orders when `on_stop: cancel` (LIVE); return how many.
+
+        Returns -1 when the venue could not be reached to cancel them (logged at ERROR: the
+        orders may still rest; the next start reconciles them).
+        """
         self._event("stop", self._stop_reason or "")
         if self.live.mode != "LIVE" or self.live.read_only or self.live.on_stop == "leave":
             return 0
-        return self.reconcile(None, cancel_all=True)
+        try:
+            return self.reconcile(None, cancel_all=True)
+        except PlatformError as e:
+            log.error("could not cancel the open orders on stop; they may still rest: %s", e)
+            return -1
 
 
 def _parse_crash_points(spec: str) -> dict[str, int]:
