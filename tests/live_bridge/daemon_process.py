@@ -6,6 +6,7 @@ pointing at the simulator, and a reader of the daemon's state file that never wr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -123,14 +124,14 @@ def read_state(state_path: Path) -> dict:
         orders = db.execute(
             "SELECT client_order_id, exchange_order_id, bar_no, symbol, side, status FROM orders"
         ).fetchall()
-        fills = db.execute("SELECT trade_id, client_order_id, qty, price, fee FROM fills").fetchall()
+        fills = db.execute(
+            "SELECT trade_id, client_order_id, qty, price, fee FROM fills"
+        ).fetchall()
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.OperationalError:
         return {}  # the schema is being created
     finally:
         db.close()
-    import json
-
     return {
         "last_bar_no": int(row[0]),
         "account": json.loads(row[1]),
