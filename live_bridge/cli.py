@@ -220,8 +220,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
     from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials  # noqa: PLC0415
     from live_bridge.config import resolve_mode  # noqa: PLC0415
-    from live_bridge.daemon import LiveDaemon  # noqa: PLC0415
-    from live_bridge.store import InstanceLock, StateStore  # noqa: PLC0415
+    from live_bridge.daemon import LiveDaemon, check_symbols  # noqa: PLC0415
+    from live_bridge.store import InstanceLock, StateStore, check_state_file  # noqa: PLC0415
     from signals.config import load_config  # noqa: PLC0415
 
     logging.basicConfig(
@@ -238,35 +238,44 @@ def _run_daemon(args: argparse.Namespace) -> int:
     credentials = CoinbaseCredentials.from_env()
     lock = InstanceLock(live.state_path)
     lock.acquire()
+    # signals are caught from here on: one that arrives while the daemon starts stops it cleanly
+    # once it has started (no half-written state, no traceback)
+    early_stop: list[str] = []
+    daemon: LiveDaemon | None = None
+
+    def _stop(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if daemon is None:
+            early_stop.append(name)
+        else:
+            daemon.request_stop(name)
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     adapter = None
     store = None
     try:
-        store = StateStore(live.state_path)
+        check_state_file(Path(live.state_path))  # a bad file is refused before any venue call
         adapter = CoinbaseAdapter(
             credentials, base_url=live.base_url, ca_path=live.ca_path,
             timeout_secs=live.timeout_secs, max_retries=live.max_retries,
         )  # fmt: skip
+        # an unknown symbol or a refused key stops the start before the state file is created
+        check_symbols(adapter, live.symbols)
+        store = StateStore(live.state_path)
         daemon = LiveDaemon(platform, live, adapter, store)
+        if early_stop:
+            daemon.request_stop(early_stop[0])
         log.info(
             "live-bridge %s (read_only=%s) on %s, config %s, state %s, pid %d", live.mode,
             live.read_only, live.base_url or "api.coinbase.com", platform.config_hash(),
             live.state_path, os.getpid(),
         )  # fmt: skip
-
-        def _stop(signum: int, _frame: object) -> None:
-            daemon.request_stop(signal.Signals(signum).name)
-
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            if args.once:
-                daemon.run_cycle()
-            else:
-                daemon.run_forever()
-            reason = daemon._stop_reason or ("--once" if args.once else "max_cycles reached")
-            cancelled = daemon.shutdown() if daemon.stopping else 0
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        if args.once and not daemon.stopping:
+            daemon.run_cycle()
+        elif not daemon.stopping:
+            daemon.run_forever()
+        reason = daemon._stop_reason or ("--once" if args.once else "max_cycles reached")
+        cancelled = daemon.shutdown() if daemon.stopping else 0
         if not daemon.stopping:
             what = "open orders left as they are"
         elif live.on_stop == "leave":
@@ -277,6 +286,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
             what = f"cancelled {cancelled} open order(s)"
         log.info("stopped (%s): %s; state saved in %s", reason, what, live.state_path)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if store is not None:
             store.close()
         if adapter is not None:

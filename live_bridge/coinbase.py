@@ -83,6 +83,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("live_bridge.coinbase")
+# The SDK logs every HTTP error itself, on its own stderr handler and again through the root
+# logger; the adapter raises each one as ours with the same text, so the SDK's logger is muted
+# (else a refused start prints three lines, and every failed request two more log lines).
+_SDK_LOG = logging.getLogger("coinbase.RESTClient")
+for _handler in list(_SDK_LOG.handlers):
+    _SDK_LOG.removeHandler(_handler)
+_SDK_LOG.setLevel(logging.CRITICAL)
 
 NS = 1_000_000_000
 MAX_CANDLES_PER_REQUEST = 350

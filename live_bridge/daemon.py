@@ -246,16 +246,7 @@ class LiveDaemon:
     # --- set-up ------------------------------------------------------------------------------
 
     def _check_symbols(self) -> dict[str, ProductInfo]:
-        products = self.adapter.products()
-        unknown = [s for s in self.symbols if s not in products]
-        if unknown:
-            listed = sorted(products)
-            msg = (
-                f"live.yaml `symbols` must be products the venue lists, was {unknown} (the venue "
-                f"lists {len(listed)}, e.g. {listed[:8]}); fix the spelling or remove them"
-            )
-            raise ConfigError(msg)
-        return products
+        return check_symbols(self.adapter, self.symbols)
 
     def _start_fresh(self, n_strat: int) -> None:
         start_balances: dict[str, float] = {}
@@ -1081,6 +1072,20 @@ class LiveDaemon:
         except PlatformError as e:
             log.error("could not cancel the open orders on stop; they may still rest: %s", e)
             return -1
+
+
+def check_symbols(adapter: CoinbaseAdapter, symbols: Iterable[str]) -> dict[str, ProductInfo]:
+    """Return the venue's products; raise `ConfigError` naming the symbols it does not list."""
+    products = adapter.products()
+    unknown = [s for s in symbols if s not in products]
+    if unknown:
+        listed = sorted(products)
+        msg = (
+            f"live.yaml `symbols` must be products the venue lists, was {unknown} (the venue "
+            f"lists {len(listed)}, e.g. {listed[:8]}); fix the spelling or remove them"
+        )
+        raise ConfigError(msg)
+    return products
 
 
 def _parse_crash_points(spec: str) -> dict[str, int]:
