@@ -221,6 +221,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials  # noqa: PLC0415
     from live_bridge.config import resolve_mode  # noqa: PLC0415
     from live_bridge.daemon import LiveDaemon, check_symbols  # noqa: PLC0415
+    from live_bridge.errors import TransientExchangeError  # noqa: PLC0415
     from live_bridge.store import InstanceLock, StateStore, check_state_file  # noqa: PLC0415
     from signals.config import load_config  # noqa: PLC0415
 
@@ -259,10 +260,19 @@ def _run_daemon(args: argparse.Namespace) -> int:
             credentials, base_url=live.base_url, ca_path=live.ca_path,
             timeout_secs=live.timeout_secs, max_retries=live.max_retries,
         )  # fmt: skip
-        # an unknown symbol or a refused key stops the start before the state file is created
-        check_symbols(adapter, live.symbols)
-        store = StateStore(live.state_path)
-        daemon = LiveDaemon(platform, live, adapter, store)
+        while daemon is None:
+            try:
+                # an unknown symbol or a refused key stops the start before the state file exists
+                check_symbols(adapter, live.symbols)
+                store = store or StateStore(live.state_path)
+                daemon = LiveDaemon(platform, live, adapter, store)
+            except TransientExchangeError as e:
+                if early_stop:
+                    log.info("stopped (%s) before the start completed", early_stop[0])
+                    return 0
+                log.warning("start: the venue is unavailable, trying again in %.0f s: %s",
+                            live.retry_delay_secs, e)  # fmt: skip
+                time.sleep(live.retry_delay_secs)
         if early_stop:
             daemon.request_stop(early_stop[0])
         log.info(

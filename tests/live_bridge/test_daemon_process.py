@@ -387,6 +387,26 @@ def test_venue_clock_503s_for_5_seconds_do_not_stop_the_daemon(venue, tmp_path):
         rig.kill_all()
 
 
+def test_venue_unavailable_at_start_is_retried_not_fatal(venue, tmp_path):
+    # a fresh start reads the venue's clock; while that fails the start is tried again
+    rig = Rig(venue, tmp_path)
+    venue.faults.server_error(1_000_000, status=503, path_prefix="/api/v3/brokerage/time")
+    try:
+        daemon = rig.start()
+        bar = rig.close_bar()
+        time.sleep(3.0)
+        assert daemon.alive, daemon.log()[-3000:]
+        assert log_lines(daemon, "start: the venue is unavailable, trying again")
+        venue.faults.clear()
+        rig.wait_bar_done(daemon, bar)
+        assert "Traceback" not in daemon.log()
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(timeout=STOP_TIMEOUT_SECS) == 0
+    finally:
+        venue.faults.clear()
+        rig.kill_all()
+
+
 def test_unknown_api_key_at_start_exits_2_with_one_line(venue, tmp_path):
     # The first private call (the product list that checks `symbols`) answers 401 while the
     # daemon is being built, so it refuses to start rather than run halted.
