@@ -555,9 +555,11 @@ class LiveDaemon:
         self._crash_point("after_reconcile")
         if mismatch:
             if mismatch != self.mismatch:
+                before = self.trading_state
                 self.mismatch = mismatch
                 self._event("mismatch", _describe_mismatch(mismatch))
-                log.warning("reconcile mismatch: %s", _describe_mismatch(mismatch))
+                if self.trading_state == before:  # the event logged nothing
+                    log.warning("reconcile mismatch: %s", _describe_mismatch(mismatch))
         elif self.mismatch:
             log.warning("reconcile mismatch resolved: store and venue agree again")
             self.mismatch = {}
