@@ -256,6 +256,13 @@ def _run_daemon(args: argparse.Namespace) -> int:
     store = None
     try:
         check_state_file(Path(live.state_path))  # a bad file is refused before any venue call
+        if live.ca_path is not None and not Path(live.ca_path).is_file():
+            # requests would raise a bare OSError on the first call (a traceback, exit 1)
+            msg = (
+                f"live.yaml `ca_path` must be a CA bundle file, was {live.ca_path!r} (no such "
+                "file; the exchange simulator prints its ca_path when it starts)"
+            )
+            raise ConfigError(msg)
         adapter = CoinbaseAdapter(
             credentials, base_url=live.base_url, ca_path=live.ca_path,
             timeout_secs=live.timeout_secs, max_retries=live.max_retries,

@@ -239,6 +239,10 @@ class LiveDaemon:
             log.info("resumed from %s at bar %d", store.path, self.last_bar_no)
         else:
             self._start_fresh(n_strat)
+        # a new process starts active; the state file says so (`live-bridge status`), not what
+        # the previous run left there; `watch()` and the first reconciliation move it on
+        with store.transaction() as db:
+            store.set_meta(db, "trading_state", {"state": self.trading_state, "note": "started"})
         self._workspace = new_workspace_nb(
             len(self.symbols), self._static.theme_id, len(self.strategy_names)
         )

@@ -354,6 +354,11 @@ def test_unknown_symbol_is_one_line_naming_it(venue, tmp_path):
     _refused_config(rig, "FOO-USD", symbols=["BTC-USD", "FOO-USD"])
 
 
+def test_missing_ca_path_is_one_line_naming_it(venue, tmp_path):
+    rig = Rig(venue, tmp_path)
+    _refused_config(rig, "`ca_path` must be a CA bundle file", ca_path=str(tmp_path / "gone.pem"))
+
+
 def test_jitter_pct_out_of_range_is_one_line_naming_it(venue, tmp_path):
     rig = Rig(venue, tmp_path)
     _refused_config(rig, "jitter_pct", jitter_pct=50)
