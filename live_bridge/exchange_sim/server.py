@@ -378,6 +378,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def _rfc3339_param(q: _Query, name: str) -> int | None:
+    # an RFC 3339 query parameter (as live_bridge.wire.parse_rfc3339_ns reads it) as epoch ns;
+    # absent -> None, malformed -> 400 naming it
+    raw = q.one(name)
+    if raw is None:
+        return None
+    m = re.fullmatch(
+        r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
+        r"(Z|[+-][0-9]{2}:[0-9]{2})",
+        raw.strip(),
+    )
+    stamp = None
+    if m is not None:
+        try:
+            stamp = dt.datetime.fromisoformat(m[1] + m[3].replace("Z", "+00:00"))
+        except ValueError:
+            stamp = None
+    if m is None or stamp is None:
+        msg = f"`{name}` must be an RFC 3339 timestamp, was {raw!r}"
+        raise SimRequestError(400, "INVALID_ARGUMENT", msg)
+    return int(stamp.timestamp()) * NS + int(((m[2] or "") + "0" * 9)[:9])
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
@@ -697,25 +720,7 @@ class ExchangeServer:
         return self.engine.cancel_orders([str(i) for i in ids])
 
     def _list_orders(self, q: _Query, body: dict[str, Any]) -> dict[str, Any]:
-        # `start_date`: RFC 3339 (as live_bridge.wire.parse_rfc3339_ns reads it), else 400
-        start_ns = None
-        raw = q.one("start_date")
-        if raw is not None:
-            m = re.fullmatch(
-                r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
-                r"(Z|[+-][0-9]{2}:[0-9]{2})",
-                raw.strip(),
-            )
-            stamp = None
-            if m is not None:
-                try:
-                    stamp = dt.datetime.fromisoformat(m[1] + m[3].replace("Z", "+00:00"))
-                except ValueError:
-                    stamp = None
-            if m is None or stamp is None:
-                msg = f"`start_date` must be an RFC 3339 timestamp, was {raw!r}"
-                raise SimRequestError(400, "INVALID_ARGUMENT", msg)
-            start_ns = int(stamp.timestamp()) * NS + int(((m[2] or "") + "0" * 9)[:9])
+        start_ns = _rfc3339_param(q, "start_date")
         orders = self.engine.list_orders(
             order_ids=q.many("order_ids") or None,
             product_ids=(q.many("product_ids") or q.many("product_id")) or None,
@@ -727,25 +732,7 @@ class ExchangeServer:
         return {"orders": chunk, "sequence": "0", "has_next": has_next, "cursor": cursor}
 
     def _list_fills(self, q: _Query, body: dict[str, Any]) -> dict[str, Any]:
-        # `start_sequence_timestamp`: RFC 3339 (as `_list_orders` reads `start_date`), else 400
-        start_ns = None
-        raw = q.one("start_sequence_timestamp")
-        if raw is not None:
-            m = re.fullmatch(
-                r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
-                r"(Z|[+-][0-9]{2}:[0-9]{2})",
-                raw.strip(),
-            )
-            stamp = None
-            if m is not None:
-                try:
-                    stamp = dt.datetime.fromisoformat(m[1] + m[3].replace("Z", "+00:00"))
-                except ValueError:
-                    stamp = None
-            if m is None or stamp is None:
-                msg = f"`start_sequence_timestamp` must be an RFC 3339 timestamp, was {raw!r}"
-                raise SimRequestError(400, "INVALID_ARGUMENT", msg)
-            start_ns = int(stamp.timestamp()) * NS + int(((m[2] or "") + "0" * 9)[:9])
+        start_ns = _rfc3339_param(q, "start_sequence_timestamp")
         fills = self.engine.list_fills(
             order_ids=(q.many("order_ids") or q.many("order_id")) or None,
             product_ids=(q.many("product_ids") or q.many("product_id")) or None,
