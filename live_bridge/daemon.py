@@ -60,6 +60,15 @@ from live_bridge.errors import (
     StateTransitionError,
 )
 from live_bridge.orders import SENT  # noqa: F401 (re-exported: the statuses a parity test counts)
+from live_bridge.reconcile import (
+    CLIENT_ID_PREFIX,
+    Mismatch,
+    balance_mismatch,
+    client_order_id,
+    describe_mismatch,
+    orders_to_cancel,
+    parse_client_order_id,
+)
 from live_bridge.store import FillRow, KernelState, OrderRow, StateStore
 from signals.bars import BAR_SCHEMA, Panel, bar_violations
 from signals.config import PlatformConfig
@@ -91,13 +100,11 @@ from sim.nb import fill_order_nb, new_state_nb
 
 log = logging.getLogger("live_bridge.daemon")
 POST_ONLY_CROSS = "INVALID_LIMIT_PRICE_POST_ONLY"
-CLIENT_ID_PREFIX = "247-"
 CRASH_ENV = "LIVE_BRIDGE_CRASH_AT"
 """Test hook: `point[:n][,point[:n]...]` SIGKILLs the daemon at the n-th pass of a named point
 (`after_intent`, `before_create`, `after_create`, `after_accept`, `mid_reconcile`,
 `after_reconcile`), so the crash tests can stop it between placing an order and storing it."""
 UNFINISHED = (lifecycle.INTENDED, lifecycle.UNKNOWN, *sorted(lifecycle.LIVE))
-_RESTING = ("OPEN", "PENDING", "QUEUED", "CANCEL_QUEUED")
 
 
 @dataclass
@@ -112,7 +119,7 @@ class CycleResult:
     divergences: list[str] = field(default_factory=list)
     equity_usd: float = float("nan")
     trading_state: str = trading.ACTIVE
-    mismatch: dict[str, dict[str, float]] = field(default_factory=dict)
+    mismatch: Mismatch = field(default_factory=dict)
 
 
 @dataclass
@@ -220,7 +227,7 @@ class LiveDaemon:
         self._stop_reason: str | None = None
         self._kill_cancel_pending = False
         self.trading_state = trading.ACTIVE
-        self.mismatch: dict[str, dict[str, float]] = {}
+        self.mismatch: Mismatch = {}
         self._static = step_static(platform, self.symbols, self.strategy_names)
         self._venue_products = self._check_symbols()
         self._set_increments(self._venue_products)
@@ -513,19 +520,7 @@ class LiveDaemon:
                     if e.status != 404:
                         msg = f"reconciliation aborted, `order {eid}` failed ({e})"
                         raise ReconcileError(msg) from e
-        cancel = [
-            o.order_id
-            for o in venue.values()
-            if o.status.upper() in _RESTING
-            and (
-                cancel_all
-                or (
-                    o.client_order_id.startswith(CLIENT_ID_PREFIX)
-                    and decide_bar is not None
-                    and _bar_of(o.client_order_id) < decide_bar
-                )
-            )
-        ]
+        cancel = orders_to_cancel(venue.values(), decide_bar, cancel_all)
         if cancel and not self.live.read_only:
             self._venue_call("cancel", self.adapter.cancel, cancel)
             for oid in cancel:
@@ -561,9 +556,9 @@ class LiveDaemon:
             if mismatch != self.mismatch:
                 before = self.trading_state
                 self.mismatch = mismatch
-                self._event("mismatch", _describe_mismatch(mismatch))
+                self._event("mismatch", describe_mismatch(mismatch))
                 if self.trading_state == before:  # the event logged nothing
-                    log.warning("reconcile mismatch: %s", _describe_mismatch(mismatch))
+                    log.warning("reconcile mismatch: %s", describe_mismatch(mismatch))
         elif self.mismatch:
             log.warning("reconcile mismatch resolved: store and venue agree again")
             self.mismatch = {}
@@ -571,9 +566,7 @@ class LiveDaemon:
             self._event("reconciled")
         return n_cancelled
 
-    def _apply_snapshot(
-        self, snap: _Snapshot, decide_bar: int | None, now_ns: int
-    ) -> dict[str, dict[str, float]]:
+    def _apply_snapshot(self, snap: _Snapshot, decide_bar: int | None, now_ns: int) -> Mismatch:
         ours = {
             o.client_order_id: o
             for o in snap.orders.values()
@@ -634,7 +627,7 @@ class LiveDaemon:
         return mismatch
 
     def _adopted_row(self, info: OrderInfo, now_ns: int) -> OrderRow:
-        bar_no, seq = _bar_of(info.client_order_id), _seq_of(info.client_order_id)
+        bar_no, seq = parse_client_order_id(info.client_order_id) or (-1, 0)
         limit = info.limit_price if info.limit_price > 0 else None
         buy = info.side == Side.Buy
         return OrderRow(
@@ -649,20 +642,13 @@ class LiveDaemon:
             created_ts_ns=info.created_ts_ns or now_ns, updated_ts_ns=now_ns,
         )  # fmt: skip
 
-    def _compare(self, balances: dict[str, float]) -> dict[str, dict[str, float]]:
-        start = self.store.get_meta("start_balances", {}) or {}
-        out: dict[str, dict[str, float]] = {}
-        cash, venue_cash = float(self.account[Acc.Cash]), float(balances.get(self._quote, 0.0))
-        quote_inc = float(np.max(self._static.quote_increment)) or 0.01
-        if abs(cash - venue_cash) > quote_inc + 1e-9 * abs(venue_cash):
-            out[self._quote] = {"store": cash, "venue": venue_cash}
-        for s, base in enumerate(self._bases):
-            held = float(self.positions[s, Pos.Qty]) + float(start.get(base, 0.0))
-            venue_qty = float(balances.get(base, 0.0))
-            inc = float(self._static.base_increment[s]) or 1e-8
-            if abs(held - venue_qty) > inc + 1e-9 * abs(venue_qty):
-                out[base] = {"store": held, "venue": venue_qty}
-        return out
+    def _compare(self, balances: dict[str, float]) -> Mismatch:
+        return balance_mismatch(
+            float(self.account[Acc.Cash]), self._quote,
+            float(np.max(self._static.quote_increment)), self.positions[:, Pos.Qty].tolist(),
+            self._bases, self._static.base_increment.tolist(),
+            self.store.get_meta("start_balances", {}) or {}, balances,
+        )  # fmt: skip
 
     # --- settlement of the previous cycle's PAPER orders ----------------------------------------
 
@@ -818,7 +804,7 @@ class LiveDaemon:
     def _row(self, rec: np.void, seq: int, bar_no: int, now_ns: int) -> OrderRow:
         symbol = self.symbols[int(rec["symbol"])]
         side = int(rec["side"])
-        cid = f"{CLIENT_ID_PREFIX}{bar_no}-{seq}-{symbol}-{'B' if side == Side.Buy else 'S'}"
+        cid = client_order_id(bar_no, seq, symbol, side == Side.Buy)
         limit = float(rec["limit_price"])
         return OrderRow(
             client_order_id=cid, exchange_order_id=None, bar_no=bar_no, seq=seq, symbol=symbol,
@@ -1100,26 +1086,6 @@ def _parse_crash_points(spec: str) -> dict[str, int]:
         name, _, count = part.partition(":")
         out[name] = int(count) if count.isdigit() else 1
     return out
-
-
-def _bar_of(client_order_id: str) -> int:
-    try:
-        return int(client_order_id.split("-")[1])
-    except (IndexError, ValueError):
-        return -1
-
-
-def _seq_of(client_order_id: str) -> int:
-    try:
-        return int(client_order_id.split("-")[2])
-    except (IndexError, ValueError):
-        return 0
-
-
-def _describe_mismatch(mismatch: dict[str, dict[str, float]]) -> str:
-    return ", ".join(
-        f"{cur} store {v['store']:.8g} vs venue {v['venue']:.8g}" for cur, v in mismatch.items()
-    )
 
 
 def _p(products: dict[str, ProductInfo], symbol: str, name: str) -> float:

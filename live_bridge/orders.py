@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Final
 
 from live_bridge.errors import StateTransitionError
+from live_bridge.reconcile import RESTING
 
 INTENDED: Final = "intended"
 OPEN: Final = "open"
@@ -89,7 +90,6 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (EXPIRED, "expire"): EXPIRED,
 }
 """The whole lifecycle: `(status, event) -> status`; anything else is an invalid transition."""
-_RESTING: Final = ("OPEN", "PENDING", "QUEUED", "CANCEL_QUEUED")
 
 
 def next_status(status: str, event: str) -> str:
@@ -125,7 +125,7 @@ def venue_event(venue_status: str, filled_size: float) -> str:
     `StateTransitionError`.
     """
     status = venue_status.upper()
-    if status in _RESTING:
+    if status in RESTING:
         return "partial_fill" if filled_size > 0.0 else "accept"
     events = {
         "FILLED": "fill",
@@ -134,7 +134,7 @@ def venue_event(venue_status: str, filled_size: float) -> str:
         "FAILED": "fail",
     }
     if status not in events:
-        known = [*_RESTING, *events]
+        known = [*RESTING, *events]
         msg = f"venue order status must be one of {known}, was {venue_status!r}"
         raise StateTransitionError(msg)
     return events[status]

@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from live_bridge.coinbase import OrderInfo
 from live_bridge.errors import ReconcileError
+from live_bridge.reconcile import (
+    balance_mismatch,
+    client_order_id,
+    orders_to_cancel,
+    parse_client_order_id,
+)
 from live_bridge.status import daemon_status, format_status
 from signals.enums import Acc, Pos
 from tests.live_bridge.test_daemon import (  # noqa: F401 (fixtures used by name)
@@ -31,6 +38,53 @@ from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
 )
 
 CREATE_PATH = "/api/v3/brokerage/orders$"
+
+
+def _info(cid: str, status: str = "OPEN") -> OrderInfo:
+    return OrderInfo(
+        order_id=f"id-{cid}", client_order_id=cid, symbol="BTC-USD", side=1,
+        order_type="LIMIT", status=status, base_size=1.0, limit_price=1.0, filled_size=0.0,
+        average_filled_price=0.0, total_fees=0.0, created_ts_ns=0, number_of_fills=0,
+    )  # fmt: skip
+
+
+def test_client_order_id_round_trips_and_foreign_ids_are_not_ours():
+    cid = client_order_id(473568, 2, "BTC-USD", True)
+    assert cid == "247-473568-2-BTC-USD-B"
+    assert parse_client_order_id(cid) == (473568, 2)
+    for foreign in ("manual-1", "247-x-1-BTC-USD-B", "", "247-1"):
+        assert parse_client_order_id(foreign) is None
+
+
+def test_orders_to_cancel_ended_ours_only_unless_cancel_all():
+    orders = [
+        _info("247-9-0-BTC-USD-B"),  # decided before bar 10: its life has ended
+        _info("247-10-0-BTC-USD-B"),  # decided at bar 10: still in its bar
+        _info("247-8-0-BTC-USD-B", status="FILLED"),
+        _info("manual-7"),  # not ours
+    ]
+    assert orders_to_cancel(orders, 11, cancel_all=False) == ["id-247-9-0-BTC-USD-B",
+                                                             "id-247-10-0-BTC-USD-B"]  # fmt: skip
+    assert orders_to_cancel(orders, 10, cancel_all=False) == ["id-247-9-0-BTC-USD-B"]
+    assert orders_to_cancel(orders, None, cancel_all=False) == []
+    assert len(orders_to_cancel(orders, None, cancel_all=True)) == 3
+
+
+@pytest.mark.parametrize(
+    ("venue", "expected"),
+    [
+        ({"USD": 1000.0, "BTC": 0.5}, set()),
+        ({"USD": 1000.009, "BTC": 0.5 + 1e-8}, set()),  # within one increment
+        ({"USD": 999.98, "BTC": 0.5}, {"USD"}),
+        ({"USD": 1000.0, "BTC": 0.4999}, {"BTC"}),
+        ({"USD": 1000.0}, {"BTC"}),
+    ],
+)
+def test_balance_mismatch_beyond_increments_only(venue, expected):
+    found = balance_mismatch(1000.0, "USD", 0.01, [0.25], ["BTC"], [1e-8], {"BTC": 0.25}, venue)
+    assert set(found) == expected
+    for cur, amounts in found.items():
+        assert amounts["venue"] == venue.get(cur, 0.0)
 
 
 def _dump(path: Path) -> list:
