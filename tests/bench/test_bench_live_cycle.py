@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from live_bridge.coinbase import ProductInfo
 from live_bridge.config import LiveConfig
 from live_bridge.daemon import LiveDaemon
 from live_bridge.store import StateStore
@@ -72,6 +73,12 @@ class _CandleStub:
 
     def candles(self, symbol: str, *args: object, **kwargs: object) -> pl.DataFrame:
         return self.answers[symbol]
+
+    def products(self) -> dict[str, ProductInfo]:
+        # the daemon checks its symbols against the venue's list at start
+        return {
+            s: ProductInfo(s, 1e-8, 0.01, 1e-8, 1.0, ProductStatus.Online) for s in self.answers
+        }
 
 
 @pytest.fixture(name="cycle", scope="module")
