@@ -538,7 +538,7 @@ class LiveDaemon:
     def reconcile(self, decide_bar: int | None, *, cancel_all: bool = False) -> int:
         """Make the store agree with the venue; return how many orders were cancelled.
 
-        `decide_bar` is the bar about to be decided: orders of earlier bars have ended their
+        `decide_bar` is the newest closed bar: orders decided at earlier bars have ended their
         one-bar life and are cancelled if still resting (None: cancel none by age).
         `cancel_all` cancels every resting order on the configured products (kill switch,
         stop). Raises `ReconcileError` (nothing stored) when a venue call fails.
@@ -716,7 +716,8 @@ class LiveDaemon:
         decided = bar_no <= self.last_bar_no
         if self.live.mode == "LIVE":
             n_fills = len(self.store.fills())
-            self.reconcile(None if decided else bar_no)
+            # orders decided before the newest closed bar have ended their one-bar life
+            self.reconcile(bar_no)
             result.fills = len(self.store.fills()) - n_fills
         if decided:
             result.skipped = True
@@ -1040,8 +1041,21 @@ class LiveDaemon:
                 ):
                     self.wait_real(self.live.retry_delay_secs)  # the venue still has not answered
                 continue
-            starting = False
             newest = self.newest_closed_open_ns(now) // self.bar_ns
+            if starting and self.live.mode == "LIVE":
+                # nothing to decide yet, but the venue is the truth from the first second on
+                try:
+                    self.reconcile(newest)
+                except AuthenticationError as e:
+                    self._event("auth_failed", str(e))
+                    self.wait_real(self.live.retry_delay_secs)
+                    continue
+                except PlatformError as e:
+                    log.warning("start-up reconciliation failed, tried again in %.0f s: %s",
+                                self.live.retry_delay_secs, e)  # fmt: skip
+                    self.wait_real(self.live.retry_delay_secs)
+                    continue
+            starting = False
             due_ns = self._due_ns(max(newest, self.last_bar_no) + 1)
             log.info(
                 "next cycle in %.1f s (venue time %.0f s)",

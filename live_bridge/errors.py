@@ -14,8 +14,8 @@ class ExchangeError(PlatformError):
     Examples: 400 (malformed request), 404 (unknown product or order), a TLS verification
     failure, or a body that is not JSON or lacks a field. Retrying would not help. Raised by the
     adapter. A failed call during reconciliation aborts the cycle (fail closed) with one log line
-    naming the call; a failed order create moves the order to `failed` (the venue answered, so
-    nothing was placed).
+    naming the call; an order create answered with a 4xx moves the order to `failed` (nothing
+    was placed), one without a usable answer (a body that cannot be read) to `unknown`.
 
     Attributes
     ----------

@@ -392,6 +392,39 @@ def test_venue_clock_503s_for_5_seconds_do_not_stop_the_daemon(venue, tmp_path):
         rig.kill_all()
 
 
+def test_cold_start_reconciles_before_the_first_bar(venue, tmp_path):
+    # restarted mid-bar with nothing to decide yet: the orphan of an old bar is adopted and
+    # cancelled at once, not at the next close
+    rig = Rig(venue, tmp_path)
+    bar_ns = rig.bar_ns
+    rig.venue.clock.set(int(rig.panel.ts_ns[rig.t]) + bar_ns + bar_ns // 2)  # half a bar late
+    old_bar = int(rig.panel.ts_ns[rig.t]) // bar_ns - 3
+    price = venue.engine.current_price("BTC-USD")
+    orphan = venue.engine.create_order({
+        "client_order_id": f"247-{old_bar}-0-BTC-USD-B", "product_id": "BTC-USD", "side": "BUY",
+        "order_configuration": {"limit_limit_gtc": {
+            "base_size": "0.001", "limit_price": f"{price * 0.5:.2f}", "post_only": True}},
+    })  # fmt: skip
+    try:
+        daemon = rig.start()
+        wait_for(
+            lambda: venue_order(venue, f"247-{old_bar}-0-BTC-USD-B")["status"] == "CANCELLED",
+            BAR_TIMEOUT_SECS, daemon, "the orphan cancelled at start",
+        )  # fmt: skip
+
+        def stored_cancelled():
+            rows = read_state(rig.state_path).get("orders", [])
+            return [o for o in rows if o[1] == orphan["order_id"] and o[5] == "cancelled"]
+
+        (row,) = wait_for(stored_cancelled, 10, daemon, "the store records the adopted cancel")
+        assert row[0] == f"247-{old_bar}-0-BTC-USD-B"
+        assert read_state(rig.state_path)["last_bar_no"] == -1, "a late bar is not decided"
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(timeout=STOP_TIMEOUT_SECS) == 0
+    finally:
+        rig.kill_all()
+
+
 def test_venue_unavailable_at_start_is_retried_not_fatal(venue, tmp_path):
     # a fresh start reads the venue's clock; while that fails the start is tried again
     rig = Rig(venue, tmp_path)
