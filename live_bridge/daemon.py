@@ -462,7 +462,10 @@ class LiveDaemon:
         try:
             self.store.move_order(db, order, event, now_ns, **kw)
         except StateTransitionError as e:
-            log.error("order %s: %s; not applied", order.client_order_id, e)
+            text = f"order {order.client_order_id}: {e}; not applied"
+            log.error("%s", text)
+            # surfaced in `live-bridge status` (inside the caller's transaction)
+            self.store.set_meta(db, "last_transition_error", {"ts_ns": now_ns, "error": text})
             return False
         return True
 

@@ -50,6 +50,7 @@ def daemon_status(live: LiveConfig) -> dict[str, Any]:
         trading = store.get_meta("trading_state", {"state": "active", "note": ""})
         out["trading_state"] = "killed" if kill["engaged"] else trading["state"]
         out["trading_state_note"] = trading.get("note", "")
+        out["last_transition_error"] = store.get_meta("last_transition_error")
         reconcile = store.get_meta("reconcile")
         out["reconcile"] = reconcile
         out["reconcile_mismatch"] = bool(reconcile and reconcile.get("mismatch"))
@@ -107,6 +108,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"reconcile        MISMATCH: {'; '.join(parts)} (new entries stopped)")
     elif status.get("reconcile"):
         lines.append("reconcile        store and venue agree")
+    if status.get("last_transition_error"):
+        lines.append(f"invalid event    {status['last_transition_error']['error']}")
     if "last_cycle" in status:
         c = status["last_cycle"]
         lines.append(f"last cycle       bar {c['bar_no']} ({c['mode']}, {c['orders']} orders)")

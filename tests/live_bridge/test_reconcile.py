@@ -25,6 +25,7 @@ from live_bridge.status import daemon_status, format_status
 from signals.enums import Acc, Pos
 from tests.live_bridge.test_daemon import (  # noqa: F401 (fixtures used by name)
     FIRST_ORDER,
+    _bar_no,
     _close,
     _replay,
     _step,
@@ -277,4 +278,30 @@ def test_kill_switch_blocks_rest_of_cycle_cancels_and_releases(
     kill.unlink()
     assert _step(venue, market, daemon, offset).trading_state == "active"
     assert daemon.account[Acc.Cash] > 0
+    _close(daemon)
+
+
+@pytest.mark.integration
+def test_invalid_venue_transition_logged_surfaced_not_applied(
+    venue: Venue, tmp_path, market, caplog
+):
+    daemon = _daemon(venue, tmp_path, market)
+    _replay(venue, market, daemon, 0, FIRST_ORDER + 1)
+    (row,) = daemon.store.orders(bar_no=_bar_no(market, FIRST_ORDER))
+    assert row.status == "open"
+    # the store has it partly filled, and the venue then reports it FAILED: not in the table
+    with daemon.store.transaction() as db:
+        db.execute("UPDATE orders SET status = 'partially_filled' WHERE client_order_id = ?",
+                   (row.client_order_id,))  # fmt: skip
+    venue.engine._orders[row.exchange_order_id].status = "FAILED"
+    with caplog.at_level(logging.ERROR, logger="live_bridge"):
+        daemon.run_cycle()
+    assert daemon.store.order(row.client_order_id).status == "partially_filled"
+    assert any(
+        "order event `fail` is not allowed in status `partially_filled`" in r.getMessage()
+        for r in caplog.records
+    )
+    status = daemon_status(daemon.live)
+    assert row.client_order_id in status["last_transition_error"]["error"]
+    assert "invalid event" in format_status(status)
     _close(daemon)
