@@ -291,7 +291,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
             daemon.run_cycle()
         elif not daemon.stopping:
             daemon.run_forever()
-        reason = daemon._stop_reason or ("--once" if args.once else "max_cycles reached")
+        reason = daemon.stop_reason or ("--once" if args.once else "max_cycles reached")
         cancelled = daemon.shutdown() if daemon.stopping else 0
         if not daemon.stopping:
             what = "open orders left as they are"

@@ -401,6 +401,11 @@ class LiveDaemon:
         """Return whether a stop was requested."""
         return self._stop_reason is not None
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Return why a stop was requested (the signal's name), None when none was."""
+        return self._stop_reason
+
     # --- data --------------------------------------------------------------------------------
 
     def _update_window(self, newest_open_ns: int, now_ns: int, divergences: list[str]) -> None:
