@@ -42,8 +42,9 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -99,12 +100,12 @@ from sim.enums import OrderStatus
 from sim.nb import fill_order_nb, new_state_nb
 
 log = logging.getLogger("live_bridge.daemon")
+T = TypeVar("T")
 POST_ONLY_CROSS = "INVALID_LIMIT_PRICE_POST_ONLY"
 CRASH_ENV = "LIVE_BRIDGE_CRASH_AT"
 """Test hook: `point[:n][,point[:n]...]` SIGKILLs the daemon at the n-th pass of a named point
 (`after_intent`, `before_create`, `after_create`, `after_accept`, `mid_reconcile`,
 `after_reconcile`), so the crash tests can stop it between placing an order and storing it."""
-UNFINISHED = (lifecycle.INTENDED, lifecycle.UNKNOWN, *sorted(lifecycle.LIVE))
 
 
 @dataclass
@@ -229,8 +230,7 @@ class LiveDaemon:
         self.trading_state = trading.ACTIVE
         self.mismatch: Mismatch = {}
         self._static = step_static(platform, self.symbols, self.strategy_names)
-        self._venue_products = self._check_symbols()
-        self._set_increments(self._venue_products)
+        self._set_increments(self._check_symbols())
         saved = store.load_state()
         n_strat = max(len(self.strategy_names), 1)
         if saved is not None:
@@ -504,7 +504,7 @@ class LiveDaemon:
     def _snapshot(
         self, decide_bar: int | None, now_ns: int, cancel_all: bool
     ) -> tuple[_Snapshot, int]:
-        unfinished = self.store.orders(status=UNFINISHED)
+        unfinished = self.store.orders(status=lifecycle.UNFINISHED)
         last_cycle = self.store.last_cycle()
         starts = [o.created_ts_ns for o in unfinished]
         if last_cycle is not None:
@@ -609,7 +609,7 @@ class LiveDaemon:
                         f.commission, f.liquidity, row.bar_no + 1, f.ts_ns,
                     ))  # fmt: skip
                     self._crash_point("mid_reconcile")
-                for row in self.store.orders(status=UNFINISHED):
+                for row in self.store.orders(status=lifecycle.UNFINISHED):
                     venue_order = ours.get(row.client_order_id)
                     if venue_order is None:
                         ended = decide_bar is not None and row.bar_no < decide_bar
@@ -723,10 +723,10 @@ class LiveDaemon:
     def _run_cycle(self, now: int, newest: int, bar_no: int, result: CycleResult) -> None:
         decided = bar_no <= self.last_bar_no
         if self.live.mode == "LIVE":
-            n_fills = len(self.store.fills())
+            n_fills = self.store.fill_count()
             # orders decided before the newest closed bar have ended their one-bar life
             self.reconcile(bar_no)
-            result.fills = len(self.store.fills()) - n_fills
+            result.fills = self.store.fill_count() - n_fills
         if decided:
             result.skipped = True
             if self.live.mode == "LIVE":
@@ -1026,20 +1026,8 @@ class LiveDaemon:
                 continue
             if due:
                 decided_before = self.last_bar_no
-                try:
-                    result = self.run_cycle()
-                except AuthenticationError as e:
-                    log.debug("cycle halted: %s", e)
-                    self.wait_real(self.live.retry_delay_secs)
-                    continue
-                except PlatformError as e:
-                    log.warning("cycle failed, tried again in %.0f s: %s",
-                                self.live.retry_delay_secs, e)  # fmt: skip
-                    self.wait_real(self.live.retry_delay_secs)
-                    continue
-                except Exception:  # the daemon's top loop: log, keep state, stay safe
-                    log.exception("cycle failed; state kept as of the last committed step")
-                    self.wait_real(self.live.retry_delay_secs)
+                result = self._attempt("cycle", self.run_cycle)
+                if result is None:
                     continue
                 starting = False
                 if self.last_bar_no > decided_before:
@@ -1050,19 +1038,14 @@ class LiveDaemon:
                     self.wait_real(self.live.retry_delay_secs)  # the venue still has not answered
                 continue
             newest = self.newest_closed_open_ns(now) // self.bar_ns
-            if starting and self.live.mode == "LIVE":
-                # nothing to decide yet, but the venue is the truth from the first second on
-                try:
-                    self.reconcile(newest)
-                except AuthenticationError as e:
-                    self._event("auth_failed", str(e))
-                    self.wait_real(self.live.retry_delay_secs)
-                    continue
-                except PlatformError as e:
-                    log.warning("start-up reconciliation failed, tried again in %.0f s: %s",
-                                self.live.retry_delay_secs, e)  # fmt: skip
-                    self.wait_real(self.live.retry_delay_secs)
-                    continue
+            # nothing to decide yet at start, but the venue is the truth from the first second on
+            if (
+                starting
+                and self.live.mode == "LIVE"
+                and self._attempt("start-up reconciliation", partial(self.reconcile, newest))
+                is None
+            ):
+                continue
             starting = False
             due_ns = self._due_ns(max(newest, self.last_bar_no) + 1)
             log.info(
@@ -1071,6 +1054,21 @@ class LiveDaemon:
             )  # fmt: skip
             self._wait_for_venue(due_ns)
         return cycles
+
+    def _attempt(self, what: str, step: Callable[[], T]) -> T | None:
+        # the top loop's one way to fail: a log line, a wait of `retry_delay_secs`, None; the
+        # store holds what the last committed step wrote
+        try:
+            return step()
+        except AuthenticationError as e:
+            self._event("auth_failed", str(e))  # logged once, when the daemon halts
+        except PlatformError as e:
+            log.warning("%s failed, tried again in %.0f s: %s", what,
+                        self.live.retry_delay_secs, e)  # fmt: skip
+        except Exception:  # the daemon's top loop: log, keep state, stay safe
+            log.exception("%s failed; state kept as of the last committed step", what)
+        self.wait_real(self.live.retry_delay_secs)
+        return None
 
     def shutdown(self) -> int:
         """Stop: cancel the open orders when `on_stop: cancel` (LIVE); return how many.

@@ -48,6 +48,8 @@ TERMINAL: Final = frozenset({FILLED, CANCELLED, EXPIRED, REJECTED, FAILED, SKIPP
 """Statuses no event leaves: the order is done."""
 LIVE: Final = frozenset({OPEN, PARTIALLY_FILLED})
 """Statuses of an order resting at the venue (it may still fill, and can be cancelled)."""
+UNFINISHED: Final = (INTENDED, UNKNOWN, OPEN, PARTIALLY_FILLED)
+"""Statuses of an order whose outcome is not settled yet (reconciliation looks at these)."""
 SENT: Final = (OPEN, PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED)
 """Statuses of orders the venue answered (what a parity comparison counts as sent)."""
 

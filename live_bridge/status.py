@@ -13,7 +13,7 @@ from typing import Any
 
 from live_bridge import orders as lifecycle
 from live_bridge.config import LiveConfig
-from live_bridge.store import StateStore
+from live_bridge.store import InstanceLock, StateStore
 from signals.enums import Acc, Pos
 
 NS = 1_000_000_000
@@ -37,9 +37,7 @@ def daemon_status(live: LiveConfig) -> dict[str, Any]:
     if kill["engaged"]:
         kill["content"] = kill_path.read_text(errors="replace").strip()[:200]
     out: dict[str, Any] = {"state_path": str(state_path), "kill_switch": kill}
-    lock = Path(f"{state_path}.lock")
-    pid_text = lock.read_text().strip() if lock.exists() else ""
-    pid = int(pid_text) if pid_text.isdigit() else None
+    pid = InstanceLock(state_path).holder_pid()
     out["daemon"] = {"pid": pid, "running": pid is not None and _pid_running(pid)}
     if not state_path.exists():
         out["trading_state"] = "none"
@@ -68,8 +66,7 @@ def daemon_status(live: LiveConfig) -> dict[str, Any]:
         if cycle is not None:
             out["last_cycle"] = {"bar_no": cycle[0], "bar_open_ts": cycle[1] // NS,
                                  "mode": cycle[2], "orders": cycle[3]}  # fmt: skip
-        unfinished = store.orders(status=(lifecycle.INTENDED, lifecycle.UNKNOWN,
-                                          *sorted(lifecycle.LIVE)))  # fmt: skip
+        unfinished = store.orders(status=lifecycle.UNFINISHED)
         out["open_orders"] = [
             {"client_order_id": o.client_order_id, "status": o.status, "symbol": o.symbol,
              "exchange_order_id": o.exchange_order_id}
@@ -79,7 +76,7 @@ def daemon_status(live: LiveConfig) -> dict[str, Any]:
         for o in store.orders():
             counts[o.status] = counts.get(o.status, 0) + 1
         out["orders_by_status"] = counts
-        out["fills"] = len(store.fills())
+        out["fills"] = store.fill_count()
     finally:
         store.close()
     return out

@@ -392,10 +392,9 @@ class StateStore:
         """Return every applied fill in the order applied."""
         return [FillRow(*r) for r in self._db.execute("SELECT * FROM fills ORDER BY rowid")]
 
-    def last_fill_ts_ns(self) -> int | None:
-        """Return the venue time of the newest applied fill, None before the first."""
-        row = self._db.execute("SELECT MAX(ts_ns) FROM fills").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+    def fill_count(self) -> int:
+        """Return how many fills were applied."""
+        return int(self._db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])
 
     def record_cycle(
         self, db: sqlite3.Connection, bar_no: int, ts_ns: int, mode: str, n_orders: int,
@@ -448,6 +447,14 @@ class InstanceLock:
         self.state_path = Path(state_path)
         self.path = Path(f"{state_path}.lock")
         self._fd: int | None = None
+
+    def holder_pid(self) -> int | None:
+        """Return the PID written in the lock file (the holder, or a dead one), None if none."""
+        try:
+            text = self.path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() else None
 
     def acquire(self) -> None:
         """Take the lock, or raise `InstanceLockedError` naming the running holder's PID."""

@@ -18,7 +18,6 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-UNFINISHED = ("intended", "unknown", "open", "partially_filled")
 
 
 def write_busy_config(dst: Path) -> Path:

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from live_bridge.store import SCHEMA_VERSION
 from signals.bars import to_panel
 from signals.config import load_config
 from signals.pipeline import warmup_bars
+from tests.live_bridge.conftest import make_key
 from tests.live_bridge.daemon_process import (
     ROOT,
     DaemonProcess,
@@ -187,13 +187,8 @@ def venue_order(venue: Venue, client_order_id: str) -> dict:
 
 def new_key() -> tuple[str, str]:
     """Return a key name and EC P-256 private PEM the venue has never seen."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    return "organizations/00000000-0000-0000-0000-000000000000/apiKeys/unknown", pem
+    key = make_key("organizations/00000000-0000-0000-0000-000000000000/apiKeys/unknown")
+    return key.name, key.private_pem
 
 
 def log_lines(daemon: DaemonProcess, needle: str) -> list[str]:
@@ -478,7 +473,7 @@ def test_key_revoked_while_running_halts_with_one_critical_line(venue, tmp_path)
         rig.wait_bar_done(daemon, decided)
         n_orders = len(venue.engine.orders())
         # the venue now knows another key under this name: every private call answers 401
-        venue.server.register_api_key(KEY_NAME, _public_pem(new_key()[1]))
+        venue.server.register_api_key(KEY_NAME, make_key(KEY_NAME).public_pem)
         for i in range(4):
             rig.t += 1
             rig.close_bar()
