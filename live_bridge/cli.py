@@ -205,6 +205,13 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="venue seconds per real second (the exchange simulator's --speed under "
         "--clock accelerated); overrides live.yaml's clock_speed (default 1)",
     )
+    p.add_argument(
+        "--shadow",
+        action="store_true",
+        help="also compare the decisions with the account's actual orders and fills (traded "
+        "by something else, or by this daemon in LIVE) and write shadow.json and shadow.html "
+        "to live.yaml's shadow.report_dir",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))  # fmt: skip
 
 
@@ -222,6 +229,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
     from live_bridge.config import resolve_mode  # noqa: PLC0415
     from live_bridge.daemon import LiveDaemon, check_symbols  # noqa: PLC0415
     from live_bridge.errors import TransientExchangeError  # noqa: PLC0415
+    from live_bridge.events import Started, Stopped  # noqa: PLC0415
+    from live_bridge.operator import Operator, check_clock, secret_age_days  # noqa: PLC0415
     from live_bridge.store import InstanceLock, StateStore, check_state_file  # noqa: PLC0415
     from signals.config import load_config  # noqa: PLC0415
 
@@ -254,6 +263,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     adapter = None
     store = None
+    operator: Operator | None = None
     try:
         check_state_file(Path(live.state_path))  # a bad file is refused before any venue call
         if live.ca_path is not None and not Path(live.ca_path).is_file():
@@ -271,8 +281,10 @@ def _run_daemon(args: argparse.Namespace) -> int:
             try:
                 # an unknown symbol or a refused key stops the start before the state file exists
                 check_symbols(adapter, live.symbols)
+                check_clock(adapter, live)
                 store = store or StateStore(live.state_path)
-                daemon = LiveDaemon(platform, live, adapter, store)
+                operator = operator or Operator(live, platform, store, adapter, shadow=args.shadow)
+                daemon = LiveDaemon(platform, live, adapter, store, events=operator.bus)
             except TransientExchangeError as e:
                 if early_stop:
                     log.info("stopped (%s) before the start completed", early_stop[0])
@@ -282,6 +294,19 @@ def _run_daemon(args: argparse.Namespace) -> int:
                 time.sleep(live.retry_delay_secs)
         if early_stop:
             daemon.request_stop(early_stop[0])
+        assert operator is not None  # built with the daemon
+        daemon.entry_blockers.append(operator.health.blocking)
+        operator.start()
+        age = secret_age_days(live)
+        if age is not None and age >= 80:
+            log.warning(
+                "the API key is %.0f days old (secret_created %s): rotate it before 90 days",
+                age, live.secret_created,
+            )  # fmt: skip
+        operator.emit(Started(
+            mode=live.mode, config_hash=platform.config_hash(), symbols=tuple(live.symbols),
+            read_only=live.read_only, secret_age_days=age,
+        ))  # fmt: skip
         log.info(
             "live-bridge %s (read_only=%s) on %s, config %s, state %s, pid %d", live.mode,
             live.read_only, live.base_url or "api.coinbase.com", platform.config_hash(),
@@ -302,9 +327,12 @@ def _run_daemon(args: argparse.Namespace) -> int:
         else:
             what = f"cancelled {cancelled} open order(s)"
         log.info("stopped (%s): %s; state saved in %s", reason, what, live.state_path)
+        operator.emit(Stopped(reason=reason, cancelled=cancelled))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if operator is not None:
+            operator.close()
         if store is not None:
             store.close()
         if adapter is not None:

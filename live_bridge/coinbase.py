@@ -333,6 +333,11 @@ class CoinbaseAdapter:
         self._products: dict[str, ProductInfo] = {}
         self._products_at: float | None = None
         self.candles_per_request = MAX_CANDLES_PER_REQUEST
+        self.on_request: Callable[[str, str, float, bool], None] | None = None
+        """Called after every HTTP attempt with (endpoint, code, seconds, ok); the endpoint is
+        the SDK method's name, the code the HTTP status or `timeout`/`connection`/`tls`/`error`."""
+        self.before_request: Callable[[str], None] | None = None
+        """Called with the endpoint before every HTTP attempt (a rate limiter may wait here)."""
 
     def close(self) -> None:
         """Close the HTTP session (its pooled connections)."""
@@ -372,9 +377,37 @@ class CoinbaseAdapter:
                 )
                 self._sleep(delay)
 
+    def _timed(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # one HTTP attempt, reported to `on_request` whatever its outcome
+        endpoint = getattr(func, "__name__", "call")
+        if self.before_request is not None:
+            self.before_request(endpoint)
+        start = time.perf_counter()
+        code = "error"
+        try:
+            out = func(*args, **kwargs)
+            code = "200"
+            return out
+        except requests.exceptions.HTTPError as e:
+            status = e.response.status_code if e.response is not None else None
+            code = str(status) if status is not None else "error"
+            raise
+        except requests.exceptions.SSLError:
+            code = "tls"
+            raise
+        except requests.exceptions.Timeout:
+            code = "timeout"
+            raise
+        except requests.exceptions.ConnectionError:
+            code = "connection"
+            raise
+        finally:
+            if self.on_request is not None:
+                self.on_request(endpoint, code, time.perf_counter() - start, code == "200")
+
     def _translate(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return func(*args, **kwargs)
+            return self._timed(func, *args, **kwargs)
         except requests.exceptions.SSLError as e:
             msg = f"{what}: TLS verification failed: {e}"
             raise ExchangeError(msg) from e

@@ -6,12 +6,13 @@ adapter reads them from the environment (`live_bridge.coinbase.CoinbaseCredentia
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from signals.config import parse_model
 from signals.errors import ConfigError, DataError
@@ -31,6 +32,89 @@ GRANULARITY_NS = {
     "SIX_HOUR": 21_600 * 1_000_000_000,
     "ONE_DAY": 86_400 * 1_000_000_000,
 }
+
+
+STAGE_NAMES = ("cycle", "fetch", "settle", "decide", "persist", "place")
+
+
+class MetricsSettings(BaseModel, frozen=True, extra="forbid"):
+    """`metrics:` Prometheus endpoint (prometheus-client), served on 127.0.0.1 only."""
+
+    port: int | None = Field(
+        None, ge=0, le=65535, description="Port of /metrics on 127.0.0.1; null = off, 0 = any."
+    )
+
+
+class AlertSettings(BaseModel, frozen=True, extra="forbid"):
+    """`alerts:` where alerts go and how they are deduplicated and escalated."""
+
+    webhook_url: str | None = Field(
+        None, description="JSON POST target (http:// or https://); null = alerts are logged only."
+    )
+    dedup_secs: PositiveFloat = Field(60.0, description="Same fingerprint within this: sent once.")
+    escalate_secs: PositiveFloat = Field(
+        120.0, description="Unresolved this long: severity raised and sent again."
+    )
+    timeout_secs: PositiveFloat = Field(2.0, description="Per webhook POST.")
+    error_burst: PositiveInt = Field(5, description="Failed API calls within `burst_secs`.")
+    rejection_burst: PositiveInt = Field(3, description="Rejected orders within `burst_secs`.")
+    exception_burst: PositiveInt = Field(3, description="Failed cycles within `burst_secs`.")
+    burst_secs: PositiveFloat = Field(300.0, description="Window of the burst alerts.")
+
+
+class AuditSettings(BaseModel, frozen=True, extra="forbid"):
+    """`audit:` the JSON-lines audit trail (one line per cycle and per order event)."""
+
+    enabled: bool = Field(True, description="Write the audit trail.")
+    path: str | None = Field(
+        None, description="Audit file; null = beside the state file (<state_path>.audit.jsonl)."
+    )
+    max_bytes: PositiveInt = Field(10_000_000, description="Rotate when the file reaches this.")
+    backups: PositiveInt = Field(50, description="Rotated files kept at most.")
+    retention_days: PositiveFloat = Field(90.0, description="Rotated files older are deleted.")
+
+
+class LatencySettings(BaseModel, frozen=True, extra="forbid"):
+    """`latency:` budgets (seconds) for the cycle, its stages and API endpoints."""
+
+    budgets_secs: dict[str, PositiveFloat] = Field(
+        default_factory=lambda: {"cycle": 45.0},
+        description="Budget per name: `cycle`, a stage (fetch, settle, decide, persist, place) "
+        "or an SDK endpoint (`get_candles`, `create_order`, ...).",
+    )
+    samples: PositiveInt = Field(512, description="Newest samples kept per name (persisted).")
+
+
+class RateLimitSettings(BaseModel, frozen=True, extra="forbid"):
+    """`rate_limits:` token buckets under the venue's published limits (requests/s)."""
+
+    private_per_sec: PositiveFloat = Field(30.0, description="Coinbase: 30/s per user.")
+    public_per_sec: PositiveFloat = Field(10.0, description="Coinbase: 10/s per IP.")
+    per_endpoint_per_sec: dict[str, PositiveFloat] = Field(
+        default_factory=dict, description="Tighter limits for single SDK endpoints."
+    )
+    slow_pct: Pct = Field(80.0, description="Usage at which requests are spaced out.")
+    hold_pct: Pct = Field(90.0, description="Usage at which requests wait for tokens.")
+
+
+class BreakerSettings(BaseModel, frozen=True, extra="forbid"):
+    """`breakers:` health circuit breakers that block new entries while open."""
+
+    error_burst: PositiveInt = Field(5, description="Failed API calls within `window_secs`.")
+    rate_limit_hits: PositiveInt = Field(3, description="HTTP 429s within `window_secs`.")
+    window_secs: PositiveFloat = Field(60.0, description="Window of the counts above.")
+    stale_bar_secs: PositiveFloat | None = Field(
+        None, description="Newest bar older than this after its close: stale (null: 1 bar)."
+    )
+    cooldown_secs: PositiveFloat = Field(
+        120.0, description="An open breaker closes once healthy this long."
+    )
+
+
+class ShadowSettings(BaseModel, frozen=True, extra="forbid"):
+    """`shadow:` where `live-bridge run --shadow` writes its report."""
+
+    report_dir: str = Field("reports/shadow", description="shadow.json and shadow.html go here.")
 
 
 class LiveConfig(BaseModel, frozen=True, extra="forbid"):
@@ -110,6 +194,34 @@ class LiveConfig(BaseModel, frozen=True, extra="forbid"):
         "% of a bar ago (else wait for the next close, as the backtest fills at the next open).",
     )
 
+    max_clock_skew_ms: PositiveFloat | None = Field(
+        150.0,
+        description="LIVE refuses to start (and a breaker blocks entries) when the local clock "
+        "differs from the venue's by more; null turns the check off (only with `base_url`, "
+        "for a simulator's simulated clock).",
+    )
+    secret_created: dt.date | None = Field(
+        None, description="Day the API key was created (the key carries no date); warns at 80 "
+        "days, alerts at 90.",
+    )  # fmt: skip
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    latency: LatencySettings = Field(default_factory=LatencySettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+    shadow: ShadowSettings = Field(default_factory=ShadowSettings)
+
+    @model_validator(mode="after")
+    def _clock_check_in_production(self) -> LiveConfig:
+        if self.max_clock_skew_ms is None and self.base_url is None:
+            msg = (
+                "`max_clock_skew_ms` must be set when trading on Coinbase (base_url null), was "
+                "null; null is only for an exchange simulator's simulated clock"
+            )
+            raise ValueError(msg)
+        return self
+
     @field_validator("symbols")
     @classmethod
     def _canonical_symbols(cls, symbols: list[str]) -> list[str]:
@@ -127,6 +239,14 @@ class LiveConfig(BaseModel, frozen=True, extra="forbid"):
             msg = "`symbols` must name at least one product, was empty"
             raise ValueError(msg)
         return out
+
+    def audit_path(self) -> Path | None:
+        """Return the audit trail's file, None when it is off."""
+        if not self.audit.enabled:
+            return None
+        if self.audit.path is not None:
+            return Path(self.audit.path)
+        return Path(self.state_path).with_suffix(".audit.jsonl")
 
     def bar_ns(self) -> int:
         """Return the bar length in ns."""

@@ -40,7 +40,8 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -59,6 +60,18 @@ from live_bridge.errors import (
     OrderRejectedError,
     ReconcileError,
     StateTransitionError,
+)
+from live_bridge.events import (
+    ClockChecked,
+    CycleFailed,
+    CycleFinished,
+    Divergence,
+    EventBus,
+    FillApplied,
+    OrderChanged,
+    PositionView,
+    Reconciled,
+    TradingStateChanged,
 )
 from live_bridge.orders import SENT  # noqa: F401 (re-exported: the statuses a parity test counts)
 from live_bridge.reconcile import (
@@ -84,6 +97,8 @@ from signals.decision.params import step_params, step_static
 from signals.enums import (
     N_REASONS,
     PRODUCT_STATUS_NAMES,
+    REASON_NAMES,
+    REGIME_NAMES,
     Acc,
     OrderType,
     Pos,
@@ -143,16 +158,25 @@ class VenueClock:
         fetch: Callable[[], int],
         speed: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        on_sync: Callable[[float, float], None] | None = None,
     ) -> None:
         self._fetch = fetch
         self.speed = float(speed)
         self._monotonic = monotonic
+        self._on_sync = on_sync
         self._anchor: tuple[int, float] | None = None
+        self.skew_ms = float("nan")
+        """Venue time minus local UTC time at the last read's mid-point, ms."""
 
     def sync(self) -> int:
         """Read the venue's time (raises what the venue call raises) and return it."""
+        before = time.time_ns()
         venue_ns = int(self._fetch())
+        after = time.time_ns()
         self._anchor = (venue_ns, self._monotonic())
+        self.skew_ms = (venue_ns - (before + after) / 2) / 1e6
+        if self._on_sync is not None:
+            self._on_sync(self.skew_ms, (after - before) / 1e6)
         return venue_ns
 
     def estimate_ns(self) -> int:
@@ -185,6 +209,10 @@ class LiveDaemon:
         The venue clock; default: the adapter's server time.
     monotonic, sleep : callable
         Real time, injectable for tests.
+    events : EventBus, optional
+        Where the daemon emits its typed events (`live_bridge.events`); observers subscribe
+        to it. `entry_blockers` (callables returning a reason or None) may also refuse new
+        entries before they are stored, as a reconcile mismatch does.
 
     Raises
     ------
@@ -204,12 +232,17 @@ class LiveDaemon:
         now_ns: Callable[[], int] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        events: EventBus | None = None,
     ) -> None:
         self.platform = platform
         self.live = live
         self.adapter = adapter
         self.store = store
-        self.clock = VenueClock(now_ns or adapter.server_time_ns, live.clock_speed, monotonic)
+        self.events = events or EventBus()
+        self.entry_blockers: list[Callable[[], str | None]] = []
+        self.clock = VenueClock(
+            now_ns or adapter.server_time_ns, live.clock_speed, monotonic, self._clock_checked
+        )
         self._monotonic = monotonic
         self._sleep = sleep
         self.symbols = tuple(sorted(live.symbols))
@@ -230,6 +263,14 @@ class LiveDaemon:
         self.trading_state = trading.ACTIVE
         self.mismatch: Mismatch = {}
         self._static = step_static(platform, self.symbols, self.strategy_names)
+        themes = sorted(platform.universe.themes)
+        self._theme_of = [themes[i] if i >= 0 else "" for i in self._static.theme_id]
+        self._stage_secs: dict[str, float] = {}
+        self._last_close: np.ndarray | None = None
+        self._stale: tuple[str, ...] = ()
+        self._tradable = len(self.symbols)
+        self._blocked_by: tuple[str, ...] = ()
+        self._inputs: dict[str, object] = {}
         self._set_increments(self._check_symbols())
         saved = store.load_state()
         n_strat = max(len(self.strategy_names), 1)
@@ -274,7 +315,7 @@ class LiveDaemon:
         self.account, self.positions = new_state_nb(len(self.symbols), cash)
         self.reason_counts = np.zeros((n_strat, len(self.symbols), N_REASONS), dtype=np.int64)
         self.last_bar_no = -1
-        with self.store.transaction() as db:
+        with self._txn() as db:
             self.store.set_meta(db, "start_balances", start_balances)
             self._save_state(db, self.clock.estimate_ns())
 
@@ -300,6 +341,12 @@ class LiveDaemon:
                 "DIVERGENCE fee tier maker=%.4f taker=%.4f differs from policy %.4f/%.4f; "
                 "using the venue's", maker, taker, self.params.maker_fee, self.params.taker_fee,
             )  # fmt: skip
+            text = (
+                f"fee tier maker={maker:.4f} taker={taker:.4f} differs from policy "
+                f"{self.params.maker_fee:.4f}/{self.params.taker_fee:.4f}; using the venue's"
+            )
+            bar_no = self.newest_closed_open_ns(now_ns) // self.bar_ns
+            self.events.emit(Divergence(bar_no=bar_no, symbol="", kind="fee_tier", text=text))
             self.params = self.params._replace(maker_fee=maker, taker_fee=taker)
 
     def _set_increments(self, products: dict[str, ProductInfo]) -> None:
@@ -331,6 +378,31 @@ class LiveDaemon:
             self.account, self.positions = saved.account, saved.positions
             self.reason_counts, self.last_bar_no = saved.reason_counts, saved.last_bar_no
 
+    @contextmanager
+    def _txn(self) -> Iterator[Any]:
+        # events of a transaction reach observers only once it has committed
+        with self.events.held(), self.store.transaction() as db:
+            yield db
+
+    def _clock_checked(self, skew_ms: float, rtt_ms: float) -> None:
+        self.events.emit(ClockChecked(skew_ms=skew_ms, rtt_ms=rtt_ms))
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._stage_secs[name] = self._stage_secs.get(name, 0.0) + time.perf_counter() - start
+
+    def _diverge(
+        self, result: CycleResult, symbol: str, kind: str, text: str, cid: str = ""
+    ) -> None:
+        result.divergences.append(text)
+        self.events.emit(Divergence(
+            bar_no=result.bar_no, symbol=symbol, kind=kind, text=text, client_order_id=cid
+        ))  # fmt: skip
+
     def _crash_point(self, name: str) -> None:
         left = self._crash_at.get(name)
         if left is None:
@@ -347,8 +419,9 @@ class LiveDaemon:
         if new == old:
             return
         self.trading_state = new
-        with self.store.transaction() as db:
+        with self._txn() as db:
             self.store.set_meta(db, "trading_state", {"state": new, "note": note})
+        self.events.emit(TradingStateChanged(old=old, new=new, event=event, note=note))
         if event == "kill":
             log.critical(
                 "KILL SWITCH engaged (%s): no new orders; cancelling every open order", note
@@ -408,7 +481,7 @@ class LiveDaemon:
 
     # --- data --------------------------------------------------------------------------------
 
-    def _update_window(self, newest_open_ns: int, now_ns: int, divergences: list[str]) -> None:
+    def _update_window(self, newest_open_ns: int, now_ns: int, result: CycleResult) -> None:
         first_needed = newest_open_ns - (self.window_bars - 1) * self.bar_ns
         batches = []
         for symbol in self.symbols:
@@ -424,7 +497,8 @@ class LiveDaemon:
             except AuthenticationError:
                 raise
             except ExchangeError as e:
-                divergences.append(f"{symbol}: candles unavailable ({e})")
+                text = f"{symbol}: candles unavailable ({e})"
+                self._diverge(result, symbol, "candles_unavailable", text)
                 continue
             if new.height:
                 # a bad bar is dropped once, not fetched again and again
@@ -436,7 +510,8 @@ class LiveDaemon:
             bad = bar_violations(new)
             if bad:
                 for _, symbol, message in bad:
-                    divergences.append(f"{symbol}: bad bars skipped ({message})")
+                    text = f"{symbol}: bad bars skipped ({message})"
+                    self._diverge(result, symbol, "bad_bars", text)
                 rows = [i for i, _, _ in bad]
                 new = new.with_row_index("_row").filter(~pl.col("_row").is_in(rows)).drop("_row")
             window = pl.concat([window, new])
@@ -464,6 +539,7 @@ class LiveDaemon:
     # --- orders through the state machine --------------------------------------------------------
 
     def _move(self, db: Any, order: OrderRow, event: str, now_ns: int, **kw: Any) -> bool:
+        old = order.status
         try:
             self.store.move_order(db, order, event, now_ns, **kw)
         except StateTransitionError as e:
@@ -472,10 +548,16 @@ class LiveDaemon:
             # surfaced in `live-bridge status` (inside the caller's transaction)
             self.store.set_meta(db, "last_transition_error", {"ts_ns": now_ns, "error": text})
             return False
+        if order.status != old:
+            self.events.emit(_order_event(order, old, event))
         return True
 
+    def _insert(self, db: Any, order: OrderRow, event: str) -> None:
+        self.store.insert_order(db, order)
+        self.events.emit(_order_event(order, "", event))
+
     def _move_now(self, order: OrderRow, event: str, now_ns: int, **kw: Any) -> bool:
-        with self.store.transaction() as db:
+        with self._txn() as db:
             return self._move(db, order, event, now_ns, **kw)
 
     def _apply_fill(self, db: Any, order: OrderRow, fill: FillRow) -> None:
@@ -486,6 +568,11 @@ class LiveDaemon:
             self.params.cooldown_fill_bars, self.params.cooldown_stop_bars,
         )  # fmt: skip
         self.store.insert_fill(db, fill)
+        self.events.emit(FillApplied(
+            trade_id=fill.trade_id, client_order_id=fill.client_order_id, symbol=fill.symbol,
+            side=fill.side, qty=fill.qty, price=fill.price, fee=fill.fee,
+            liquidity=fill.liquidity, bar_no=fill.bar_no, fill_ts_ns=fill.ts_ns,
+        ))  # fmt: skip
 
     # --- reconciliation (LIVE) -------------------------------------------------------------------
 
@@ -554,7 +641,7 @@ class LiveDaemon:
         now = self.clock.estimate_ns()
         for attempt in range(2):
             snap, n_cancelled = self._snapshot(decide_bar, now, cancel_all)
-            mismatch = self._apply_snapshot(snap, decide_bar, now)
+            mismatch = self._apply_snapshot(snap, decide_bar, now, n_cancelled)
             if not mismatch or attempt == 1:
                 break
             # a fill may have landed between the fills call and the balances call: look again
@@ -574,18 +661,22 @@ class LiveDaemon:
             self._event("reconciled")
         return n_cancelled
 
-    def _apply_snapshot(self, snap: _Snapshot, decide_bar: int | None, now_ns: int) -> Mismatch:
+    def _apply_snapshot(
+        self, snap: _Snapshot, decide_bar: int | None, now_ns: int, n_cancelled: int
+    ) -> Mismatch:
         ours = {
             o.client_order_id: o
             for o in snap.orders.values()
             if o.client_order_id.startswith(CLIENT_ID_PREFIX)
         }
+        adopted = 0
         try:
-            with self.store.transaction() as db:
+            with self._txn() as db:
                 for cid, info in ours.items():
                     if self.store.order(cid) is None:
                         row = self._adopted_row(info, now_ns)
-                        self.store.insert_order(db, row)
+                        self._insert(db, row, "adopt")
+                        adopted += 1
                         log.warning(
                             "adopted venue order %s (%s %s): the store lacked it",
                             cid, info.status, info.symbol,
@@ -629,6 +720,8 @@ class LiveDaemon:
                 mismatch = self._compare(snap.balances) if snap.balances is not None else {}
                 self.store.set_meta(db, "reconcile", {"ts_ns": now_ns, "mismatch": mismatch})
                 self._save_state(db, now_ns)
+                self.events.emit(Reconciled(mismatch=mismatch, cancelled=n_cancelled,
+                                            adopted=adopted))  # fmt: skip
         except BaseException:
             self._reload_state()
             raise
@@ -662,7 +755,7 @@ class LiveDaemon:
 
     def _settle_paper(self, bar_no: int, panel: Panel, vol_prev: np.ndarray, now_ns: int) -> int:
         n_fills = 0
-        with self.store.transaction() as db:
+        with self._txn() as db:
             for order in self.store.orders(status=sorted(lifecycle.LIVE)):
                 s = self.symbols.index(order.symbol)
                 rec = _order_record(order, s)
@@ -700,11 +793,14 @@ class LiveDaemon:
         Raises `ReconcileError`, `AuthenticationError` or another `PlatformError` when the
         cycle could not run; the store then holds what the last committed step wrote.
         """
+        start = time.perf_counter()
+        self._stage_secs = {}
         now = self.clock.sync()
         newest = self.newest_closed_open_ns(now)
         bar_no = newest // self.bar_ns
         result = CycleResult(bar_no=bar_no, ts_ns=newest)
         self.watch()
+        reasons_before = self.reason_counts.sum(axis=(0, 1))
         try:
             self._run_cycle(now, newest, bar_no, result)
         except AuthenticationError as e:
@@ -718,14 +814,58 @@ class LiveDaemon:
             self._event("auth_ok")
         result.trading_state = self.trading_state
         result.mismatch = dict(self.mismatch)
+        self._finished(result, now, time.perf_counter() - start, reasons_before)
         return result
+
+    def _finished(
+        self, result: CycleResult, now_ns: int, secs: float, reasons_before: np.ndarray
+    ) -> None:
+        delta = self.reason_counts.sum(axis=(0, 1)) - reasons_before
+        reasons = {REASON_NAMES[r]: int(n) for r, n in enumerate(delta) if r and n > 0}
+        close = self._last_close
+        positions = {}
+        for s, symbol in enumerate(self.symbols):
+            qty = float(self.positions[s, Pos.Qty])
+            if qty <= 0.0:
+                continue
+            price = (
+                float(close[s])
+                if close is not None and np.isfinite(close[s])
+                else float(self.positions[s, Pos.LastPrice])
+            )
+            entry = float(self.positions[s, Pos.AvgEntry])
+            positions[symbol] = PositionView(
+                qty=qty, entry_price=entry, price=price, value_usd=qty * price,
+                unrealized_pnl_usd=qty * (price - entry), theme=self._theme_of[s],
+            )  # fmt: skip
+        counts = self.store.order_counts()
+        self.events.emit(CycleFinished(
+            bar_no=result.bar_no, bar_ts_ns=result.ts_ns, mode=self.live.mode,
+            skipped=result.skipped, trading_state=self.trading_state, secs=secs,
+            stages=dict(self._stage_secs), equity_usd=float(self.account[Acc.Equity]),
+            cash_usd=float(self.account[Acc.Cash]),
+            peak_equity_usd=float(self.account[Acc.PeakEquity]), positions=positions,
+            orders=tuple(_order_event(o, "", "decided") for o in result.orders),
+            fills=result.fills, reasons=reasons, divergences=tuple(result.divergences),
+            bar_age_secs=(now_ns - result.ts_ns - self.bar_ns) / 1e9,
+            stale_symbols=self._stale, tradable_symbols=self._tradable,
+            breakers={
+                "daily_stop": bool(self.account[Acc.DailyStop]),
+                "weekly_stop": bool(self.account[Acc.WeeklyStop]),
+                "drawdown_breaker": bool(self.account[Acc.DrawdownBreaker]),
+            },
+            orders_by_status=counts, fills_total=self.store.fill_count(),
+            mismatch=dict(self.mismatch), entries_blocked_by=self._blocked_by,
+            inputs=self._inputs if not result.skipped else {},
+        ))  # fmt: skip
 
     def _run_cycle(self, now: int, newest: int, bar_no: int, result: CycleResult) -> None:
         decided = bar_no <= self.last_bar_no
         if self.live.mode == "LIVE":
             n_fills = self.store.fill_count()
             # orders decided before the newest closed bar have ended their one-bar life
-            self.reconcile(bar_no)
+            with self._stage("settle"):
+                self.reconcile(bar_no)
             result.fills = self.store.fill_count() - n_fills
         if decided:
             result.skipped = True
@@ -733,18 +873,22 @@ class LiveDaemon:
                 unsent = self.store.orders(
                     status=(lifecycle.INTENDED, lifecycle.UNKNOWN), bar_no=bar_no
                 )
-                self._send(unsent, now, result)
+                with self._stage("place"):
+                    self._send(unsent, now, result)
                 result.orders = unsent
             return
-        if self.live.mode != "DRY_RUN":
-            self._check_fees(now)
-        status = self._products()
-        self._update_window(newest, now, result.divergences)
-        panel = self._panel(newest)
-        inputs = decision_inputs(panel, self.platform, self.bar_ns)
+        with self._stage("fetch"):
+            if self.live.mode != "DRY_RUN":
+                self._check_fees(now)
+            status = self._products()
+            self._update_window(newest, now, result)
+            panel = self._panel(newest)
+        with self._stage("decide"):
+            inputs = decision_inputs(panel, self.platform, self.bar_ns)
         vol_prev = inputs.vol[-2] if panel.n_bars > 1 else np.full(len(self.symbols), np.nan)
         if self.live.mode == "PAPER":
-            result.fills = self._settle_paper(bar_no, panel, vol_prev, now)
+            with self._stage("settle"):
+                result.fills = self._settle_paper(bar_no, panel, vol_prev, now)
         # orders live one bar, so after settlement nothing is pending (as in the backtest)
         self.positions[:, Pos.PendingBuyNotional] = 0.0
         self.positions[:, Pos.PendingSellQty] = 0.0
@@ -752,31 +896,48 @@ class LiveDaemon:
         for s, symbol in enumerate(self.symbols):
             if status[s] != ProductStatus.Online:
                 name = PRODUCT_STATUS_NAMES[int(status[s])]
-                result.divergences.append(f"{symbol}: product status {name} blocks new entries")
+                text = f"{symbol}: product status {name} blocks new entries"
+                self._diverge(result, symbol, "product_status", text)
 
         t = panel.n_bars - 1
+        self._last_close = panel.close[t]
+        regime = int(inputs.regime[t])
+        self._inputs = {
+            "regime": REGIME_NAMES[regime] if 0 <= regime < len(REGIME_NAMES) else "unknown",
+            "close": {sym: _finite(panel.close[t, s]) for s, sym in enumerate(self.symbols)},
+            "weight": {
+                sym: float(inputs.weight[t, s])
+                for s, sym in enumerate(self.symbols)
+                if np.isfinite(inputs.weight[t, s]) and inputs.weight[t, s] != 0.0
+            },
+        }
+        stale = ~np.isfinite(panel.close[t])
+        self._stale = tuple(sym for s, sym in enumerate(self.symbols) if stale[s])
+        self._tradable = int(np.sum(~stale & (status == ProductStatus.Online)))
         day_id, week_id = period_ids_nb(newest)
         params = self.params
         if not trading.orders_allowed(self.trading_state):
             params = params._replace(kill_switch=True)  # decide nothing, count the blocks
         out = np.empty(2 * len(self.symbols) + 8, dtype=ORDER_DT)
-        n = step_nb(
-            bar_no, day_id, week_id, panel.close[t], inputs.weight[t], inputs.stop_pct[t],
-            inputs.take_pct[t], inputs.strategy[t], inputs.block_reason[t], status,
-            int(inputs.regime[t]), params, self._static, self.account, self.positions,
-            out, self.reason_counts, self._workspace,
-        )  # fmt: skip
+        with self._stage("decide"):
+            n = step_nb(
+                bar_no, day_id, week_id, panel.close[t], inputs.weight[t], inputs.stop_pct[t],
+                inputs.take_pct[t], inputs.strategy[t], inputs.block_reason[t], status,
+                int(inputs.regime[t]), params, self._static, self.account, self.positions,
+                out, self.reason_counts, self._workspace,
+            )  # fmt: skip
         result.equity_usd = float(self.account[Acc.Equity])
         rows = [self._row(out[i], i, bar_no, now) for i in range(n)]
-        if not trading.entries_allowed(self.trading_state):
+        self._blocked_by = tuple(filter(None, (blocker() for blocker in self.entry_blockers)))
+        if not trading.entries_allowed(self.trading_state) or self._blocked_by:
             rows = self._drop_entries(rows, result)
         if self.live.mode == "DRY_RUN":
             for row in rows:
                 row.status = lifecycle.next_status(row.status, "dry_run")
                 log.info("DRY_RUN would place %s", _describe(row))
-        with self.store.transaction() as db:
+        with self._stage("persist"), self._txn() as db:
             for row in rows:
-                self.store.insert_order(db, row)
+                self._insert(db, row, "intend" if row.status == lifecycle.INTENDED else "dry_run")
                 if self.live.mode == "PAPER":
                     self._move(db, row, "accept", now)
                     log.info("PAPER placed %s", _describe(row))
@@ -786,7 +947,8 @@ class LiveDaemon:
             self.store.record_cycle(db, bar_no, newest, self.live.mode, n, result.equity_usd, note)
         self._crash_point("after_intent")
         if self.live.mode == "LIVE":
-            self._send(rows, now, result)
+            with self._stage("place"):
+                self._send(rows, now, result)
         result.orders = rows
         for line in result.divergences:
             log.warning("DIVERGENCE bar=%d %s", bar_no, line)
@@ -797,15 +959,15 @@ class LiveDaemon:
 
     def _drop_entries(self, rows: list[OrderRow], result: CycleResult) -> list[OrderRow]:
         kept = []
+        why = ", ".join(self._blocked_by) or f"trading state {self.trading_state}"
         for row in rows:
             if row.side == Side.Buy:
                 s = self.symbols.index(row.symbol)
                 # undo the reservation the step made for it
                 self.positions[s, Pos.PendingBuyNotional] -= row.notional
                 self.account[Acc.ReservedCash] -= row.notional
-                result.divergences.append(
-                    f"{row.symbol}: entry not sent: trading state {self.trading_state}"
-                )
+                text = f"{row.symbol}: entry not sent: {why}"
+                self._diverge(result, row.symbol, "entry_blocked", text, row.client_order_id)
                 continue
             kept.append(row)
         return kept
@@ -843,9 +1005,8 @@ class LiveDaemon:
                     continue
                 if problem:
                     self._move_now(row, "skip", now_ns, note=problem)
-                    result.divergences.append(
-                        f"{row.symbol}: order {row.client_order_id} not placed: {problem}"
-                    )
+                    text = f"{row.symbol}: order {row.client_order_id} not placed: {problem}"
+                    self._diverge(result, row.symbol, "not_placed", text, row.client_order_id)
                     continue
                 # the checks take a few requests: look at the kill switch again right before
                 if self._blocked(row, now_ns, result):
@@ -866,7 +1027,8 @@ class LiveDaemon:
         if row.status == lifecycle.INTENDED:
             note = f"not sent: trading state {self.trading_state}"
             self._move_now(row, "skip", now_ns, note=note)
-            result.divergences.append(f"{row.symbol}: order {row.client_order_id} {note}")
+            text = f"{row.symbol}: order {row.client_order_id} {note}"
+            self._diverge(result, row.symbol, "not_placed", text, row.client_order_id)
         return True
 
     def _pre_trade_problem(self, row: OrderRow, now_ns: int) -> str:
@@ -932,13 +1094,13 @@ class LiveDaemon:
                 # the backtest's fill model rejects a crossing post-only order the same way
                 log.info("venue rejected %s: post-only would cross", row.client_order_id)
             else:
-                result.divergences.append(
-                    f"{row.symbol}: order {row.client_order_id} rejected: {e.code}"
-                )
+                text = f"{row.symbol}: order {row.client_order_id} rejected: {e.code}"
+                self._diverge(result, row.symbol, "rejected", text, row.client_order_id)
             return True
         except AuthenticationError as e:
             self._move_now(row, "fail", now_ns, note=str(e))
-            result.divergences.append(f"{row.symbol}: order {row.client_order_id} failed: {e}")
+            text = f"{row.symbol}: order {row.client_order_id} failed: {e}"
+            self._diverge(result, row.symbol, "failed", text, row.client_order_id)
             self._event("auth_failed", str(e))
             return False
         except ExchangeError as e:
@@ -947,7 +1109,9 @@ class LiveDaemon:
             event = "fail" if answered else "no_answer"
             self._move_now(row, event, now_ns, note=str(e))
             outcome = "failed" if answered else "got no answer (status unknown until reconciled)"
-            result.divergences.append(f"{row.symbol}: order {row.client_order_id} {outcome}: {e}")
+            text = f"{row.symbol}: order {row.client_order_id} {outcome}: {e}"
+            kind = "failed" if answered else "no_answer"
+            self._diverge(result, row.symbol, kind, text, row.client_order_id)
             return True
         self._crash_point("after_create")
         self._move_now(row, "accept", now_ns, exchange_order_id=ack.order_id)
@@ -1062,13 +1226,19 @@ class LiveDaemon:
             return step()
         except AuthenticationError as e:
             self._event("auth_failed", str(e))  # logged once, when the daemon halts
+            self._failed(what, e)
         except PlatformError as e:
             log.warning("%s failed, tried again in %.0f s: %s", what,
                         self.live.retry_delay_secs, e)  # fmt: skip
-        except Exception:  # the daemon's top loop: log, keep state, stay safe
+            self._failed(what, e)
+        except Exception as e:  # the daemon's top loop: log, keep state, stay safe
             log.exception("%s failed; state kept as of the last committed step", what)
+            self._failed(what, e)
         self.wait_real(self.live.retry_delay_secs)
         return None
+
+    def _failed(self, what: str, e: BaseException) -> None:
+        self.events.emit(CycleFailed(what=what, error=type(e).__name__, message=str(e)))
 
     def shutdown(self) -> int:
         """Stop: cancel the open orders when `on_stop: cancel` (LIVE); return how many.
@@ -1111,6 +1281,20 @@ def _parse_crash_points(spec: str) -> dict[str, int]:
 def _p(products: dict[str, ProductInfo], symbol: str, name: str) -> float:
     info = products.get(symbol)
     return float(getattr(info, name)) if info is not None else 0.0
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _order_event(order: OrderRow, old: str, event: str) -> OrderChanged:
+    return OrderChanged(
+        client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
+        purpose=order.purpose, order_type=order.order_type, qty=order.qty,
+        notional=order.notional, limit_price=order.limit_price, ref_price=order.ref_price,
+        bar_no=order.bar_no, old=old, new=order.status, event=event, note=order.note,
+        exchange_order_id=order.exchange_order_id,
+    )  # fmt: skip
 
 
 def _order_record(order: OrderRow, s: int) -> np.void:

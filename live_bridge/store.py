@@ -392,6 +392,11 @@ class StateStore:
         """Return every applied fill in the order applied."""
         return [FillRow(*r) for r in self._db.execute("SELECT * FROM fills ORDER BY rowid")]
 
+    def order_counts(self) -> dict[str, int]:
+        """Return how many stored orders are in each status."""
+        rows = self._db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall()
+        return {str(status): int(n) for status, n in rows}
+
     def fill_count(self) -> int:
         """Return how many fills were applied."""
         return int(self._db.execute("SELECT COUNT(*) FROM fills").fetchone()[0])

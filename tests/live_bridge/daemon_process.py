@@ -59,6 +59,7 @@ def write_live_yaml(path: Path, server, symbols, state_path: Path, **overrides) 
         "max_retries": 2,
         "max_quote_age_seconds": 60.0,
         "on_stop": "cancel",
+        "max_clock_skew_ms": None,  # the simulator's clock is simulated (2024)
     }
     spec.update(overrides)
     path.write_text(yaml.safe_dump(spec))

@@ -36,7 +36,7 @@ START = "2024-09-01T06:00:00Z"
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
 LIVE_KEYS = [
     "mode", "read_only", "symbols", "base_url", "ca_path", "state_path", "kill_switch_path",
-    "clock_speed",
+    "clock_speed", "max_clock_skew_ms",
 ]  # fmt: skip
 KEY_NAME = "organizations/x/apiKeys/y"
 # the README's one-liner for a throwaway P-256 key ("EC PRIVATE KEY" PEM)
@@ -124,7 +124,7 @@ class Rehearsal:
         # the README's live.yaml, `clock_speed` aside
         values = [
             "LIVE", "false", f"[{', '.join(SYMBOLS)}]", self.base_url, self.ca_path,
-            self.state_path, self.kill_path, f"{SPEED:g}",
+            self.state_path, self.kill_path, f"{SPEED:g}", "null",
         ]  # fmt: skip
         lines = [f"{k}: {v}\n" for k, v in zip(LIVE_KEYS, values, strict=True)]
         self.live_yaml.write_text("".join(lines))
