@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from signals.config import parse_model
 from signals.errors import ConfigError, DataError
@@ -43,6 +43,29 @@ class MetricsSettings(BaseModel, frozen=True, extra="forbid"):
     port: int | None = Field(
         None, ge=0, le=65535, description="Port of /metrics on 127.0.0.1; null = off, 0 = any."
     )
+    cycle_buckets_secs: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0,
+                                 60.0, 120.0],
+        description="Histogram buckets of the cycle and stage durations (seconds, increasing).",
+    )  # fmt: skip
+    api_buckets_secs: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        description="Histogram buckets of the API request durations (seconds, increasing).",
+    )
+    max_rejection_codes: PositiveInt = Field(
+        20, description="Distinct venue error codes labelled on rejections; later ones: `other`."
+    )
+    max_breaker_names: PositiveInt = Field(
+        16, description="Distinct health breaker names labelled; later ones: `other`."
+    )
+
+    @field_validator("cycle_buckets_secs", "api_buckets_secs")
+    @classmethod
+    def _increasing(cls, buckets: list[float], info: ValidationInfo) -> list[float]:
+        if not buckets or sorted(set(buckets)) != buckets:
+            msg = f"`{info.field_name}` must be a non-empty increasing list, was {buckets}"
+            raise ValueError(msg)
+        return buckets
 
 
 class AlertSettings(BaseModel, frozen=True, extra="forbid"):
@@ -60,6 +83,10 @@ class AlertSettings(BaseModel, frozen=True, extra="forbid"):
     rejection_burst: PositiveInt = Field(3, description="Rejected orders within `burst_secs`.")
     exception_burst: PositiveInt = Field(3, description="Failed cycles within `burst_secs`.")
     burst_secs: PositiveFloat = Field(300.0, description="Window of the burst alerts.")
+    retries: NonNegInt = Field(
+        2, description="Webhook retries of one message before it is dropped (none while the "
+        "webhook keeps failing).",
+    )  # fmt: skip
 
 
 class AuditSettings(BaseModel, frozen=True, extra="forbid"):
@@ -96,6 +123,29 @@ class RateLimitSettings(BaseModel, frozen=True, extra="forbid"):
     slow_pct: Pct = Field(80.0, description="Usage at which requests are spaced out.")
     hold_pct: Pct = Field(90.0, description="Usage at which requests wait for tokens.")
 
+    @model_validator(mode="after")
+    def _usable_thresholds(self) -> RateLimitSettings:
+        if not 0.0 < self.slow_pct <= self.hold_pct:
+            msg = (
+                "`rate_limits` needs 0 < slow_pct <= hold_pct, was "
+                f"slow_pct {self.slow_pct:g}, hold_pct {self.hold_pct:g}"
+            )
+            raise ValueError(msg)
+        limits = {
+            "private_per_sec": self.private_per_sec,
+            "public_per_sec": self.public_per_sec,
+            **{f"per_endpoint_per_sec.{k}": v for k, v in self.per_endpoint_per_sec.items()},
+        }
+        for name, per_sec in limits.items():
+            # the limiter counts whole requests per trailing second
+            if per_sec * self.hold_pct / 100.0 < 1.0 - 1e-9:
+                msg = (
+                    f"`rate_limits.{name}` x hold_pct must allow at least 1 request per second, "
+                    f"was {per_sec:g}/s x {self.hold_pct:g} %; raise the limit or hold_pct"
+                )
+                raise ValueError(msg)
+        return self
+
 
 class BreakerSettings(BaseModel, frozen=True, extra="forbid"):
     """`breakers:` health circuit breakers that block new entries while open."""
@@ -112,9 +162,15 @@ class BreakerSettings(BaseModel, frozen=True, extra="forbid"):
 
 
 class ShadowSettings(BaseModel, frozen=True, extra="forbid"):
-    """`shadow:` where `live-bridge run --shadow` writes its report."""
+    """`shadow:` where `live-bridge run --shadow` writes its report, and how much it keeps."""
 
     report_dir: str = Field("reports/shadow", description="shadow.json and shadow.html go here.")
+    retry_bars: NonNegInt = Field(
+        3, description="A bar whose venue reads failed is tried again at this many later cycles."
+    )
+    max_bars: PositiveInt = Field(
+        5000, description="Newest evaluated bars kept in the report (the summary covers these)."
+    )
 
 
 class LiveConfig(BaseModel, frozen=True, extra="forbid"):
