@@ -365,12 +365,18 @@ def _run_kill(args: argparse.Namespace) -> int:
 def _add_status_arguments(p: argparse.ArgumentParser) -> None:
     _add_live_config_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--cycles", type=int, default=5, metavar="N", help="newest cycles to show (default 5)"
+    )
 
 
 def _run_status(args: argparse.Namespace) -> int:
     from live_bridge.status import daemon_status, format_status  # noqa: PLC0415
 
-    status = daemon_status(_live_config(args))
+    if args.cycles < 0:
+        msg = f"`--cycles` must be >= 0, was {args.cycles}"
+        raise ConfigError(msg)
+    status = daemon_status(_live_config(args), cycles=args.cycles)
     text = json.dumps(status, indent=2, sort_keys=True) if args.json else format_status(status)
     sys.stdout.write(text + "\n")
     return 0
@@ -407,9 +413,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "status": Subcommand(
         help="show the daemon's state: trading state, kill switch, mismatches, orders, positions",
         description=(
-            "Read the state file (read-only; safe while the daemon runs) and print the trading "
-            "state (active, reduce_only, halted, killed), the kill switch, the last "
-            "reconciliation and any mismatch with the venue, open orders, positions and cash."
+            "Read the state file and the audit trail (read-only; safe while the daemon runs, "
+            "and after it stopped) and print one screen: mode, trading state (active, "
+            "reduce_only, halted, killed), kill switch, kernel and health breakers, the last "
+            "reconciliation and any mismatch with the venue, equity, exposure by theme, "
+            "positions with entry and PnL, open orders, the last cycles with their stage "
+            "latencies and no-trade reasons, and latency percentiles per stage and endpoint."
         ),
         add_arguments=_add_status_arguments,
         run=_run_status,
