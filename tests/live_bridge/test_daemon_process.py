@@ -482,8 +482,12 @@ def test_key_revoked_while_running_halts_with_one_critical_line(venue, tmp_path)
             else:
                 time.sleep(0.5)
             assert daemon.alive, daemon.log()[-3000:]
-        critical = [line for line in daemon.log().splitlines() if " CRITICAL " in line]
+        lines = daemon.log().splitlines()
+        # one line from the daemon, not one per failed call; the alert service adds its own
+        critical = [line for line in lines if " CRITICAL live_bridge.daemon " in line]
         assert len(critical) == 1, critical
+        halted_alerts = [line for line in lines if "ALERT CRITICAL trading_halted" in line]
+        assert len(halted_alerts) == 1, halted_alerts
         assert "HALTED" in critical[0]
         assert "401" in critical[0]
         assert "Traceback" not in daemon.log()
@@ -498,6 +502,7 @@ def test_key_revoked_while_running_halts_with_one_critical_line(venue, tmp_path)
         assert '"active"' in state["meta"]["trading_state"]
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.proc.wait(timeout=STOP_TIMEOUT_SECS) == 0, daemon.log()[-3000:]
-        assert len([line for line in daemon.log().splitlines() if " CRITICAL " in line]) == 1
+        daemon_critical = " CRITICAL live_bridge.daemon "
+        assert len([line for line in daemon.log().splitlines() if daemon_critical in line]) == 1
     finally:
         rig.kill_all()
