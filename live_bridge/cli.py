@@ -297,12 +297,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         assert operator is not None  # built with the daemon
         daemon.entry_blockers.append(operator.health.blocking)
         operator.start()
-        age = secret_age_days(live)
-        if age is not None and age >= 80:
-            log.warning(
-                "the API key is %.0f days old (secret_created %s): rotate it before 90 days",
-                age, live.secret_created,
-            )  # fmt: skip
+        age = secret_age_days(live)  # logs a warning from 80 days on
         operator.emit(Started(
             mode=live.mode, config_hash=platform.config_hash(), symbols=tuple(live.symbols),
             read_only=live.read_only, secret_age_days=age,

@@ -31,11 +31,25 @@ from signals.errors import ConfigError
 log = logging.getLogger("live_bridge.operator")
 
 
+SECRET_WARN_DAYS = 80
+SECRET_ALERT_DAYS = 90
+
+
 def secret_age_days(live: LiveConfig, today: dt.date | None = None) -> float | None:
-    """Return the API key's age in days from `secret_created` (None when not configured)."""
+    """Return the API key's age in days from `secret_created` (None when not configured).
+
+    Logs a WARNING from `SECRET_WARN_DAYS` on; the `secret_age` alert fires from
+    `SECRET_ALERT_DAYS` (on the `Started` event that carries this age).
+    """
     if live.secret_created is None:
         return None
-    return float(((today or dt.datetime.now(dt.UTC).date()) - live.secret_created).days)
+    age = float(((today or dt.datetime.now(dt.UTC).date()) - live.secret_created).days)
+    if age >= SECRET_WARN_DAYS:
+        log.warning(
+            "the API key is %.0f days old (secret_created %s): rotate it before %d days",
+            age, live.secret_created, SECRET_ALERT_DAYS,
+        )  # fmt: skip
+    return age
 
 
 def check_clock(adapter: CoinbaseAdapter, live: LiveConfig) -> float:

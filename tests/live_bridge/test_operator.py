@@ -155,11 +155,15 @@ def test_live_start_fails_in_one_line_when_the_clock_is_off(venue: Venue, tmp_pa
     assert not state_path.exists()  # refused before anything was written
 
 
-def test_secret_age_from_config():
+def test_secret_age_from_config_warns_from_80_days(caplog):
     today = dt.date(2026, 12, 4)
-    assert secret_age_days(LiveConfig(), today) is None
-    live = LiveConfig(secret_created=dt.date(2026, 9, 1))
-    assert secret_age_days(live, today) == 94.0
+    with caplog.at_level(logging.WARNING, logger="live_bridge"):
+        assert secret_age_days(LiveConfig(), today) is None
+        assert secret_age_days(LiveConfig(secret_created=dt.date(2026, 9, 16)), today) == 79.0
+        assert not caplog.records
+        assert secret_age_days(LiveConfig(secret_created=dt.date(2026, 9, 15)), today) == 80.0
+    assert "80 days old" in caplog.text
+    assert "rotate it before 90 days" in caplog.text
 
 
 def _cycle(secs: float, stages: dict[str, float]) -> CycleFinished:
