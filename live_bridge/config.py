@@ -83,6 +83,15 @@ class AlertSettings(BaseModel, frozen=True, extra="forbid"):
     rejection_burst: PositiveInt = Field(3, description="Rejected orders within `burst_secs`.")
     exception_burst: PositiveInt = Field(3, description="Failed cycles within `burst_secs`.")
     burst_secs: PositiveFloat = Field(300.0, description="Window of the burst alerts.")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            msg = f"`webhook_url` must start with http:// or https://, was {url!r}"
+            raise ValueError(msg)
+        return url
+
     retries: NonNegInt = Field(
         2, description="Webhook retries of one message before it is dropped (none while the "
         "webhook keeps failing).",
