@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from live_bridge.alerts import AlertService
-from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials
 from live_bridge.config import AlertSettings, LatencySettings, LiveConfig, load_live_config
 from live_bridge.daemon import POST_ONLY_CROSS, CycleResult, LiveDaemon
 from live_bridge.errors import AuthenticationError
@@ -45,6 +44,7 @@ from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
     fixture_shipped_bars,
     fixture_venue,
     parity_config,
+    venue_adapter,
 )
 
 pytestmark = pytest.mark.integration
@@ -214,12 +214,7 @@ def fixture_rig(venue: Venue, tmp_path: Path, market: dict, receiver: Receiver):
             "max_clock_skew_ms": None, "kill_switch_path": str(tmp_path / "KILL"),
             "alerts": settings, **live_updates,
         })  # fmt: skip
-        adapter = CoinbaseAdapter(
-            CoinbaseCredentials(api_key=KEY_NAME, api_secret=venue.private_pem),
-            base_url=live.base_url, ca_path=live.ca_path, timeout_secs=live.timeout_secs,
-            max_retries=live.max_retries, backoff_base_secs=0.001, backoff_cap_secs=0.01,
-            monotonic=lambda: venue.clock.now_ns() / 1e9, seed=1,
-        )  # fmt: skip
+        adapter = venue_adapter(venue, live)
         bus = EventBus()
         adapter.on_request = lambda e, c, s, ok: bus.emit(
             ApiCall(endpoint=e, code=c, secs=s, ok=ok)

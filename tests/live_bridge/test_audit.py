@@ -25,7 +25,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from live_bridge.audit import AuditTrail, read_audit, rotated_files
-from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials
 from live_bridge.config import AuditSettings, LiveConfig
 from live_bridge.daemon import LiveDaemon
 from live_bridge.events import (
@@ -61,6 +60,7 @@ from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
     Venue,
     fixture_shipped_bars,
     fixture_venue,
+    venue_adapter,
 )
 
 TS_PATTERN = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -112,12 +112,7 @@ def audited_daemon(venue: Venue, tmp_path: Path, market: dict, **audit) -> Audit
         max_retries=4, max_quote_age_seconds=60.0, min_book_depth_usd=1_000.0,
         audit=AuditSettings(**audit), max_clock_skew_ms=None,  # the venue's clock is simulated
     )  # fmt: skip
-    adapter = CoinbaseAdapter(
-        CoinbaseCredentials(api_key=KEY_NAME, api_secret=venue.private_pem),
-        base_url=live.base_url, ca_path=live.ca_path, timeout_secs=live.timeout_secs,
-        max_retries=live.max_retries, backoff_base_secs=0.001, backoff_cap_secs=0.01,
-        monotonic=lambda: venue.clock.now_ns() / 1e9, seed=1,
-    )  # fmt: skip
+    adapter = venue_adapter(venue, live)
     store = StateStore(live.state_path)
     bus = EventBus()
     seen: list[Event] = []

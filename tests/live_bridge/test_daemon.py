@@ -13,7 +13,6 @@ import sqlite3
 import numpy as np
 import pytest
 
-from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials
 from live_bridge.config import LiveConfig
 from live_bridge.daemon import SENT, LiveDaemon
 from live_bridge.store import StateStore
@@ -31,6 +30,7 @@ from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
     orders_by_bar,
     parity_config,
     same_orders,
+    venue_adapter,
 )
 
 N_RESUME = 60
@@ -82,12 +82,7 @@ def _daemon(venue: Venue, tmp_path, market: dict, mode: str) -> LiveDaemon:
         base_url=venue.server.base_url, ca_path=str(venue.server.ca_path), timeout_secs=5.0,
         max_quote_age_seconds=60.0,
     )  # fmt: skip
-    adapter = CoinbaseAdapter(
-        CoinbaseCredentials(api_key=KEY_NAME, api_secret=venue.private_pem),
-        base_url=live.base_url, ca_path=live.ca_path, timeout_secs=live.timeout_secs,
-        backoff_base_secs=0.001, backoff_cap_secs=0.01,
-        monotonic=lambda: venue.clock.now_ns() / 1e9, seed=1,
-    )  # fmt: skip
+    adapter = venue_adapter(venue, live)
     store = StateStore(live.state_path)
     return LiveDaemon(market["config"], live, adapter, store, now_ns=venue.clock.now_ns)
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from live_bridge.coinbase import CoinbaseAdapter, CoinbaseCredentials
 from live_bridge.config import BreakerSettings, LiveConfig
 from live_bridge.daemon import LiveDaemon
 from live_bridge.events import (
@@ -47,6 +46,7 @@ from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
     Venue,
     fixture_shipped_bars,
     fixture_venue,
+    venue_adapter,
 )
 
 
@@ -266,12 +266,7 @@ def _daemon_with_breakers(venue: Venue, tmp_path, market) -> tuple[LiveDaemon, H
         max_clock_skew_ms=None,  # the venue's clock is the data's (stepped)
         breakers=BreakerSettings(error_burst=3, cooldown_secs=COOLDOWN_SECS),
     )  # fmt: skip
-    adapter = CoinbaseAdapter(
-        CoinbaseCredentials(api_key=KEY_NAME, api_secret=venue.private_pem),
-        base_url=live.base_url, ca_path=live.ca_path, timeout_secs=live.timeout_secs,
-        max_retries=live.max_retries, backoff_base_secs=0.001, backoff_cap_secs=0.01,
-        monotonic=lambda: venue.clock.now_ns() / 1e9, seed=1,
-    )  # fmt: skip
+    adapter = venue_adapter(venue, live)
     bus = EventBus()
     store = StateStore(live.state_path)
     breakers = HealthBreakers(live, store, bus)

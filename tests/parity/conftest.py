@@ -106,6 +106,16 @@ def fixture_venue(shipped_bars: pl.DataFrame) -> Iterator[Venue]:
         yield Venue(shipped_bars, clock, engine, server, faults, pem)
 
 
+def venue_adapter(venue: Venue, live: LiveConfig) -> CoinbaseAdapter:
+    """Return an adapter on `venue` for `live`, whose product cache follows the stepped clock."""
+    return CoinbaseAdapter(
+        CoinbaseCredentials(api_key=KEY_NAME, api_secret=venue.private_pem),
+        base_url=live.base_url, ca_path=live.ca_path, timeout_secs=live.timeout_secs,
+        max_retries=live.max_retries, backoff_base_secs=0.001, backoff_cap_secs=0.01,
+        monotonic=lambda: venue.clock.now_ns() / 1e9, seed=1,
+    )  # fmt: skip
+
+
 def make_daemon(venue: Venue, tmp_path: Path, config: PlatformConfig, symbols) -> LiveDaemon:
     """Return a LIVE daemon on `venue` whose clock and product cache follow the stepped clock."""
     live = LiveConfig(
@@ -113,12 +123,7 @@ def make_daemon(venue: Venue, tmp_path: Path, config: PlatformConfig, symbols) -
         base_url=venue.server.base_url, ca_path=str(venue.server.ca_path), timeout_secs=5.0,
         max_retries=4, max_quote_age_seconds=60.0, min_book_depth_usd=1_000.0,
     )  # fmt: skip
-    adapter = CoinbaseAdapter(
-        CoinbaseCredentials(api_key=KEY_NAME, api_secret=venue.private_pem),
-        base_url=live.base_url, ca_path=live.ca_path, timeout_secs=live.timeout_secs,
-        max_retries=live.max_retries, backoff_base_secs=0.001, backoff_cap_secs=0.01,
-        monotonic=lambda: venue.clock.now_ns() / 1e9, seed=1,
-    )  # fmt: skip
+    adapter = venue_adapter(venue, live)
     return LiveDaemon(config, live, adapter, StateStore(live.state_path), now_ns=venue.clock.now_ns)
 
 
