@@ -566,6 +566,7 @@ class LiveDaemon:
             self.account, self.positions, s, order.side, fill.qty, fill.price, fill.fee,
             fill.bar_no, order.purpose, order.strategy, order.stop_pct, order.take_pct,
             self.params.cooldown_fill_bars, self.params.cooldown_stop_bars,
+            self._static.base_increment[s],
         )  # fmt: skip
         self.store.insert_fill(db, fill)
         self.events.emit(FillApplied(

@@ -76,6 +76,13 @@ def fill_order_nb(
     `o, h, lo` are the fill bar's open/high/low (NaN = no bar), `vol` the decision bar's one-bar
     realized volatility (NaN = none), `cash` the free cash (USD), `held` the position (base units;
     sells are clipped to it: long-only spot), `u1, u2` uniform draws from the seeded RNG.
+    Product minimums are the venue's: Coinbase refuses an order under `base_min_size`
+    (`min_size`, base units) or `quote_min_size` (`min_notional`, USD, on size x price) at
+    creation (`PREVIEW_INVALID_BASE_SIZE_TOO_SMALL` / `..._QUOTE_SIZE_TOO_SMALL`), so such an
+    order is `BelowMinimum` with no fill: a market buy sized at its fill price (net of the
+    fee), and a sell, market or limit, whose clipped qty is under `min_size` or whose qty x
+    its price (the slipped open, or the limit) is under `min_notional`. The position then
+    stays; the decision does not send such a sell (`signals.decision.nb._sell_order`).
     """
     if not np.isfinite(o):
         return OrderStatus.NoBar, 0.0, 0.0, 0.0, 0
@@ -98,9 +105,15 @@ def fill_order_nb(
         else:
             price = o * (1.0 - slip)
             qty = min(order["qty"], held)
+            if qty < min_size or qty * price < min_notional:
+                return OrderStatus.BelowMinimum, 0.0, 0.0, 0.0, 0
         return OrderStatus.Filled, qty, price, qty * price * fee_rate, 0
     # post-only limit: rejected if it would cross at arrival, else fills if traded through
     limit = order["limit_price"]
+    if side == Side.Sell:
+        sell_qty = min(order["qty"], held)
+        if sell_qty < min_size or sell_qty * limit < min_notional:
+            return OrderStatus.BelowMinimum, 0.0, 0.0, 0.0, 1
     if side == Side.Buy:
         if o <= limit:
             return OrderStatus.PostOnlyCross, 0.0, 0.0, 0.0, 1
@@ -493,7 +506,7 @@ def _simulate_loop_nb(
             closed = apply_fill_nb(
                 account, positions, s, order["side"], qty, price, fee, bar_no,
                 order["purpose"], order["strategy"], order["stop_pct"], order["take_pct"],
-                params.cooldown_fill_bars, params.cooldown_stop_bars,
+                params.cooldown_fill_bars, params.cooldown_stop_bars, static.base_increment[s],
             )  # fmt: skip
             n_held = _count_held_nb(positions)
             rec = fills[n_fills]

@@ -5,7 +5,11 @@ clock's time; a bar is closed when `open + duration <= now`; the current price o
 the open of the bar containing now (else the last close before it). Market orders fill at
 once at the current price times `1 ± slippage_bps / 1e4` with the taker fee. Limit GTC orders
 rest (post-only ones are rejected when they would cross the current price: a buy at or above
-it, a sell at or below it) and fill at their limit with the maker fee.
+it, a sell at or below it) and fill at their limit with the maker fee. An order under the
+product minimums is refused at creation and preview, buys and sells alike, as Coinbase refuses
+it: size under `base_min_size` (`PREVIEW_INVALID_BASE_SIZE_TOO_SMALL`), or notional under
+`quote_min_size` (`PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL`; a market buy's `quote_size`, else
+size x the limit, or x the fill price for a market order), with `UNKNOWN_FAILURE_REASON`.
 
 Fill rule of a resting limit order: it is evaluated against the bar that contains its creation
 time and every later bar, each once, when that bar has closed; a bar that closed at or before

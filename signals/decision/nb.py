@@ -73,6 +73,7 @@ def apply_fill_nb(
     take_pct,
     cooldown_fill_bars,
     cooldown_stop_bars,
+    base_increment,
 ):
     """Apply one fill to the state; return the round trip's PnL (USD) when it closes, else NaN.
 
@@ -80,9 +81,14 @@ def apply_fill_nb(
     Buys pay `qty * price + fee` in cash and move the average entry (fees are not in the
     average: the entry fee is realized at the buy, so the round trip's PnL in `TradePnl` is net
     of both fees and realized + unrealized PnL always equals the change in equity). Sells
-    are clipped to the position (long-only spot) and receive `qty * price - fee`. The stop and
-    take-profit prices are set from the first fill's price. A fill starts a cooldown of
-    `cooldown_fill_bars`; a stop-loss fill starts the longer `cooldown_stop_bars`.
+    are clipped to the position (long-only spot) and receive `qty * price - fee`. A sell that
+    leaves less than one `base_increment` (the product's base unit grid; the remainder floors
+    to zero increments with `floor_to_increment_nb`'s tolerance) sells the whole position:
+    such a remainder is float error of summed fills, no position the venue could hold or
+    sell, so the sell closes the trade at this fill. `base_increment <= 0` keeps any
+    remainder > 0. The stop and take-profit prices are set from the first fill's price. A
+    fill starts a cooldown of `cooldown_fill_bars`; a stop-loss fill starts the longer
+    `cooldown_stop_bars`.
     """
     held = positions[symbol, Pos.Qty]
     closed_pnl = np.nan
@@ -106,7 +112,8 @@ def apply_fill_nb(
         # the entry fee is realized at once, so realized + unrealized = equity change
         pnl = -fee
     else:
-        if qty > held:
+        if qty > held or floor_to_increment_nb(held - qty, base_increment) <= 0.0:
+            # the dust below one increment goes with the fill, at its price
             qty = held
         pnl = qty * (price - positions[symbol, Pos.AvgEntry]) - fee
         account[Acc.Cash] += qty * price - fee
@@ -228,9 +235,13 @@ def _emit(
 
 @njit(cache=True)
 def _sell_order(
-    orders, n, bar_no, s, qty, purpose, order_type, status, price, params, static, positions
-):
-    # Route a sell through what the product status allows; return the new order count.
+    orders, n, bar_no, s, qty, purpose, order_type, status, price, params, static, positions,
+    reason_counts,
+):  # fmt: skip
+    # Route a sell through what the product status allows; return the new order count. A sell
+    # under the product minimums (size, or size x its price: the limit, else the close) is not
+    # emitted, as the venue refuses it: `BelowMinimum` is counted, the position stays, and the
+    # sell is tried again on the next bar that wants it (it goes once the price lifts it).
     if status == ProductStatus.PostOnly or status == ProductStatus.LimitOnly:
         order_type = OrderType.LimitPostOnly
     qty = ceil_to_increment_nb(qty, static.base_increment[s])
@@ -241,8 +252,14 @@ def _sell_order(
     if qty <= 0.0:
         return n
     limit = np.nan
+    ref = price
     if order_type == OrderType.LimitPostOnly:
         limit = ceil_to_increment_nb(price * (1.0 + params.limit_offset), static.quote_increment[s])
+        ref = limit
+    if qty < static.min_size[s] or qty * ref < static.min_notional[s]:
+        k = int(positions[s, Pos.Strategy])
+        reason_counts[k if k >= 0 else 0, s, Reason.BelowMinimum] += 1
+        return n
     positions[s, Pos.PendingSellQty] += qty
     return _emit(
         orders, n, bar_no, s, Side.Sell, order_type, purpose,
@@ -436,7 +453,10 @@ def step_core_nb(
     is incremented once per proposal a control blocks or shrinks. `workspace` comes from
     `new_workspace_nb`.
 
-    Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim, then
+    Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim (a sell,
+    exit or trim, under the product's minimum size or notional at its price is not emitted:
+    the venue refuses it; it counts `BelowMinimum` on every bar it is wanted, the position
+    stays held, and it goes on the first such bar it clears the minimums), then
     entries in descending weight through kill switch, drawdown breaker, daily/weekly loss stops,
     regime, product status, stage-1 blocks (counted as `EmptyUniverse` when every symbol is
     blocked on the bar), pending orders, cooldowns, max positions, the
@@ -510,7 +530,7 @@ def decide_marked_nb(
             order_type = params.stop_order_type
         n = _sell_order(
             orders, n, bar_no, s, qty, purpose, order_type, product_status[s], price,
-            params, static, positions,
+            params, static, positions, reason_counts,
         )  # fmt: skip
         exiting[s] = True
 
@@ -530,7 +550,7 @@ def decide_marked_nb(
                 sell_value = expo[s] - cap
                 n = _trim(
                     orders, n, bar_no, s, sell_value, product_status[s], params, static,
-                    positions, expo, theme_expo, strat_expo,
+                    positions, expo, theme_expo, strat_expo, reason_counts,
                 )  # fmt: skip
                 exiting[s] = True
         for t in range(n_themes):
@@ -542,7 +562,7 @@ def decide_marked_nb(
                 sell_value = min(theme_expo[t] - cap, expo[s])
                 n = _trim(
                     orders, n, bar_no, s, sell_value, product_status[s], params, static,
-                    positions, expo, theme_expo, strat_expo,
+                    positions, expo, theme_expo, strat_expo, reason_counts,
                 )  # fmt: skip
                 exiting[s] = True
         total = 0.0
@@ -557,7 +577,7 @@ def decide_marked_nb(
             before = expo[s]
             n = _trim(
                 orders, n, bar_no, s, sell_value, product_status[s], params, static,
-                positions, expo, theme_expo, strat_expo,
+                positions, expo, theme_expo, strat_expo, reason_counts,
             )  # fmt: skip
             total -= before - expo[s]
             exiting[s] = True
@@ -752,7 +772,7 @@ def _largest(expo, theme_id, theme, exiting, positions, product_status):
 
 @njit(cache=True)
 def _trim(orders, n, bar_no, s, sell_value, status, params, static, positions, expo, theme_expo,
-          strat_expo):  # fmt: skip
+          strat_expo, reason_counts):  # fmt: skip
     price = positions[s, Pos.LastPrice]
     held = positions[s, Pos.Qty] - positions[s, Pos.PendingSellQty]
     qty = sell_value / price
@@ -765,7 +785,7 @@ def _trim(orders, n, bar_no, s, sell_value, status, params, static, positions, e
     before = positions[s, Pos.PendingSellQty]
     n = _sell_order(
         orders, n, bar_no, s, qty, Purpose.Trim, params.exit_order_type, status, price, params,
-        static, positions,
+        static, positions, reason_counts,
     )  # fmt: skip
     sold = (positions[s, Pos.PendingSellQty] - before) * price
     expo[s] -= sold

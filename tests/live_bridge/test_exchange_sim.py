@@ -241,6 +241,45 @@ def test_engine_resting_limit_placed_in_last_ns_of_bar_judged_on_that_bar():
     assert (fill["order_id"], fill["trade_time"]) == (order_id, rfc3339(BAR1_NS))
 
 
+def _sell_body(cid: str, spec: dict) -> dict:
+    return {"client_order_id": cid, "product_id": "BTC-USD", "side": "SELL",
+            "order_configuration": spec}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "slippage_bps"),
+    [
+        # 0.0099 x 100 (the open of bar 1) = 0.99 USD
+        ({"market_market_ioc": {"base_size": "0.0099"}}, 0.0),
+        # 0.01 x 100 x (1 - 20 bps) = 0.998 USD: the notional is taken at the fill price
+        ({"market_market_ioc": {"base_size": "0.01"}}, 20.0),
+        # 0.0099 x 101 = 0.9999 USD at the limit
+        ({"limit_limit_gtc": {"base_size": "0.0099", "limit_price": "101", "post_only": True}},
+         0.0),
+    ],
+)  # fmt: skip
+def test_engine_sell_under_quote_min_size_refused_on_create_and_preview(spec, slippage_bps):
+    # Coinbase refuses a sell under `quote_min_size` as it does a buy (issue 14: 16.9 DOGE
+    # sold for 0.99 USD): HTTP 200, success false, nothing stored, no balance moved
+    engine = _golden_engine(SteppedClock(BAR1_NS + 2 * S), slippage_bps=slippage_bps)
+    before = engine.balances()
+    preview = engine.preview_order(_sell_body("p", spec))
+    assert preview["errs"] == ["PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL"]
+    resp = engine.create_order(_sell_body("c", spec))
+    assert resp["success"] is False
+    assert resp["error_response"]["error"] == "UNKNOWN_FAILURE_REASON"
+    assert resp["error_response"]["preview_failure_reason"] == (
+        "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL"
+    )
+    assert (engine.orders(), engine.fills(), engine.balances()) == ([], [], before)
+    # over the minimum it fills (0.0101 x 99.8 = 1.008 USD with the slippage)
+    ok = _sell_body("ok", {"market_market_ioc": {"base_size": "0.0101"}})
+    assert engine.preview_order(ok)["errs"] == []
+    assert engine.create_order(ok)["success"]
+    (fill,) = engine.fills()
+    assert fill["size"] == "0.0101"
+
+
 @pytest.mark.parametrize(("fraction", "first_size"), [(0.5, "1"), (0.7, "0.7")])
 def test_engine_partial_fill_below_minimum_notional_fills_whole(fraction, first_size):
     # as fill_order_nb: a part fills alone only when its notional after the maker fee clears

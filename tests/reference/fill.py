@@ -22,7 +22,10 @@ def fill_order_ref(
       qty = floor(spend / (price * (1 + taker)), base_inc) (vectorbt's fee-on-top rule); below
       the product minimums it is `InsufficientCash` when cash clipped the spend, else
       `BelowMinimum`. Fee = qty * price * taker.
-    * market sell: price = open * (1 - slippage - vol_mult * vol); qty = min(order qty, held).
+    * market sell: price = open * (1 - slippage - vol_mult * vol); qty = min(order qty, held);
+      `BelowMinimum` when qty < min_size or qty * price < min_notional (the venue's refusal).
+    * post-only limit sell: `BelowMinimum` first (after `NoBar`) when min(order qty, held) <
+      min_size or that qty * limit < min_notional.
     * post-only limit: rejected (`PostOnlyCross`) when the open is already at or through the
       limit; fills at the limit when the bar trades strictly through it, else `NoFill`; with
       partial fills on and `u1 < 0.5` only a fraction `min + (1 - min) * u2` fills (if that
@@ -48,10 +51,16 @@ def fill_order_ref(
             return OrderStatus.Filled, qty, price, qty * price * taker, 0
         price = o * (1.0 - slip)
         qty = min(float(order["qty"]), held)
+        if qty < min_size or qty * price < min_notional:
+            return OrderStatus.BelowMinimum, 0.0, 0.0, 0.0, 0
         return OrderStatus.Filled, qty, price, qty * price * taker, 0
 
     limit = float(order["limit_price"])
     maker = params.maker_fee
+    if side == Side.Sell:
+        sell_qty = min(float(order["qty"]), held)
+        if sell_qty < min_size or sell_qty * limit < min_notional:
+            return OrderStatus.BelowMinimum, 0.0, 0.0, 0.0, 1
     crosses = o <= limit if side == Side.Buy else o >= limit
     if crosses:
         return OrderStatus.PostOnlyCross, 0.0, 0.0, 0.0, 1

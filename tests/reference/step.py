@@ -31,9 +31,13 @@ EXITABLE = (ProductStatus.Online, ProductStatus.PostOnly, ProductStatus.LimitOnl
 
 def apply_fill_ref(
     account, positions, symbol, side, qty, price, fee, bar_no, purpose, strategy, stop_pct,
-    take_pct, cooldown_fill_bars, cooldown_stop_bars,
+    take_pct, cooldown_fill_bars, cooldown_stop_bars, base_increment,
 ):  # fmt: skip
-    """Apply one fill to `account`/`positions` in place; return the closed trade's PnL or NaN."""
+    """Apply one fill to `account`/`positions` in place; return the closed trade's PnL or NaN.
+
+    A sell that would leave less than one base increment (flooring to zero increments) sells
+    the whole position and closes the trade.
+    """
     p = positions[symbol]
     held = float(p[Pos.Qty])
     closed = math.nan
@@ -55,6 +59,8 @@ def apply_fill_ref(
         pnl = -fee
     else:
         qty = min(qty, held)  # long-only spot: never sell more than held
+        if floor_to_increment_ref(held - qty, base_increment) <= 0.0:
+            qty = held  # a remainder under one increment is no position: it goes too
         pnl = qty * (price - p[Pos.AvgEntry]) - fee
         account[Acc.Cash] += qty * price - fee
         left = held - qty
@@ -90,7 +96,8 @@ def _value(positions, s):
     return max(value, 0.0)
 
 
-def _sell(out, bar_no, s, qty, purpose, order_type, status, price, params, static, positions):
+def _sell(out, bar_no, s, qty, purpose, order_type, status, price, params, static, positions,
+          reasons):  # fmt: skip
     p = positions[s]
     if status in (ProductStatus.PostOnly, ProductStatus.LimitOnly):
         order_type = OrderType.LimitPostOnly
@@ -103,6 +110,11 @@ def _sell(out, bar_no, s, qty, purpose, order_type, status, price, params, stati
         limit = ceil_to_increment_ref(
             price * (1.0 + params.limit_offset), static.quote_increment[s]
         )
+    at = limit if order_type == OrderType.LimitPostOnly else price
+    if qty < static.min_size[s] or qty * at < static.min_notional[s]:
+        # the venue refuses a sell under its minimums: no order, the position stays
+        reasons[max(int(p[Pos.Strategy]), 0), s, Reason.BelowMinimum] += 1
+        return 0.0
     p[Pos.PendingSellQty] += qty
     out.append(
         {
@@ -114,7 +126,7 @@ def _sell(out, bar_no, s, qty, purpose, order_type, status, price, params, stati
     return qty
 
 
-def _trim(out, bar_no, s, sell_value, status, params, static, positions):
+def _trim(out, bar_no, s, sell_value, status, params, static, positions, reasons):
     p = positions[s]
     price = p[Pos.LastPrice]
     held = p[Pos.Qty] - p[Pos.PendingSellQty]
@@ -127,7 +139,7 @@ def _trim(out, bar_no, s, sell_value, status, params, static, positions):
         qty = held  # never leave a remainder below the product minimums
     return _sell(
         out, bar_no, s, qty, Purpose.Trim, params.exit_order_type, status, price, params, static,
-        positions,
+        positions, reasons,
     )  # fmt: skip
 
 
@@ -204,7 +216,7 @@ def step_ref(
         if purpose in (Purpose.StopLoss, Purpose.TakeProfit):
             order_type = params.stop_order_type
         _sell(out, bar_no, s, qty, purpose, order_type, product_status[s], price, params, static,
-              positions)  # fmt: skip
+              positions, reason_counts)  # fmt: skip
         exiting[s] = True
 
     # auto-trim
@@ -224,7 +236,7 @@ def step_ref(
             cap = params.asset_cap * equity
             if can_trim(s) and _value(positions, s) > cap * slack:
                 _trim(out, bar_no, s, _value(positions, s) - cap, product_status[s], params,
-                      static, positions)  # fmt: skip
+                      static, positions, reason_counts)  # fmt: skip
                 exiting[s] = True
         for t in range(n_themes):
             members = [s for s in range(n_sym) if theme[s] == t]
@@ -235,7 +247,7 @@ def step_ref(
                     break
                 excess = sum(_value(positions, m) for m in members) - cap
                 _trim(out, bar_no, s, min(excess, _value(positions, s)), product_status[s],
-                      params, static, positions)  # fmt: skip
+                      params, static, positions, reason_counts)  # fmt: skip
                 exiting[s] = True
         cap = params.total_cap * equity
         while sum(_value(positions, s) for s in range(n_sym)) > cap * slack:
@@ -244,7 +256,7 @@ def step_ref(
                 break
             excess = sum(_value(positions, m) for m in range(n_sym)) - cap
             _trim(out, bar_no, s, min(excess, _value(positions, s)), product_status[s], params,
-                  static, positions)  # fmt: skip
+                  static, positions, reason_counts)  # fmt: skip
             exiting[s] = True
 
     # entries, by descending weight (ties: column order)

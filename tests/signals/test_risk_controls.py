@@ -72,7 +72,7 @@ def state(n: int, cash: float = EQUITY, held=None, bar_no: int = BAR):
     account, positions = new_state_nb(n, cash)
     for s, (qty, price) in (held or {}).items():
         apply_fill_nb(account, positions, s, Side.Buy, qty, price, 0.0, bar_no - 100,
-                      Purpose.Entry, 0, 0.1, 0.0, 0, 0)  # fmt: skip
+                      Purpose.Entry, 0, 0.1, 0.0, 0, 0, 0.0)  # fmt: skip
         account[Acc.Cash] += qty * price  # keep `cash` as given
     equity = account[Acc.Cash] + sum(q * p for q, p in (held or {}).values())
     for i in (Acc.Equity, Acc.PeakEquity, Acc.DayStartEquity, Acc.WeekStartEquity):
@@ -240,7 +240,7 @@ def test_cooldown_after_fill_and_stop_blocks_reentry_until_expiry(purpose, bars,
     p = params()
     account, positions = state(1, held={0: (1.0, 100.0)})
     apply_fill_nb(account, positions, 0, Side.Sell, 1.0, 100.0, 0.0, BAR, purpose, 0, 0.0, 0.0,
-                  p.cooldown_fill_bars, p.cooldown_stop_bars)  # fmt: skip
+                  p.cooldown_fill_bars, p.cooldown_stop_bars, 0.0)  # fmt: skip
     for bar in (BAR, BAR + bars - 1):
         orders, reasons = step(p, static(1), account, positions, [100.0], [0.05], bar_no=bar)
         assert len(orders) == 0
@@ -250,7 +250,7 @@ def test_cooldown_after_fill_and_stop_blocks_reentry_until_expiry(purpose, bars,
     # without cooldowns the entry goes through at once
     account, positions = state(1, held={0: (1.0, 100.0)})
     apply_fill_nb(
-        account, positions, 0, Side.Sell, 1.0, 100.0, 0.0, BAR, purpose, 0, 0.0, 0.0, 0, 0
+        account, positions, 0, Side.Sell, 1.0, 100.0, 0.0, BAR, purpose, 0, 0.0, 0.0, 0, 0, 0.0
     )
     assert len(step(p, static(1), account, positions, [100.0], [0.05])[0]) == 1
 

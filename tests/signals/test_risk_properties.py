@@ -117,7 +117,8 @@ def drive(panel, config, inputs, check):
                 apply_fill_nb(account, positions, s, order["side"], qty, price, fee,
                               panel.ts_ns[t] // inputs.bar_ns, order["purpose"],
                               order["strategy"], order["stop_pct"], order["take_pct"],
-                              params.cooldown_fill_bars, params.cooldown_stop_bars)  # fmt: skip
+                              params.cooldown_fill_bars, params.cooldown_stop_bars,
+                              static.base_increment[s])  # fmt: skip
                 assert account[Acc.Cash] >= -1e-6
         positions[:, Pos.PendingBuyNotional] = 0.0
         positions[:, Pos.PendingSellQty] = 0.0

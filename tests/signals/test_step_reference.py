@@ -95,9 +95,12 @@ def test_step_nb_repeated_call_same_state_is_deterministic(case, data):
 
 fills = st.fixed_dictionaries(
     {
-        "held": st.sampled_from((0.0, 0.5, 3.0)),
+        "held": st.sampled_from((0.0, 0.5, 3.0, 0.013846230000000001)),
         "side": st.sampled_from((Side.Buy, Side.Sell)),
+        # with "near", a sell of the position less a fraction of one increment (dust)
         "qty": st.floats(0.0, 5.0),
+        "near": st.sampled_from((None, 0.0, 1e-10, 0.4, 0.999, 1.0, 1.5)),
+        "base_inc": st.sampled_from((0.0, 1e-8, 0.1)),
         "price": st.floats(0.01, 1e5),
         "fee": st.floats(0.0, 10.0),
         "bar_no": st.integers(0, 10_000),
@@ -127,9 +130,13 @@ def test_apply_fill_nb_fill_sequence_equals_reference(fill_list):
     positions[0, Pos.CooldownIsStop] = float(first["is_stop"])
     acc_ref, pos_ref = account.copy(), positions.copy()
     for f in fill_list:
+        qty = f["qty"]
+        if f["near"] is not None and f["side"] == Side.Sell:
+            qty = max(positions[0, Pos.Qty] - f["near"] * f["base_inc"], 0.0)
         args = (
-            0, f["side"], f["qty"], f["price"], f["fee"], f["bar_no"], f["purpose"],
+            0, f["side"], qty, f["price"], f["fee"], f["bar_no"], f["purpose"],
             f["strategy"], f["stop_pct"], f["take_pct"], f["cooldown_fill"], f["cooldown_stop"],
+            f["base_inc"],
         )  # fmt: skip
         closed = apply_fill_nb(account, positions, *args)
         closed_ref = apply_fill_ref(acc_ref, pos_ref, *args)
@@ -137,3 +144,8 @@ def test_apply_fill_nb_fill_sequence_equals_reference(fill_list):
         np.testing.assert_allclose(account, acc_ref, rtol=RTOL, atol=1e-9)
         np.testing.assert_allclose(positions, pos_ref, rtol=RTOL, atol=1e-9)
         assert positions[0, Pos.Qty] >= 0.0
+        if f["side"] == Side.Sell:
+            # a sell leaves 0 (and closes the trade) or at least one increment, never dust
+            left = positions[0, Pos.Qty]
+            assert left == 0.0 or left >= f["base_inc"] * (1.0 - 2e-9)
+            assert np.isfinite(closed) == (left == 0.0)

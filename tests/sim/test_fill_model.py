@@ -172,6 +172,33 @@ def test_fill_market_buy_below_min_size_below_minimum():
     assert status == OrderStatus.BelowMinimum
 
 
+def test_fill_market_sell_under_min_notional_at_slipped_price_below_minimum_no_fill():
+    # the venue refuses a sell under `quote_min_size` (issue 14: 16.9 DOGE sold for 0.99 USD);
+    # the notional is taken at the fill price: 0.01 x 99.8 (20 bps slippage) = 0.998 < 1
+    slip = NO_SLIP._replace(slippage=0.002)
+    order = order_record(Side.Sell, OrderType.Market, qty=0.01)
+    under = _fill(order, held=0.01, min_notional=1.0, fill=slip)
+    assert under[:2] == (OrderStatus.BelowMinimum, 0.0)
+    # at the minimum it fills: 0.01 x 100 = 1.0
+    status, qty, price, *_ = _fill(order, held=0.01, min_notional=1.0)
+    assert (status, qty, price) == (OrderStatus.Filled, 0.01, 100.0)
+    # the position held, not the order, is what would sell: 0.02 ordered, 0.009 held
+    big = order_record(Side.Sell, OrderType.Market, qty=0.02)
+    assert _fill(big, held=0.009, min_notional=1.0)[0] == OrderStatus.BelowMinimum
+    # and under `base_min_size`
+    assert _fill(order, held=0.01, min_size=0.02)[0] == OrderStatus.BelowMinimum
+
+
+def test_fill_post_only_sell_under_min_notional_at_limit_below_minimum_before_any_fill():
+    # 0.0099 x 101 = 0.9999 < 1: refused at creation, though the bar trades through the limit
+    order = order_record(Side.Sell, OrderType.LimitPostOnly, 0.0099, 0.0, 101.0)
+    status, qty, _, _, maker = _fill(order, h=101.5, held=1.0, min_notional=1.0)
+    assert (status, qty, maker) == (OrderStatus.BelowMinimum, 0.0, 1)
+    at_min = order_record(Side.Sell, OrderType.LimitPostOnly, 0.01, 0.0, 101.0)
+    filled = _fill(at_min, h=101.5, held=1.0, min_notional=1.0)
+    assert filled[:3] == (OrderStatus.Filled, 0.01, 101.0)
+
+
 def test_fill_post_only_buy_cost_above_cash_insufficient_cash():
     status, qty, *_ = _fill(
         order_record(Side.Buy, OrderType.LimitPostOnly, 2.0, 0.0, 99.0), cash=198.0

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from signals.decision.nb import DAY_NS
 from signals.decision.params import product_status_codes, step_params, step_static
-from signals.enums import Acc, OrderType, Pos, Side
+from signals.enums import Acc, OrderType, Pos, Purpose, Side
 from signals.pipeline import decision_inputs
 from sim.engine import fill_params
 from sim.enums import OrderStatus
@@ -31,6 +31,8 @@ BIG = default_config_with(
                          "max_asset_at_risk_pct": 100}}},
     target_weight_pct=90,
 )  # fmt: skip
+# trims on a 1 % rise over the asset cap: many positions are trimmed before their exit
+TRIMMED = default_config_with({"policy": {"risk": {"trim_tolerance_pct": 1}}})
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
@@ -101,6 +103,34 @@ def test_simulate_random_market_equity_equals_cash_plus_marked_positions(market,
     # fees are the configured rate on the fill's notional
     rate = np.where(fills["is_maker"] == 1, 0.004, 0.006)
     np.testing.assert_allclose(fills["fee"], fills["qty"] * fills["price"] * rate, rtol=1e-12)
+
+
+CLOSING = (Purpose.Exit, Purpose.StopLoss, Purpose.TakeProfit)
+
+
+@SETTINGS
+@given(market=sim_markets(), seed=st.integers(0, 2**31 - 1), trimmed=st.booleans())
+def test_simulate_filled_exit_meant_to_close_leaves_position_exactly_zero(market, seed, trimmed):
+    # an exit, stop loss or take profit that fills whole closes its trade at that fill: the
+    # position is exactly 0 (no dust left by the rounding of the exit's qty after a trim), so
+    # no later sell of the symbol comes before its next buy
+    panel, inputs, out = _simulate(market, TRIMMED if trimmed else DEFAULT, seed)
+    status, fills, trades, positions = out[1], out[2], out[3], out[9]
+    bar_no = panel.ts_ns // inputs.bar_ns
+    closed_at = {(int(t["symbol"]), int(t["exit_bar_no"])): t for t in trades}
+    flat = np.zeros(panel.close.shape[1], dtype=bool)
+    for f in fills:
+        s = int(f["symbol"])
+        if f["side"] == Side.Buy:
+            flat[s] = False
+            continue
+        assert not flat[s], f"a sell of symbol {s} after its filled exit"
+        if f["purpose"] in CLOSING and status[f["order_id"]] == OrderStatus.Filled:
+            trade = closed_at.get((s, int(bar_no[f["bar"]])))
+            assert trade is not None, f"filled exit at bar {f['bar']} left a position"
+            assert (trade["exit_purpose"], trade["exit_price"]) == (f["purpose"], f["price"])
+            flat[s] = True
+    assert np.all(positions[flat, Pos.Qty] == 0.0)
 
 
 @SETTINGS

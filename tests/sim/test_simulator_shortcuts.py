@@ -131,7 +131,7 @@ def simulate_every_bar(panel, inputs, config, params, seed):
             closed = apply_fill_nb(
                 account, positions, s, order["side"], qty, price, fee, bar_no, order["purpose"],
                 order["strategy"], order["stop_pct"], order["take_pct"],
-                params.cooldown_fill_bars, params.cooldown_stop_bars,
+                params.cooldown_fill_bars, params.cooldown_stop_bars, static.base_increment[s],
             )  # fmt: skip
             fills.append(
                 (j, t, s, order["side"], order["order_type"], order["purpose"], qty, price, fee,
@@ -343,7 +343,7 @@ def test_held_one_run_equals_marking_and_checking_each_bar(
     account, positions = new_state_nb(n_symbols, 10_000.0)
     apply_fill_nb(account, positions, held, Side.Buy, rng.uniform(5.0, 40.0), close[0, held],
                   1.0, 0, Purpose.Entry, 0, rng.choice((0.0, 0.05)), rng.choice((0.0, 0.08)),
-                  0, 0)  # fmt: skip
+                  0, 0, static.base_increment[held])  # fmt: skip
     day_id, week_id = period_ids_nb(ts_ns[0])
     periods = np.array([day_id, week_id, day_id * DAY_NS, (day_id + 1) * DAY_NS, 0])
     mark_periods_breakers_nb(account, positions, close, 0, day_id, week_id, params)
