@@ -9,6 +9,7 @@ returns the exit code. Add a subcommand by adding one entry. Errors of this proj
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from signals.errors import ConfigError, DataError, PlatformError
+from signals.errors import ConfigError, PlatformError
 
 NS = 1_000_000_000
 
@@ -40,7 +41,7 @@ def _add_exchange_sim_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         metavar="PATH",
-        help="parquet file of bars in the canonical schema (ts, symbol, open..volume)",
+        help="bar file, .parquet or .csv, checked as `sim data validate` does",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8443, help="REST port, 0 = any (default 8443)")
@@ -90,9 +91,11 @@ def _parse_start(text: str) -> int:
 
 
 def _load_key_file(path: Path) -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         spec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         msg = f"`--api-key-file` must be a readable JSON file, was {str(path)!r} ({e})"
         raise ConfigError(msg) from e
     if not isinstance(spec, dict):
@@ -102,12 +105,15 @@ def _load_key_file(path: Path) -> tuple[str, str]:
     if not name or not pem:
         msg = f'`--api-key-file` must hold "name" and "publicKey", was keys {sorted(spec)}'
         raise ConfigError(msg)
+    try:
+        serialization.load_pem_public_key(str(pem).encode())
+    except (ValueError, TypeError) as e:
+        msg = f'`--api-key-file` "publicKey" must be a PEM public key, was not ({e})'
+        raise ConfigError(msg) from e
     return str(name), str(pem)
 
 
 def _run_exchange_sim(args: argparse.Namespace) -> int:
-    import polars as pl
-
     from live_bridge.exchange_sim import (
         ExchangeEngine,
         ExchangeServer,
@@ -115,15 +121,18 @@ def _run_exchange_sim(args: argparse.Namespace) -> int:
         RealtimeClock,
         SteppedClock,
     )
+    from signals.bars import load_bars
 
-    if args.speed <= 0:
+    if not args.speed > 0:
         msg = f"`--speed` must be > 0, was {args.speed}"
         raise ConfigError(msg)
-    try:
-        bars = pl.read_parquet(args.data)
-    except (OSError, pl.exceptions.PolarsError) as e:
-        msg = f"`--data` must be a readable parquet file, was {str(args.data)!r} ({e})"
-        raise DataError(msg) from e
+    if not 0 <= args.port <= 65535:
+        msg = f"`--port` must be in 0..65535 (0 = any free port), was {args.port}"
+        raise ConfigError(msg)
+    if not (math.isfinite(args.usd) and args.usd >= 0):
+        msg = f"`--usd` must be a finite amount >= 0, was {args.usd}"
+        raise ConfigError(msg)
+    bars = load_bars(args.data)  # the backtest's reader and rules: one line naming the file
     key = _load_key_file(args.api_key_file) if args.api_key_file else None
     stepped = SteppedClock(0)
     engine = ExchangeEngine(bars, stepped, balances={"USD": args.usd})
@@ -246,6 +255,16 @@ def _run_daemon(args: argparse.Namespace) -> int:
             raise ConfigError(msg)
         live = live.model_copy(update={"clock_speed": args.speed})
     credentials = CoinbaseCredentials.from_env()
+    # before the lock, whose file would stay behind: a bad file is refused before any write
+    # or venue call
+    check_state_file(Path(live.state_path))
+    if live.ca_path is not None and not Path(live.ca_path).is_file():
+        # requests would raise a bare OSError on the first call (a traceback, exit 1)
+        msg = (
+            f"live.yaml `ca_path` must be a CA bundle file, was {live.ca_path!r} (no such "
+            "file; the exchange simulator prints its ca_path when it starts)"
+        )
+        raise ConfigError(msg)
     lock = InstanceLock(live.state_path)
     lock.acquire()
     # signals are caught from here on: one that arrives while the daemon starts stops it cleanly
@@ -265,14 +284,6 @@ def _run_daemon(args: argparse.Namespace) -> int:
     store = None
     operator: Operator | None = None
     try:
-        check_state_file(Path(live.state_path))  # a bad file is refused before any venue call
-        if live.ca_path is not None and not Path(live.ca_path).is_file():
-            # requests would raise a bare OSError on the first call (a traceback, exit 1)
-            msg = (
-                f"live.yaml `ca_path` must be a CA bundle file, was {live.ca_path!r} (no such "
-                "file; the exchange simulator prints its ca_path when it starts)"
-            )
-            raise ConfigError(msg)
         adapter = CoinbaseAdapter(
             credentials, base_url=live.base_url, ca_path=live.ca_path,
             timeout_secs=live.timeout_secs, max_retries=live.max_retries,
@@ -347,9 +358,17 @@ def _add_kill_arguments(p: argparse.ArgumentParser) -> None:
 def _run_kill(args: argparse.Namespace) -> int:
     live = _live_config(args)
     path = Path(live.kill_switch_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    path.write_text(json.dumps({"ts": stamp, "pid": os.getpid(), "reason": args.reason}) + "\n")
+    record = json.dumps({"ts": stamp, "pid": os.getpid(), "reason": args.reason}) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(record)
+    except OSError as e:
+        msg = (
+            f"live.yaml `kill_switch_path` must name a file that can be written, was "
+            f"{str(path)!r} ({e.strerror or e}: {e.filename}); the kill switch is NOT on"
+        )
+        raise ConfigError(msg) from e
     sys.stdout.write(
         f"kill switch on: {path} created. A running daemon stops sending orders and cancels "
         f"its open orders within seconds. Remove {path} to resume trading.\n"

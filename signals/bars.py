@@ -62,6 +62,7 @@ _COLUMN_ALIASES: dict[str, str] = {
 # A time of day followed by Z or a +hh[:mm] offset; a bare date such as 2012-01-31 ends in
 # "-31" and must not count as an offset.
 _OFFSET_SUFFIX = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$")
+_DUPLICATED = re.compile(r"_duplicated_\d+$")
 _NAIVE_HINT = "add a UTC offset (e.g. +00:00) or use integer epoch seconds/milliseconds/nanoseconds"
 
 
@@ -97,8 +98,10 @@ def load_bars(
     Raises
     ------
     DataError
-        For a missing or unsupported file, missing columns, naive or unparsable timestamps,
-        unparsable symbols and every rule of `validate_bars`.
+        Naming the file, for: a missing file, a folder, an unsupported suffix, a file polars
+        cannot read (empty, not UTF-8, ragged rows, not Parquet, truncated), no rows, a column
+        given twice, missing columns, a non-numeric OHLCV column, naive or unparsable
+        timestamps, unparsable symbols and every rule of `validate_bars`.
 
     Notes
     -----
@@ -106,31 +109,79 @@ def load_bars(
     ``datetime`` and ``start`` mean ``ts``; ``product_id``, ``pair`` and ``ticker`` mean
     ``symbol``. ``ts`` may be a tz-aware datetime, an ISO-8601 string with an offset, or integer
     epoch seconds, milliseconds, microseconds or nanoseconds (unit inferred from magnitude).
-    Naive datetimes are rejected: their timezone cannot be known.
+    Naive datetimes are rejected: their timezone cannot be known. OHLCV columns must have an
+    integer, float or decimal dtype as read: booleans, dates and text (a CSV column holding
+    any value that is not a number, or a Parquet string column of numbers) are rejected, never
+    converted. CSV types are inferred from the first 10,000 rows, and from every row when a
+    later value does not fit.
     """
     path = Path(path)
+    source = str(path)
+    raw = _read(path)
+    try:
+        frame = _normalise(raw, symbol=symbol, source=source)
+        if sort:
+            frame = frame.sort("symbol", "ts", maintain_order=True)
+        validate_bars(frame, now=now)
+    except DataError as e:
+        if source in str(e):
+            raise
+        # the rules of `validate_bars` and `canonical_symbol` know no file; name it
+        raise DataError(f"file {source!r}: {e}") from e
+    return frame
+
+
+def _read(path: Path) -> pl.DataFrame:
+    """Return the columns of a ``.parquet`` or ``.csv`` file as polars reads them.
+
+    Raises `DataError` naming the file for anything that is not a readable file with rows.
+    """
+    source = str(path)
+    if path.is_dir():
+        msg = f"`path` must name a .parquet or .csv file, was the directory {source!r}"
+        raise DataError(msg)
     if not path.is_file():
-        msg = f"`path` must name an existing file, was {str(path)!r}"
+        msg = f"`path` must name an existing file, was {source!r}"
         raise DataError(msg)
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        raw = pl.read_parquet(path)
-    elif suffix == ".csv":
-        raw = pl.read_csv(path, infer_schema_length=10_000)
-    else:
-        msg = f"`path` must end in .parquet or .csv, was {str(path)!r}"
+    if suffix not in (".parquet", ".csv"):
+        msg = f"`path` must end in .parquet or .csv, was {source!r}"
         raise DataError(msg)
-    frame = _normalise(raw, symbol=symbol, source=str(path))
-    if sort:
-        frame = frame.sort("symbol", "ts", maintain_order=True)
-    validate_bars(frame, now=now)
-    return frame
+    kind = "Parquet" if suffix == ".parquet" else "CSV"
+    try:
+        if path.stat().st_size == 0:
+            msg = f"file {source!r} is not a readable {kind} file (empty, 0 bytes)"
+            raise DataError(msg)
+        raw = pl.read_parquet(path) if kind == "Parquet" else _read_csv(path)
+    except (OSError, pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = f"file {source!r} is not a readable {kind} file ({_clip(reason, 200)})"
+        raise DataError(msg) from e
+    if raw.height == 0:
+        msg = (
+            f"file {source!r}: must hold at least one bar, had no rows "
+            f"(columns {_clip(str(raw.columns))})"
+        )
+        raise DataError(msg)
+    return raw
+
+
+def _read_csv(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_csv(path, infer_schema_length=10_000)
+    except pl.exceptions.ComputeError:
+        # A value past the rows the types were inferred from does not fit them (text in a
+        # number column): infer from every row, so the check names the column's real type.
+        return pl.read_csv(path, infer_schema_length=None)
 
 
 def _normalise(raw: pl.DataFrame, *, symbol: str | None, source: str) -> pl.DataFrame:
     renames: dict[str, str] = {}
     for name in raw.columns:
-        target = _COLUMN_ALIASES.get(name.strip().lower())
+        # polars renames the second `close` of a CSV header to `close_duplicated_0`
+        first = _DUPLICATED.sub("", name)
+        given = first if first != name and first in raw.columns else name
+        target = _COLUMN_ALIASES.get(given.strip().lower())
         if target is None:
             continue
         if target in renames.values():
@@ -143,6 +194,10 @@ def _normalise(raw: pl.DataFrame, *, symbol: str | None, source: str) -> pl.Data
         if frame["symbol"].null_count():
             n_null = frame["symbol"].null_count()
             msg = f"file {source!r}: `symbol` must not be null, was null in {n_null} rows"
+            raise DataError(msg)
+        dtype = frame.schema["symbol"]
+        if not (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)):
+            msg = f"file {source!r}: `symbol` must be text, was {dtype}"
             raise DataError(msg)
         frame = frame.with_columns(pl.col("symbol").cast(pl.String))
         if symbol is not None:
@@ -164,7 +219,10 @@ def _normalise(raw: pl.DataFrame, *, symbol: str | None, source: str) -> pl.Data
 
     missing = [c for c in BAR_SCHEMA if c not in frame.columns]
     if missing:
-        msg = f"file {source!r}: columns {missing} must be present, was columns {raw.columns}"
+        msg = (
+            f"file {source!r}: columns {missing} must be present, "
+            f"was columns {_clip(str(raw.columns))}"
+        )
         raise DataError(msg)
 
     uniques = frame["symbol"].unique().to_list()
@@ -173,15 +231,38 @@ def _normalise(raw: pl.DataFrame, *, symbol: str | None, source: str) -> pl.Data
         pl.col("symbol").replace_strict(mapping, return_dtype=pl.String),
         _parse_ts(frame["ts"], source),
     )
-    casts = []
     for name in VALUE_COLUMNS:
-        try:
-            casts.append(frame[name].cast(pl.Float64, strict=True))
-        except pl.exceptions.InvalidOperationError as e:
-            msg = f"file {source!r}: `{name}` must be numeric, was dtype {frame[name].dtype}"
-            raise DataError(msg) from e
-    frame = frame.with_columns(casts)
+        _check_numeric(frame[name], source)
+    frame = frame.with_columns(pl.col(VALUE_COLUMNS).cast(pl.Float64))
     return frame.select(BAR_SCHEMA.keys()).cast(BAR_SCHEMA)  # type: ignore[arg-type]
+
+
+def _check_numeric(column: pl.Series, source: str) -> None:
+    dtype = column.dtype
+    if dtype.is_integer() or dtype.is_float() or dtype.is_decimal():
+        return
+    values = column.drop_nulls()
+    if values.len() == 0:
+        n_rows = column.len()
+        msg = f"file {source!r}: `{column.name}` must be numeric, was empty in all {n_rows} rows"
+        raise DataError(msg)
+    if dtype == pl.String:
+        # show a value that is not a number if there is one, e.g. the " 2" of "1, 2"
+        text = values.filter(values.cast(pl.Float64, strict=False).is_null())
+        example = repr((text if text.len() else values)[0])
+    else:
+        example = str(values.head(1).to_list()[0])
+    msg = (
+        f"file {source!r}: `{column.name}` must be numeric (integer or float), was {dtype} "
+        f"(e.g. {_clip(example)}); convert the column to numbers"
+    )
+    raise DataError(msg)
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    # one line of bounded length, whatever a file holds (a binary file's "header")
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _parse_ts(ts: pl.Series, source: str) -> pl.Series:
@@ -190,20 +271,28 @@ def _parse_ts(ts: pl.Series, source: str) -> pl.Series:
         if dtype.time_zone is None:
             msg = f"file {source!r}: `ts` must be timezone-aware, was naive {dtype}; {_NAIVE_HINT}"
             raise DataError(msg)
-        return ts.dt.convert_time_zone("UTC").cast(BAR_SCHEMA["ts"])
+        return _to_ns(ts.dt.convert_time_zone("UTC"), ts, source)
     if dtype == pl.Date:
         msg = f"file {source!r}: `ts` must be timezone-aware, was a naive date; {_NAIVE_HINT}"
         raise DataError(msg)
     if dtype.is_float():
-        non_integral = ts.is_not_null() & (ts != ts.round(0))
-        if non_integral.any():
-            bad = ts.filter(non_integral)[0]
+        # NaN != NaN, inf is not finite, and 2**63 does not fit int64
+        bad_epoch = ts.is_not_null() & (
+            (ts != ts.round(0)) | ~ts.is_finite() | (ts.abs() >= 2.0**63)
+        )
+        if bad_epoch.any():
+            bad = ts.filter(bad_epoch)[0]
             msg = f"file {source!r}: `ts` as a number must be an integer epoch, was {bad!r}"
             raise DataError(msg)
         ts = ts.cast(pl.Int64)
         dtype = ts.dtype
     if dtype.is_integer():
-        return _epoch_to_datetime(ts.cast(pl.Int64))
+        as_int = ts.cast(pl.Int64, strict=False)
+        too_big = as_int.is_null() & ts.is_not_null()
+        if too_big.any():
+            msg = f"file {source!r}: `ts` as a number must fit int64, was {ts.filter(too_big)[0]}"
+            raise DataError(msg)
+        return _epoch_to_datetime(as_int, source)
     if dtype == pl.String:
         return _iso_to_datetime(ts, source)
     msg = (
@@ -212,20 +301,29 @@ def _parse_ts(ts: pl.Series, source: str) -> pl.Series:
     raise DataError(msg)
 
 
-def _epoch_to_datetime(ts: pl.Series) -> pl.Series:
+def _epoch_to_datetime(ts: pl.Series, source: str) -> pl.Series:
     # Unit from magnitude: now is ~1.7e9 s, 1.7e12 ms, 1.7e15 us, 1.7e18 ns. The cut-offs sit
     # between those decades; a wrong guess lands before 2009 or far in the future, which
     # validation rejects.
-    peak = ts.abs().max()
-    peak = 0 if peak is None else int(peak)  # type: ignore[arg-type]
+    # magnitude in float: abs() of the smallest int64 does not fit int64
+    peak = ts.cast(pl.Float64).abs().max()
+    peak = 0.0 if peak is None else float(peak)  # type: ignore[arg-type]
     if peak < 100_000_000_000:
-        factor = 1_000_000_000
+        factor, unit = 1_000_000_000, "seconds"
     elif peak < 100_000_000_000_000:
-        factor = 1_000_000
+        factor, unit = 1_000_000, "milliseconds"
     elif peak < 100_000_000_000_000_000:
-        factor = 1_000
+        factor, unit = 1_000, "microseconds"
     else:
-        factor = 1
+        factor, unit = 1, "nanoseconds"
+    if peak * factor >= 2.0**63:
+        # int64 nanoseconds span 1677..2262; the product would wrap around to a plausible date
+        outside = ts.cast(pl.Float64).abs() * factor >= 2.0**63
+        msg = (
+            f"file {source!r}: `ts` as epoch {unit} must lie in 1677..2262 (int64 "
+            f"nanoseconds), was {ts.filter(outside)[0]}"
+        )
+        raise DataError(msg)
     return (ts * factor).cast(BAR_SCHEMA["ts"]).alias("ts")
 
 
@@ -237,13 +335,28 @@ def _iso_to_datetime(ts: pl.Series, source: str) -> pl.Series:
         msg = f"file {source!r}: `ts` must carry a UTC offset, was naive {bad!r}; {_NAIVE_HINT}"
         raise DataError(msg)
     normal = text.str.replace(r"Z$", "+00:00").str.replace(" ", "T", literal=True)
-    parsed = normal.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
+    # first in microseconds (+-294,000 years) to check the range: in nanoseconds polars wraps
+    # the year 2600 around to 2015 instead of failing; then in nanoseconds, exactly
+    parsed = normal.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
     failed = parsed.is_null() & text.is_not_null()
     if failed.any():
         bad = text.filter(failed)[0]
         msg = f"file {source!r}: `ts` must be an ISO-8601 timestamp, was {bad!r}"
         raise DataError(msg)
-    return parsed.alias("ts")
+    _to_ns(parsed, text, source)
+    return normal.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False).alias("ts")
+
+
+def _to_ns(ts: pl.Series, given: pl.Series, source: str) -> pl.Series:
+    """Return `ts` in UTC nanoseconds; a time outside 1677..2262 is an error showing `given`."""
+    out = ts.cast(BAR_SCHEMA["ts"], strict=False)
+    outside = out.is_null() & ts.is_not_null()
+    if outside.any():
+        bad = given.filter(outside)[0]
+        shown = repr(bad) if isinstance(bad, str) else str(bad)
+        msg = f"file {source!r}: `ts` must lie in 1677..2262 (int64 nanoseconds), was {shown}"
+        raise DataError(msg)
+    return out.alias("ts")
 
 
 # ############# Validation ############# #

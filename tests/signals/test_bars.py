@@ -324,9 +324,10 @@ def test_load_bars_unsorted_file_rejected_unless_sort(tmp_path):
     assert_frame_equal(load_bars(path, sort=True), bars)
 
 
-def test_load_bars_invalid_bar_rejected_naming_symbol_and_ts(tmp_path):
+def test_load_bars_invalid_bar_rejected_naming_file_symbol_and_ts(tmp_path):
     path = _write(_set(_bars(), ROW, high=1.0), tmp_path / "bad.parquet")
-    with pytest.raises(DataError, match=rf"^{WHERE.replace('+', '[+]')}: `high` must be >="):
+    where = WHERE.replace("+", "[+]")
+    with pytest.raises(DataError, match=rf"^file '{path}': {where}: `high` must be >="):
         load_bars(path)
 
 
@@ -354,6 +355,163 @@ def test_load_bars_bad_symbol_rejected_naming_it(tmp_path):
     path = _write(_bars().with_columns(pl.lit("NOTASYMBOL").alias("symbol")), tmp_path / "s.csv")
     with pytest.raises(DataError, match="'NOTASYMBOL'"):
         load_bars(path)
+
+
+# ---------------------------------------------------------------- loading: unreadable files
+
+CSV_TEXT = "ts,symbol,open,high,low,close,volume\n2024-01-01T00:00:00Z,BTC-USD,1,2,0.5,1.5,10\n"
+
+
+def _parquet_bytes(tmp_path):
+    path = _write(_bars(), tmp_path / "whole.parquet")
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("zero.csv", b"", "empty, 0 bytes"),
+        ("blank.csv", b"\n\n", "empty CSV"),
+        ("binary.csv", bytes(range(256)) * 4, "invalid utf-8"),
+        ("ragged.csv", (CSV_TEXT + "2024-01-01T01:00:00Z,BTC-USD,1,2,0.5,1.5,10,9\n").encode(),
+         "more fields"),
+        ("zero.parquet", b"", "empty, 0 bytes"),
+        ("garbage.parquet", b"garbage" * 40, "PAR1"),
+        ("truncated.parquet", None, "PAR1"),
+        ("text.parquet", CSV_TEXT.encode(), "PAR1"),
+    ],
+)  # fmt: skip
+def test_load_bars_unreadable_file_raise_naming_file_and_reason(tmp_path, name, content, reason):
+    if content is None:
+        content = _parquet_bytes(tmp_path)[:200]
+    path = tmp_path / name
+    path.write_bytes(content)
+    kind = "Parquet" if name.endswith(".parquet") else "CSV"
+    with pytest.raises(DataError, match=f"is not a readable {kind} file") as info:
+        load_bars(path)
+    assert str(info.value).startswith(f"file '{path}' ")
+    assert reason in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_load_bars_header_only_raise_no_rows(tmp_path, suffix):
+    path = _write(_bars().head(0), tmp_path / f"header{suffix}")
+    with pytest.raises(DataError, match=r"must hold at least one bar, had no rows") as info:
+        load_bars(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_bars_directory_raise_naming_it(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.mkdir()
+    with pytest.raises(DataError, match="must name a .parquet or .csv file, was the directory"):
+        load_bars(path)
+
+
+def test_load_bars_column_given_twice_raise_naming_it(tmp_path):
+    path = tmp_path / "twice.csv"
+    lines = CSV_TEXT.splitlines()
+    path.write_text(f"{lines[0]},close\n{lines[1]},2\n")
+    with pytest.raises(DataError, match="column `close` must appear once, was given twice"):
+        load_bars(path)
+
+
+def test_load_bars_symbol_column_not_text_raise(tmp_path):
+    path = _write(_bars().with_columns(pl.col("symbol").cast(pl.Binary)), tmp_path / "b.parquet")
+    with pytest.raises(DataError, match="`symbol` must be text, was Binary"):
+        load_bars(path)
+
+
+def test_load_bars_rule_without_file_names_file(tmp_path):
+    path = _write(_bars().with_columns(pl.lit("NOTASYMBOL").alias("symbol")), tmp_path / "s.csv")
+    with pytest.raises(DataError, match=rf"^file '{path}': .*'NOTASYMBOL'"):
+        load_bars(path)
+
+
+# ---------------------------------------------------------------- loading: numeric columns
+
+
+@pytest.mark.parametrize(
+    ("suffix", "column", "expr", "shown"),
+    [
+        (".parquet", "volume", pl.lit(True), "Boolean (e.g. True)"),
+        (".csv", "volume", pl.lit(True), "Boolean (e.g. True)"),
+        (".parquet", "close", pl.col("close").cast(pl.String), "String (e.g. '101.0')"),
+        (".parquet", "close", pl.col("ts").dt.date(), "Date (e.g. 2024-01-01)"),
+        (".parquet", "high", pl.concat_list("high"), "List(Float64) (e.g. [102.0])"),
+        (".csv", "open", pl.lit("n/a"), "String (e.g. 'n/a')"),
+    ],
+)  # fmt: skip
+def test_load_bars_non_numeric_column_raise_naming_column_and_dtype(
+    tmp_path, suffix, column, expr, shown
+):
+    path = _write(_bars().with_columns(expr.alias(column)), tmp_path / f"x{suffix}")
+    with pytest.raises(DataError) as info:
+        load_bars(path)
+    assert str(info.value) == (
+        f"file '{path}': `{column}` must be numeric (integer or float), was {shown}; "
+        "convert the column to numbers"
+    )
+
+
+def test_load_bars_csv_number_padded_with_space_raise_showing_it(tmp_path):
+    path = tmp_path / "padded.csv"
+    path.write_text(CSV_TEXT.replace(",1.5,", ", 1.5,"))
+    with pytest.raises(DataError, match=r"`close` must be numeric .*was String \(e.g. ' 1.5'\)"):
+        load_bars(path)
+
+
+def test_load_bars_csv_text_after_inferred_rows_raise_naming_value(tmp_path):
+    bars = _bars(n=6_000)  # 12,000 rows: past the 10,000 the CSV types are inferred from
+    raw = bars.with_columns(pl.col("close").cast(pl.String))
+    raw = raw.with_columns(
+        pl.when(pl.int_range(pl.len()) == 11_000).then(pl.lit("n/a")).otherwise("close")
+        .alias("close")
+    )  # fmt: skip
+    path = _write(raw, tmp_path / "late.csv")
+    with pytest.raises(DataError, match=r"`close` must be numeric .*was String \(e.g. 'n/a'\)"):
+        load_bars(path)
+
+
+def test_load_bars_csv_float_after_integer_rows_accepted(tmp_path):
+    # integers in the rows the types are inferred from, then a fraction: a number, accepted
+    bars = _bars(n=6_000)
+    volume = pl.col("volume").cast(pl.Int64).cast(pl.String)
+    late = pl.when(pl.int_range(pl.len()) == 11_000).then(pl.lit("0.5")).otherwise(volume)
+    loaded = load_bars(_write(bars.with_columns(late.alias("volume")), tmp_path / "late.csv"))
+    assert loaded["volume"][11_000] == 0.5
+    assert loaded["volume"][0] == 10.0
+    assert_frame_equal(loaded.drop("volume"), bars.drop("volume"))
+
+
+# ---------------------------------------------------------------- loading: time range
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_load_bars_ts_beyond_2262_raise_not_wrapped(tmp_path, suffix):
+    # in nanoseconds polars turned 2600-01-01 into a 2015 date; a 2600 typo must not load
+    far = dt.datetime(2600, 1, 1, tzinfo=dt.UTC)
+    raw = _bars(hours=[0], symbols=("BTC-USD",)).cast({"ts": pl.Datetime("us", "UTC")})
+    path = _write(raw.with_columns(pl.lit(far).alias("ts")), tmp_path / f"far{suffix}")
+    with pytest.raises(DataError, match=r"`ts` must lie in 1677..2262 .*was .*2600-01-01"):
+        load_bars(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (99_999_999_999, "`ts` as epoch seconds must lie in 1677..2262"),
+        (float("inf"), "`ts` as a number must be an integer epoch, was inf"),
+        (1e300, "`ts` as a number must be an integer epoch, was 1e+300"),
+    ],
+)  # fmt: skip
+def test_load_bars_epoch_out_of_range_raise(tmp_path, value, shown):
+    raw = _bars(hours=[0], symbols=("BTC-USD",)).with_columns(pl.lit(value).alias("ts"))
+    with pytest.raises(DataError, match=shown.replace("+", "[+]")):
+        load_bars(_write(raw, tmp_path / "epoch.csv"))
 
 
 # ---------------------------------------------------------------- panel
