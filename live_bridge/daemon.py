@@ -285,6 +285,7 @@ class LiveDaemon:
             self.reason_counts = saved.reason_counts
             self.last_bar_no = saved.last_bar_no
             log.info("resumed from %s at bar %d", store.path, self.last_bar_no)
+            self._close_dust()
         else:
             self._start_fresh(n_strat)
         # a new process starts active; the state file says so (`live-bridge status`), not what
@@ -296,6 +297,30 @@ class LiveDaemon:
         )
 
     # --- set-up ------------------------------------------------------------------------------
+
+    def _close_dust(self) -> None:
+        # A state file written before sells closed exactly may hold a remainder below one base
+        # increment: no fill will ever come for it, and it would block re-entry forever. It is
+        # closed through the one fill rule (a sell of all of it at its last price, no fee).
+        dust = [
+            s
+            for s in range(len(self.symbols))
+            if 0.0 < self.positions[s, Pos.Qty] < self._static.base_increment[s]
+        ]
+        if not dust:
+            return
+        for s in dust:
+            qty = float(self.positions[s, Pos.Qty])
+            apply_fill_nb(
+                self.account, self.positions, s, Side.Sell, qty,
+                float(self.positions[s, Pos.LastPrice]), 0.0, self.last_bar_no, Purpose.Exit,
+                int(self.positions[s, Pos.Strategy]), 0.0, 0.0, 0, 0,
+                self._static.base_increment[s],
+            )  # fmt: skip
+            log.warning("closed a dust position of %.3g %s (below one base increment %g)",
+                        qty, self.symbols[s], self._static.base_increment[s])  # fmt: skip
+        with self.store.transaction() as db:
+            self._save_state(db, self.clock.estimate_ns())
 
     def _check_symbols(self) -> dict[str, ProductInfo]:
         return check_symbols(self.adapter, self.symbols)

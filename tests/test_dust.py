@@ -8,6 +8,7 @@ the fill model `fill_order_nb` (such an order is `BelowMinimum`, no fill).
 """
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,28 @@ def test_daemon_fills_take_profit_after_trim_leave_no_dust(venue, tmp_path):
     finally:
         daemon.store.close()
         daemon.adapter.close()
+
+
+def test_daemon_restarted_on_a_state_file_with_dust_closes_it(venue, tmp_path, caplog):
+    # a state file written before the fix: 2.8e-17 BTC held, as in the rehearsal
+    config = parity_config()
+    daemon = make_daemon(venue, tmp_path, config, ["BTC-USD", "ETH-USD"])
+    s = daemon.symbols.index("BTC-USD")
+    daemon.positions[s, Pos.Qty] = 2.8e-17
+    daemon.positions[s, Pos.LastPrice] = 40_000.0
+    with daemon._txn() as db:
+        daemon._save_state(db, venue.clock.now_ns())
+    daemon.store.close()
+    daemon.adapter.close()
+    with caplog.at_level(logging.WARNING, logger="live_bridge"):
+        again = make_daemon(venue, tmp_path, config, ["BTC-USD", "ETH-USD"])
+    try:
+        assert again.positions[s, Pos.Qty] == 0.0
+        assert "closed a dust position of 2.8e-17 BTC-USD" in caplog.text
+        assert again.store.load_state().positions[s, Pos.Qty] == 0.0  # saved, not only in memory
+    finally:
+        again.store.close()
+        again.adapter.close()
 
 
 # --- item 5: sells under the minimums ------------------------------------------------------
