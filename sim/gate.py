@@ -270,6 +270,9 @@ def load_report(path: str | Path, role: str) -> dict[str, Any]:
     except OSError as e:
         msg = f"{role} file `{p}` must be readable, was not: {e.strerror}"
         raise DataError(msg) from e
+    except UnicodeDecodeError as e:
+        msg = f"{role} file `{p}` must be UTF-8 JSON, was not (byte {e.start}: {e.reason})"
+        raise DataError(msg) from e
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

@@ -87,11 +87,40 @@ def resolve_tracking_uri(cli_value: str | None = None) -> str:
     does). Empty strings count as unset.
     """
     if cli_value:
-        return cli_value
+        return check_tracking_uri(cli_value, "`--tracking-uri`")
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
-        return env
+        return check_tracking_uri(env, "`MLFLOW_TRACKING_URI`")
     return default_tracking_uri()
+
+
+TRACKING_SCHEMES = ("sqlite", "http", "https", "file", "databricks", "postgresql", "mysql")
+"""URI schemes MLflow has a tracking store for (a bare path is a file store)."""
+
+
+def check_tracking_uri(uri: str, source: str) -> str:
+    """Return `uri`; raise `ConfigError` naming `source` when MLflow has no store for it."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if "://" in uri and scheme not in TRACKING_SCHEMES:
+        msg = (
+            f"{source} must be an MLflow tracking URI ({', '.join(TRACKING_SCHEMES)}), was {uri!r}"
+        )
+        raise ConfigError(msg)
+    return uri
+
+
+def check_store_exists(uri: str) -> None:
+    """Raise `DataError` when `uri` names a SQLite store that does not exist (nothing made)."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if not path.is_file():
+            msg = (
+                f"MLflow store `{path}` must exist to hold a baseline, was missing; run "
+                "`sim run --seed 42` and tag it, or pass `--baseline FILE`"
+            )
+            raise DataError(msg)
 
 
 def experiment_name() -> str:
@@ -413,6 +442,7 @@ def find_baseline_run(
     from mlflow.tracking import MlflowClient  # noqa: PLC0415
 
     uri = resolve_tracking_uri(tracking_uri)
+    check_store_exists(uri)  # MLflow would create an empty store to look in
     name = experiment or experiment_name()
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(name)
