@@ -11,10 +11,9 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from signals.config import parse_model
+from signals.config import parse_model, read_yaml
 from signals.errors import ConfigError, DataError
 from signals.symbols import canonical_symbol
 from signals.types import Bps, NonNegFloat, NonNegInt, Pct, PositiveFloat, PositiveInt
@@ -323,11 +322,7 @@ def load_live_config(path: str | Path) -> LiveConfig:
     file = Path(path)
     if not file.exists():
         return LiveConfig()
-    try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as e:
-        msg = f"{file}: is not valid YAML ({e})".replace("\n", " ")
-        raise ConfigError(msg) from e
+    data = read_yaml(file)
     config: LiveConfig = parse_model(LiveConfig, data, str(file))
     return config
 

@@ -8,8 +8,11 @@ Files (all optional except that a missing file means the safe defaults below):
 * `backtest.yaml`   -> `BacktestConfig`   (seed, starting cash)
 
 Every model is strict: an unknown or misspelled key is a `ConfigError` that names the key and the
-file, with a suggestion where a close key exists. Kernels never see these models; `to_params()`
-methods produce the NamedTuples/arrays the kernels take.
+file, with a suggestion where a close key exists. Every symbol (universe lists, themes, the keys
+of `products` and `spread_bps_estimate`, the regime's reference) is turned into `BASE-QUOTE` by
+`signals.symbols.canonical_symbol` when it loads; `check_config_symbols` checks them against the
+symbols of the data a run uses. Kernels never see these models; `to_params()` methods produce
+the NamedTuples/arrays the kernels take.
 """
 
 from __future__ import annotations
@@ -17,13 +20,24 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from signals.errors import ConfigError
+from signals.symbols import SymbolError, canonical_symbol
 from signals.types import Bps, Fraction, NonNegFloat, NonNegInt, Pct, PositiveFloat, PositiveInt
 
 MAX_FEE_BPS = 500.0
@@ -44,6 +58,62 @@ class _Strict(BaseModel, frozen=True, extra="forbid"):
 
 
 RegimeName = Literal["bull", "chop", "bear", "crash"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY = "default"
+"""The key of `products` and `spread_bps_estimate` that applies to every unlisted symbol."""
+
+
+def _symbol(raw: str) -> str:
+    """Return `canonical_symbol(raw)`; a value it refuses is a validation error of its key."""
+    try:
+        return canonical_symbol(raw)
+    except SymbolError as e:
+        raise PydanticCustomError(
+            "symbol",
+            "must be a symbol `BASE-QUOTE` such as BTC-USD; this one {reason}",
+            {"reason": e.reason},
+        ) from None
+
+
+def _symbol_or_default(raw: str) -> str:
+    return raw if raw == DEFAULT_KEY else _symbol(raw)
+
+
+def _no_repeats(symbols: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for symbol in symbols:
+        if symbol in seen:
+            msg = f"must not list a symbol twice, was {symbol} twice (after canonical spelling)"
+            raise ValueError(msg)
+        seen.add(symbol)
+    return symbols
+
+
+def _no_key_collisions(table: Any) -> Any:
+    # a dict silently keeps the last of two keys that become the same symbol: refuse them
+    if not isinstance(table, dict):
+        return table
+    spelled: dict[str, str] = {}
+    for raw in table:
+        try:
+            key = raw if raw == DEFAULT_KEY else canonical_symbol(raw)
+        except SymbolError:
+            continue  # reported by the key's own validator
+        if key in spelled:
+            msg = f"must list a symbol once, was {spelled[key]!r} and {raw!r} (both {key})"
+            raise ValueError(msg)
+        spelled[key] = raw
+    return table
+
+
+Symbol = Annotated[str, AfterValidator(_symbol)]
+"""A symbol in any spelling `canonical_symbol` accepts, stored as `BASE-QUOTE`."""
+SymbolList = Annotated[list[Symbol], AfterValidator(_no_repeats)]
+"""Symbols, canonical, each once."""
+SymbolKey = Annotated[str, AfterValidator(_symbol_or_default)]
+"""A table key: a `Symbol`, or `default`."""
 
 
 def _default_regime_multipliers() -> dict[RegimeName, float]:
@@ -165,10 +235,18 @@ class ProductConfig(_Strict, frozen=True, extra="forbid"):
     )
 
 
+ProductTable = Annotated[dict[SymbolKey, ProductConfig], BeforeValidator(_no_key_collisions)]
+"""`products`: symbol (or `default`) -> constraints; two spellings of one symbol are refused."""
+SpreadTable = Annotated[dict[SymbolKey, Bps], BeforeValidator(_no_key_collisions)]
+"""`spread_bps_estimate`: symbol (or `default`) -> bps; two spellings of one symbol refused."""
+
+
 class RegimeConfig(_Strict, frozen=True, extra="forbid"):
     """Regime classifier on the reference asset (windowed kernels only)."""
 
-    reference_symbol: str = Field("BTC-USD", description="Asset whose trend/vol sets the regime.")
+    reference_symbol: Symbol = Field(
+        "BTC-USD", description="Asset whose trend/vol sets the regime; must be in the data."
+    )
     fast_bars: PositiveInt = Field(24, description="Fast trend SMA, bars.")
     slow_bars: PositiveInt = Field(168, description="Slow trend SMA, bars.")
     vol_window_bars: PositiveInt = Field(24, description="Realized-volatility window, bars.")
@@ -188,18 +266,18 @@ class RegimeConfig(_Strict, frozen=True, extra="forbid"):
 class UniverseConfig(_Strict, frozen=True, extra="forbid"):
     """`universe.yaml`: which symbols may receive new entries, and why not."""
 
-    core: list[str] = Field(default_factory=list, description="Always eligible if tradable.")
-    rotational: list[str] = Field(
+    core: SymbolList = Field(default_factory=list, description="Always eligible if tradable.")
+    rotational: SymbolList = Field(
         default_factory=list, description="Eligible when liquid; empty list = every other symbol."
     )
-    excluded: list[str] = Field(default_factory=list, description="Never eligible.")
+    excluded: SymbolList = Field(default_factory=list, description="Never eligible.")
     max_universe_size: PositiveInt = Field(20, description="Keep the N most liquid eligible.")
     quote_volume_window_bars: PositiveInt = Field(24, description="Window of quote volume, bars.")
     min_quote_volume_usd: NonNegFloat = Field(
         1_000_000.0, description="Minimum rolling quote volume over the window, USD."
     )
     max_spread_bps: Bps = Field(30.0, description="Maximum spread, bps.")
-    spread_bps_estimate: dict[str, Bps] = Field(
+    spread_bps_estimate: SpreadTable = Field(
         default_factory=dict, description="Spread per symbol where data has none; key `default`."
     )
     red_flag_move_pct: Pct = Field(
@@ -211,10 +289,10 @@ class UniverseConfig(_Strict, frozen=True, extra="forbid"):
         1.5, description="Bad-tick guard: a jump with volume below this x average is masked."
     )
     bad_tick_volume_window: PositiveInt = Field(24, description="Bad-tick guard volume window.")
-    themes: dict[str, list[str]] = Field(
+    themes: dict[str, SymbolList] = Field(
         default_factory=dict, description="Theme name -> symbols (L1, DeFi, memes ...)."
     )
-    products: dict[str, ProductConfig] = Field(
+    products: ProductTable = Field(
         default_factory=dict, description="Product constraints per symbol; key `default`."
     )
     regime: RegimeConfig = Field(default_factory=RegimeConfig)
@@ -307,8 +385,9 @@ class PlatformConfig(_Strict, frozen=True, extra="forbid"):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def with_seed(self, seed: int) -> PlatformConfig:
-        """Return a copy whose backtest seed is `seed` (the CLI `--seed`)."""
-        backtest = self.backtest.model_copy(update={"seed": seed})
+        """Return a copy whose backtest seed is `seed` (the CLI `--seed`), checked as the file's."""
+        data = self.backtest.model_dump() | {"seed": seed}
+        backtest = parse_model(type(self.backtest), data, "`--seed`")
         return self.model_copy(update={"backtest": backtest})
 
     def flat(self) -> dict[str, Any]:
@@ -324,6 +403,79 @@ class PlatformConfig(_Strict, frozen=True, extra="forbid"):
 
         walk("", self.model_dump(mode="json"))
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# symbols against the data
+# --------------------------------------------------------------------------------------------
+
+UNIVERSE_LISTS = ("core", "rotational", "excluded")
+"""`universe.yaml` lists checked against the data (absent: error, or a warning when allowed)."""
+_SHOWN_SYMBOLS = 30
+
+
+def _data_has(symbols: list[str]) -> str:
+    shown = ", ".join(symbols[:_SHOWN_SYMBOLS])
+    more = f", ... ({len(symbols)} in all)" if len(symbols) > _SHOWN_SYMBOLS else ""
+    return f"the data has [{shown}{more}]"
+
+
+def check_config_symbols(
+    config: PlatformConfig, data_symbols: Iterable[str], *, allow_missing: bool = False
+) -> tuple[tuple[str, str], ...]:
+    """Check the config's symbols against the symbols of the data a run uses.
+
+    Every path where data meets a config calls this (`sim run`, `run_backtest`, sweeps and
+    walk-forward). `universe.regime.reference_symbol` absent from `data_symbols` is always a
+    `ConfigError` (the regime would silently be "chop" on every bar). A symbol of `core`,
+    `rotational` or `excluded` absent is a `ConfigError` too, unless `allow_missing`, which
+    logs one warning instead. Themes, `products` and `spread_bps_estimate` are tables and may
+    list symbols the data lacks. Both messages name the symbols and the data's symbols.
+
+    Parameters
+    ----------
+    config : PlatformConfig
+        The loaded config (its symbols are canonical).
+    data_symbols : iterable of str
+        The data's symbols (a panel's `symbols`: canonical, as `load_bars` writes them).
+    allow_missing : bool
+        The CLI's `--allow-missing-symbols`: absent universe symbols only warn.
+
+    Returns
+    -------
+    tuple of (str, str)
+        The absent universe symbols as `(key, symbol)`, such as `("core", "XRPP-USD")`.
+    """
+    have = sorted(set(data_symbols))
+    reference = config.universe.regime.reference_symbol
+    if reference not in have:
+        msg = (
+            f"universe.yaml `regime.reference_symbol` {reference} must be a symbol of the data "
+            f"(the regime is computed on it), was missing; {_data_has(have)} (set it to one of "
+            "them)"
+        )
+        raise ConfigError(msg)
+    missing = tuple(
+        (key, symbol)
+        for key in UNIVERSE_LISTS
+        for symbol in getattr(config.universe, key)
+        if symbol not in have
+    )
+    if not missing:
+        return missing
+    listed = ", ".join(f"`{key}` {symbol}" for key, symbol in missing)
+    if not allow_missing:
+        msg = (
+            f"universe.yaml symbols must be in the data, were missing: {listed}; "
+            f"{_data_has(have)} (correct or remove them, or pass --allow-missing-symbols, "
+            "allow_missing_symbols=True in Python, to ignore them)"
+        )
+        raise ConfigError(msg)
+    log.warning(
+        "universe.yaml symbols not in the data, ignored (--allow-missing-symbols): %s; %s",
+        listed, _data_has(have),
+    )  # fmt: skip
+    return missing
 
 
 def _suggest(key: str, allowed: list[str]) -> str:
@@ -368,7 +520,8 @@ def format_validation_error(error: ValidationError, model: type[BaseModel], sour
                 hint = _suggest(key, _allowed_keys(model, loc))
             lines.append(f"{source}: unknown key `{dotted}`{hint}")
         else:
-            lines.append(f"{source}: `{dotted}` {item['msg']}, was {item.get('input')!r}")
+            text = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: `{dotted}` {text}, was {item.get('input')!r}")
     return "; ".join(lines)
 
 
@@ -383,6 +536,33 @@ def parse_model(model: type[BaseModel], data: Any, source: str) -> Any:
         return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, model, source)) from e
+
+
+def read_yaml(path: Path) -> Any:
+    """Return the YAML document of `path`; raise `ConfigError` naming it when it cannot be read.
+
+    An empty file is refused (it is more often a truncated write than a wish for defaults;
+    delete it, or write `{}`, to take the defaults).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        msg = f"{path}: must be UTF-8 text, was not (byte {e.start}: {e.reason})"
+        raise ConfigError(msg) from e
+    except IsADirectoryError as e:
+        msg = f"{path}: must be a YAML file, is a directory"
+        raise ConfigError(msg) from e
+    except OSError as e:
+        msg = f"{path}: must be readable, was not ({e.strerror})"
+        raise ConfigError(msg) from e
+    if not text.strip():
+        msg = f"{path}: is empty; delete it to use the defaults, or write `{{}}`"
+        raise ConfigError(msg)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        msg = f"{path}: is not valid YAML ({e})".replace("\n", " ")
+        raise ConfigError(msg) from e
 
 
 def load_config(config_dir: str | Path) -> PlatformConfig:
@@ -407,11 +587,7 @@ def load_config(config_dir: str | Path) -> PlatformConfig:
         if not path.exists():
             parts[name.removesuffix(".yaml")] = model()
             continue
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            msg = f"{path}: is not valid YAML ({e})".replace("\n", " ")
-            raise ConfigError(msg) from e
+        data = read_yaml(path)
         parts[name.removesuffix(".yaml")] = parse_model(model, data, str(path))
     config = PlatformConfig(**parts)
     from signals.strategies.registry import validate_strategies  # noqa: PLC0415 (cycle)

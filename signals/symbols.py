@@ -16,6 +16,20 @@ BASE_ALIASES: dict[str, str] = {"XBT": "BTC", "WBTC": "BTC", "XDG": "DOGE", "WET
 KNOWN_QUOTES: tuple[str, ...] = ("USDC", "USDT", "USD", "EUR", "GBP", "BTC", "ETH")
 """Quote currencies used to split separator-less symbols such as `BTCUSD`."""
 
+
+class SymbolError(DataError):
+    """A value `canonical_symbol` cannot turn into `BASE-QUOTE`.
+
+    `raw` is the value; `reason` says what is wrong with it ("must have exactly one separator
+    between base and quote"), so a config loader can name its own key and file around it.
+    """
+
+    def __init__(self, raw: object, reason: str) -> None:
+        super().__init__(f"`symbol` {reason}, was {raw!r}")
+        self.raw = raw
+        self.reason = reason
+
+
 _SEPARATORS = re.compile(r"[-/_:]")
 _CODE = re.compile(r"^[A-Z0-9]+$")
 # Longest suffix first, so `BTCUSDC` splits as BTC/USDC and not BTCU... as ?/USD.
@@ -41,8 +55,9 @@ def canonical_symbol(raw: str) -> str:
 
     Raises
     ------
-    DataError
-        If the input is not a string or cannot be split into two alphanumeric codes.
+    SymbolError
+        A `DataError`: the input is not a string or cannot be split into two alphanumeric
+        codes.
 
     Examples
     --------
@@ -52,8 +67,7 @@ def canonical_symbol(raw: str) -> str:
     'ETH-USDC'
     """
     if not isinstance(raw, str):
-        msg = f"`symbol` must be a string, was {raw!r} of type {type(raw).__name__}"
-        raise DataError(msg)
+        raise SymbolError(raw, "must be a string")
     text = raw.strip().upper()
     parts = _SEPARATORS.split(text)
     if len(parts) == 1:
@@ -61,16 +75,13 @@ def canonical_symbol(raw: str) -> str:
     elif len(parts) == 2:
         base, quote = parts
     else:
-        msg = f"`symbol` must have exactly one separator between base and quote, was {raw!r}"
-        raise DataError(msg)
+        raise SymbolError(raw, "must have exactly one separator between base and quote")
     if not _CODE.match(base) or not _CODE.match(quote):
-        msg = f"`symbol` must be two alphanumeric codes `BASE-QUOTE`, was {raw!r}"
-        raise DataError(msg)
+        raise SymbolError(raw, "must be two alphanumeric codes `BASE-QUOTE`")
     base = BASE_ALIASES.get(base, base)
     quote = BASE_ALIASES.get(quote, quote)
     if base == quote:
-        msg = f"`symbol` must have different base and quote after alias mapping, was {raw!r}"
-        raise DataError(msg)
+        raise SymbolError(raw, "must have different base and quote after alias mapping")
     return f"{base}-{quote}"
 
 
@@ -89,8 +100,5 @@ def _split_on_quote(text: str, raw: str) -> tuple[str, str]:
     for quote in _QUOTES_LONGEST_FIRST:
         if text.endswith(quote) and len(text) > len(quote):
             return text[: -len(quote)], quote
-    msg = (
-        f"`symbol` without a separator must end in a known quote {KNOWN_QUOTES} "
-        f"after a non-empty base, was {raw!r}"
-    )
-    raise DataError(msg)
+    reason = f"without a separator must end in a known quote {KNOWN_QUOTES} after a non-empty base"
+    raise SymbolError(raw, reason)

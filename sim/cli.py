@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from signals.errors import ConfigError, DataError, PlatformError
 
@@ -39,6 +39,18 @@ def numba_cache_is_warm() -> bool:
     if cache_dir:
         return any(Path(cache_dir).rglob(pattern))
     return any(any(p.glob(pattern)) for p in places if p.is_dir())
+
+
+def _output_path(value: str, suffixes: tuple[str, ...]) -> Path:
+    """Return `--out` as a Path; refuse a folder, or a suffix not in `suffixes` (empty: any)."""
+    out = Path(value)
+    if out.is_dir():
+        msg = f"`--out` must be a file path, was the directory {value!r}"
+        raise DataError(msg)
+    if suffixes and out.suffix not in suffixes:
+        msg = f"`--out` must end in {' or '.join(suffixes)}, was {value!r}"
+        raise DataError(msg)
+    return out
 
 
 def _parse_ts(value: str | None, flag: str) -> int | None:
@@ -81,11 +93,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None) -> int:
     from signals.bars import frame_hash, load_bars, to_panel  # noqa: PLC0415
-    from signals.config import load_config  # noqa: PLC0415
+    from signals.config import check_config_symbols, load_config  # noqa: PLC0415
 
     config = load_config(args.config)
     if args.seed is not None:
         config = config.with_seed(args.seed)
+    default_out = DEFAULT_REPORTS / f"run_seed{config.backtest.seed}.json"
+    out = _output_path(args.out, ()) if args.out else default_out
     data_path = Path(args.data) if args.data else DEFAULT_DATA
     if not data_path.exists():
         msg = (
@@ -107,6 +121,8 @@ def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None
             msg = f"`--start`/`--end` must select some bars of `{data_path}`, selected none"
             raise DataError(msg)
     panel = to_panel(frame)
+    # before any work: `run_backtest` is handed the inputs below and leaves this check to us
+    check_config_symbols(config, panel.symbols, allow_missing=args.allow_missing_symbols)
 
     from signals.pipeline import infer_bar_ns, warmup_bars  # noqa: PLC0415
 
@@ -146,8 +162,11 @@ def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None
     except ValueError:
         source = str(data_path)
     report = build_report(result, config, frame_hash(frame), source)
-    out = Path(args.out) if args.out else DEFAULT_REPORTS / f"run_seed{config.backtest.seed}.json"
-    write_report(report, out)
+    try:
+        write_report(report, out)
+    except OSError as e:
+        msg = f"`--out` must be a writable file, was {str(out)!r} ({e.strerror or e})"
+        raise DataError(msg) from e
     _print_summary(report, out)
     if tracker is not None:
         run_id = tracker.log(report, result, config, out)
@@ -213,16 +232,17 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     if args.symbols < 2 or args.bars < 2:
         msg = f"`--symbols` and `--bars` must be >= 2, was {args.symbols} and {args.bars}"
         raise DataError(msg)
+    out = _output_path(args.out, (".parquet", ".csv"))
     frame = synth_bars(seed=args.seed, n_symbols=args.symbols, n_bars=args.bars)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
-        frame.write_csv(out)
-    elif out.suffix == ".parquet":
-        frame.write_parquet(out, compression="zstd")
-    else:
-        msg = f"`--out` must end in .parquet or .csv, was {out}"
-        raise DataError(msg)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".csv":
+            frame.write_csv(out)
+        else:
+            frame.write_parquet(out, compression="zstd")
+    except OSError as e:
+        msg = f"`--out` must be a writable file, was {str(out)!r} ({e.strerror or e})"
+        raise DataError(msg) from e
     print(f"wrote {frame.height} bars ({args.symbols} symbols x {args.bars}) to {out}")
     return EXIT_OK
 
@@ -236,9 +256,27 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 """Modules that add subcommands (gate, sweep) register a `add_parser(subparsers)` here."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _say(f"{self.prog}: error: {message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def add_allow_missing_symbols(parser: argparse.ArgumentParser) -> None:
+    """Add `--allow-missing-symbols` (shared by `sim run` and `sim sweep`)."""
+    parser.add_argument(
+        "--allow-missing-symbols",
+        action="store_true",
+        help="universe.yaml core/rotational/excluded symbols absent from the data only warn "
+        "(default: an error); an absent regime.reference_symbol is always an error",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Return the `sim` argument parser."""
-    parser = argparse.ArgumentParser(
+    """Return the `sim` argument parser (its subparsers share its one-line errors)."""
+    parser = _Parser(
         prog="sim",
         description="247trader backtests: run, check data, gate regressions, sweep parameters.",
         epilog="Example: sim run --seed 42   (uses data/sample_hourly.parquet and config/)",
@@ -267,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else <project>/mlflow.db)",
     )
     run.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    add_allow_missing_symbols(run)
     run.set_defaults(handler=cmd_run)
 
     data = sub.add_parser("data", help="validate or synthesise bar data")
@@ -311,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         # polars, pydantic and the config models) would delay the start of its MLflow helper.
         _register_extras()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0), or a bad argument (2) already said in one line
+        return int(e.code or 0)
     handler: Handler = args.handler
     try:
         return handler(args)

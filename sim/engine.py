@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from signals.bars import Panel
-from signals.config import PlatformConfig
+from signals.config import PlatformConfig, check_config_symbols
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import PURPOSE_NAMES, REASON_NAMES, Side
 from signals.pipeline import DecisionInputs, decision_inputs
@@ -48,10 +48,21 @@ def _ts(values: np.ndarray) -> pl.Series:
 
 
 def run_backtest(
-    panel: Panel, config: PlatformConfig, inputs: DecisionInputs | None = None
+    panel: Panel,
+    config: PlatformConfig,
+    inputs: DecisionInputs | None = None,
+    *,
+    allow_missing_symbols: bool = False,
 ) -> BacktestResult:
-    """Run `config` over `panel` with the config's seed and starting cash."""
+    """Run `config` over `panel` with the config's seed and starting cash.
+
+    Without `inputs` it first checks the config's symbols against the panel's
+    (`check_config_symbols`: a `ConfigError`, or with `allow_missing_symbols` a warning for
+    absent universe symbols), then computes stage 1. A caller passing `inputs` computed them
+    from this panel and config and checked the symbols first, as `sim run` does.
+    """
     if inputs is None:
+        check_config_symbols(config, panel.symbols, allow_missing=allow_missing_symbols)
         inputs = decision_inputs(panel, config)
     symbols = panel.symbols
     static = step_static(config, symbols, inputs.strategy_names)

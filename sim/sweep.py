@@ -32,7 +32,7 @@ import polars as pl
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from signals.bars import first_bar_no
-from signals.config import PlatformConfig, parse_model
+from signals.config import PlatformConfig, check_config_symbols, parse_model
 from signals.errors import ConfigError, DataError
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
@@ -379,6 +379,30 @@ class GroupInputs:
     bars_per_year: float
     rules_slot: int
     ma_slot: int
+
+
+def check_plan_symbols(
+    plan: SweepPlan, symbols: Sequence[str], *, allow_missing: bool = False
+) -> None:
+    """Check each distinct universe of `plan` against the data's `symbols`, once each.
+
+    `check_config_symbols` is the rule (a `ConfigError`, or with `allow_missing` one warning
+    per distinct universe); an error in a group of `--grid` values names them.
+    """
+    seen: set[str] = set()
+    for g in plan.groups:
+        universe = g.config.universe.model_dump_json()
+        if universe in seen:
+            continue
+        seen.add(universe)
+        try:
+            check_config_symbols(g.config, symbols, allow_missing=allow_missing)
+        except ConfigError as e:
+            swept = {k: v for k, v in g.values.items() if k.startswith("universe.")}
+            if not swept:
+                raise
+            source = "--grid " + ", ".join(f"{k}={v}" for k, v in swept.items())
+            raise ConfigError(f"{source}: {e}") from e
 
 
 def group_inputs(panel: Any, group: Group) -> GroupInputs:
@@ -774,10 +798,15 @@ def sweep(
     metric: str = DEFAULT_METRIC,
     progress: bool = False,
     chunk: int | None = None,
+    allow_missing_symbols: bool = False,
 ) -> pl.DataFrame:
-    """Run every combination of `grid` over `panel`; return the results table, best first."""
+    """Run every combination of `grid` over `panel`; return the results table, best first.
+
+    The config's symbols are checked against the panel's first (`check_plan_symbols`).
+    """
     check_metric(metric)
     plan = build_plan(config, grid)
+    check_plan_symbols(plan, panel.symbols, allow_missing=allow_missing_symbols)
     inputs = [group_inputs(panel, g) for g in plan.groups]
     metrics = run_plan(plan, inputs, engine or local_engine(), chunk=chunk, progress=progress)
     return sort_table(results_table(plan, metrics), metric)
@@ -881,18 +910,21 @@ def walk_forward(
     metric: str = DEFAULT_METRIC,
     progress: bool = False,
     chunk: int | None = None,
+    allow_missing_symbols: bool = False,
 ) -> WalkForwardResult:
     """Pick the best combination on each train window and run it on the following test window.
 
     Each run starts with fresh cash and may trade only inside its window; the `max_warmup`
     bars before the window (when the data has them) warm the indicators up. The test windows'
     equity curves are chained (each starts where the previous ended, by return) into one
-    out-of-sample curve, summarised like a single run.
+    out-of-sample curve, summarised like a single run. The config's symbols are checked
+    against the panel's first (`check_plan_symbols`).
     """
     from sim.sweep_nb import METRIC_NAMES, summary_nb  # noqa: PLC0415
 
     check_metric(metric)
     plan = build_plan(config, grid)
+    check_plan_symbols(plan, panel.symbols, allow_missing=allow_missing_symbols)
     inputs = [group_inputs(panel, g) for g in plan.groups]
     windows = walk_forward_windows(panel.close.shape[0], train, test)
     warm = max_warmup(plan)
@@ -975,7 +1007,12 @@ Examples:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `sim sweep`."""
-    from sim.cli import DEFAULT_CONFIG, DEFAULT_DATA, PROJECT_ROOT  # noqa: PLC0415
+    from sim.cli import (  # noqa: PLC0415
+        DEFAULT_CONFIG,
+        DEFAULT_DATA,
+        PROJECT_ROOT,
+        add_allow_missing_symbols,
+    )
 
     p = subparsers.add_parser(
         "sweep",
@@ -1019,6 +1056,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="child MLflow runs for the best K combinations (default 20)",
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the sweep to MLflow")
+    add_allow_missing_symbols(p)
     p.set_defaults(handler=cmd_sweep)  # fmt: skip
 
 
@@ -1047,15 +1085,23 @@ def _load(args: argparse.Namespace) -> tuple[Any, PlatformConfig, str]:
     return to_panel(frame), config, str(path)
 
 
+def _check_out(out: Path) -> None:
+    # before the sweep runs: a bad --out must not cost a whole grid
+    if out.suffix not in (".parquet", ".csv"):
+        msg = f"`--out` must end in .parquet or .csv, was {out}"
+        raise ConfigError(msg)
+    if out.is_dir():
+        msg = f"`--out` must be a file path, was the directory {out}"
+        raise ConfigError(msg)
+
+
 def _write_table(table: pl.DataFrame, out: Path) -> None:
+    _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         table.write_parquet(out, compression="zstd")
-    elif out.suffix == ".csv":
-        table.with_columns(pl.selectors.datetime().dt.to_string()).write_csv(out)
     else:
-        msg = f"`--out` must end in .parquet or .csv, was {out}"
-        raise ConfigError(msg)
+        table.with_columns(pl.selectors.datetime().dt.to_string()).write_csv(out)
 
 
 _SHOWN = ("total_pnl_pct", "sharpe", "max_drawdown_pct", "total_trades", "win_rate",
@@ -1082,6 +1128,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     check_metric(args.metric)
+    if args.out:
+        _check_out(Path(args.out))
     grid = parse_grid(args.grid)
     panel, config, source = _load(args)
     if args.top < 0 or (args.chunk is not None and args.chunk < 1):
@@ -1091,6 +1139,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         msg = "`--address` must come with `--engine dask`, was given with `--engine local`"
         raise ConfigError(msg)
     plan = build_plan(config, grid)
+    if not args.walk_forward:  # `walk_forward` checks the plan it builds
+        check_plan_symbols(plan, panel.symbols, allow_missing=args.allow_missing_symbols)
     for note in plan.dropped:
         _say(note)
     engine = dask_engine(args.address) if args.engine == "dask" else local_engine()
@@ -1104,6 +1154,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             wf = walk_forward(
                 panel, config, grid, train, test, engine=engine, metric=args.metric,
                 progress=progress, chunk=args.chunk,
+                allow_missing_symbols=args.allow_missing_symbols,
             )  # fmt: skip
             table = wf.windows
         else:
