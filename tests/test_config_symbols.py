@@ -141,9 +141,7 @@ def test_config_one_symbol_in_two_spellings_refused(tmp_path, universe):
 
 
 @pytest.mark.parametrize("spelling", ["btc-usd", "BTCUSD", "xbt/usd"])
-def test_core_symbol_spelled_otherwise_is_normalised_and_btc_stays_core(
-    tmp_path, panel, spelling
-):
+def test_core_symbol_spelled_otherwise_is_normalised_and_btc_stays_core(tmp_path, panel, spelling):
     # one universe slot: a BTC demoted to rotational loses it to core ETH and never trades
     canonical = load_config(_folder(tmp_path, "a", core=["BTC-USD", "ETH-USD"],
                                     max_universe_size=1))  # fmt: skip
@@ -251,7 +249,8 @@ def test_cli_run_allow_missing_symbols_warns_and_runs_as_without_them(
     assert "`core` XRPP-USD, `excluded` SOLL-USD" in warning
     assert f"the data has [{DATA_SYMBOLS}]" in warning
     a, b = json.loads(plain.read_text()), json.loads(relaxed.read_text())
-    assert a["trades"] == b["trades"] and a["summary"] == b["summary"]
+    assert a["trades"] == b["trades"]
+    assert a["summary"] == b["summary"]
     assert a["no_trade_reasons"] == b["no_trade_reasons"]
 
 
@@ -274,7 +273,8 @@ def test_cli_run_allow_missing_symbols_warning_is_one_stderr_line(tmp_path, data
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if "XRPP-USD" in ln]
-    assert len(lines) == 1 and "not in the data, ignored (--allow-missing-symbols)" in lines[0]
+    assert len(lines) == 1
+    assert "not in the data, ignored (--allow-missing-symbols)" in lines[0]
     assert "Traceback" not in proc.stderr
     assert out.exists()
 
@@ -311,9 +311,7 @@ def test_cli_sweep_grid_reference_symbol_absent_exit_2_names_the_grid_value(
     assert "`regime.reference_symbol` NOPE-USD" in line
 
 
-def test_sweep_and_walk_forward_api_refuse_absent_symbols_unless_allowed(
-    tmp_path, panel, caplog
-):
+def test_sweep_and_walk_forward_api_refuse_absent_symbols_unless_allowed(tmp_path, panel, caplog):
     config = load_config(_folder(tmp_path, core=["BTC-USD", "ETH-USD", "XRPP-USD"]))
     grid = {"strategies.rules.exit_lookback": [12, 24]}
     with pytest.raises(ConfigError, match="`core` XRPP-USD"):
