@@ -420,6 +420,34 @@ def _data_has(symbols: list[str]) -> str:
     return f"the data has [{shown}{more}]"
 
 
+def check_reference_symbol(config: PlatformConfig, data_symbols: Iterable[str]) -> None:
+    """Raise `ConfigError` unless `universe.regime.reference_symbol` is one of `data_symbols`,
+    when the regime can change a decision.
+
+    Without it the regime would silently be "chop" on every bar; the message names the symbol
+    and the data's symbols. The regime is read by the sizing when a
+    `policy.risk.regime_multipliers` differs from 1, and by every enabled strategy whose class
+    has `reads_regime` (`rules` does, `ma_cross` does not); read by neither, the reference may
+    be absent. `check_config_symbols` and the live daemon call it.
+    """
+    from signals.strategies import enabled_strategies  # noqa: PLC0415 (strategies import config)
+
+    sizing_reads = any(m != 1.0 for m in config.policy.risk.regime_multipliers.values())
+    if not sizing_reads and not any(
+        s.cls.reads_regime for s in enabled_strategies(config.strategies)
+    ):
+        return
+    have = sorted(set(data_symbols))
+    reference = config.universe.regime.reference_symbol
+    if reference not in have:
+        msg = (
+            f"universe.yaml `regime.reference_symbol` {reference} must be a symbol of the data "
+            f"(the regime is computed on it), was missing; {_data_has(have)} (set it to one of "
+            "them)"
+        )
+        raise ConfigError(msg)
+
+
 def check_config_symbols(
     config: PlatformConfig, data_symbols: Iterable[str], *, allow_missing: bool = False
 ) -> tuple[tuple[str, str], ...]:
@@ -447,14 +475,7 @@ def check_config_symbols(
         The absent universe symbols as `(key, symbol)`, such as `("core", "XRPP-USD")`.
     """
     have = sorted(set(data_symbols))
-    reference = config.universe.regime.reference_symbol
-    if reference not in have:
-        msg = (
-            f"universe.yaml `regime.reference_symbol` {reference} must be a symbol of the data "
-            f"(the regime is computed on it), was missing; {_data_has(have)} (set it to one of "
-            "them)"
-        )
-        raise ConfigError(msg)
+    check_reference_symbol(config, have)
     missing = tuple(
         (key, symbol)
         for key in UNIVERSE_LISTS

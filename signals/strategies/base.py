@@ -62,6 +62,9 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    reads_regime: ClassVar[bool] = True
+    """Whether `propose` reads `ctx.regime`; then the data must hold the regime's reference
+    symbol (`signals.config.check_reference_symbol`). A strategy that never reads it says so."""
 
     @classmethod
     @abstractmethod

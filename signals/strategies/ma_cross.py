@@ -34,6 +34,7 @@ class MaCross(Strategy):
 
     name = "ma_cross"
     Params = MaCrossParams
+    reads_regime = False
 
     @classmethod
     def warmup_bars(cls, params: BaseModel) -> int:

@@ -156,9 +156,13 @@ def best_of_interleaved(first, second, repeat: int = 7) -> tuple[float, float]:
 
 
 def _config():
+    """The shipped config with BTC-USD as its only core symbol (the panels hold BTC-USD alone,
+    and a configured symbol absent from the data is refused)."""
     from signals.config import load_config  # noqa: PLC0415
 
-    return load_config(ROOT / "config")
+    config = load_config(ROOT / "config")
+    universe = config.universe.model_copy(update={"core": ["BTC-USD"]})
+    return config.model_copy(update={"universe": universe})
 
 
 def _vectorbt_sweep(panel, fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
