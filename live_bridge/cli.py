@@ -221,6 +221,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "by something else, or by this daemon in LIVE) and write shadow.json and shadow.html "
         "to live.yaml's shadow.report_dir",
     )
+    p.add_argument(
+        "--allow-missing-symbols",
+        action="store_true",
+        help="universe.yaml core/rotational/excluded symbols absent from live.yaml `symbols` "
+        "only warn (default: an error); an absent regime.reference_symbol is always an error",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))  # fmt: skip
 
 
@@ -241,7 +247,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     from live_bridge.events import Started, Stopped  # noqa: PLC0415
     from live_bridge.operator import Operator, check_clock, secret_age_days  # noqa: PLC0415
     from live_bridge.store import InstanceLock, StateStore, check_state_file  # noqa: PLC0415
-    from signals.config import load_config  # noqa: PLC0415
+    from signals.config import check_config_symbols, load_config  # noqa: PLC0415
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -254,6 +260,13 @@ def _run_daemon(args: argparse.Namespace) -> int:
             msg = f"`--speed` must be > 0, was {args.speed}"
             raise ConfigError(msg)
         live = live.model_copy(update={"clock_speed": args.speed})
+    try:
+        # the live bridge's data are live.yaml's symbols: what the backtest checks against the
+        # bar file is checked against them, before anything is written
+        check_config_symbols(platform, live.symbols, allow_missing=args.allow_missing_symbols)
+    except ConfigError as e:
+        msg = f"{e} (the live bridge's data: live.yaml `symbols`)"
+        raise ConfigError(msg) from None
     credentials = CoinbaseCredentials.from_env()
     # before the lock, whose file would stay behind: a bad file is refused before any write
     # or venue call

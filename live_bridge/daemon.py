@@ -85,7 +85,7 @@ from live_bridge.reconcile import (
 )
 from live_bridge.store import FillRow, KernelState, OrderRow, StateStore
 from signals.bars import BAR_SCHEMA, Panel, bar_violations
-from signals.config import PlatformConfig
+from signals.config import PlatformConfig, check_reference_symbol
 from signals.decision.nb import (
     DAY_NS,
     apply_fill_nb,
@@ -246,6 +246,9 @@ class LiveDaemon:
         self._monotonic = monotonic
         self._sleep = sleep
         self.symbols = tuple(sorted(live.symbols))
+        # the regime's reference must be among the fetched symbols (else every bar is "chop");
+        # `live-bridge run` has checked the universe lists against them as well
+        check_reference_symbol(platform, self.symbols)
         self.bar_ns = live.bar_ns()
         self.window_bars = live.window_bars or warmup_bars(platform, self.bar_ns)
         self.strategy_names = tuple(s.name for s in enabled_strategies(platform.strategies))
@@ -893,6 +896,10 @@ class LiveDaemon:
             with self._stage("settle"):
                 self.reconcile(bar_no)
             result.fills = self.store.fill_count() - n_fills
+            if self.trading_state == trading.HALTED:
+                # the reconciliation's calls authenticated: the halt lifts before this bar's
+                # orders are decided and sent, not after them
+                self._event("auth_ok")
         if decided:
             result.skipped = True
             if self.live.mode == "LIVE":

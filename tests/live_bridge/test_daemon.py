@@ -18,6 +18,7 @@ from live_bridge.daemon import SENT, LiveDaemon
 from live_bridge.store import StateStore
 from signals.bars import to_panel
 from signals.enums import Pos
+from signals.errors import ConfigError
 from signals.pipeline import warmup_bars
 from sim.engine import run_backtest
 from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
@@ -94,6 +95,23 @@ def _close(daemon: LiveDaemon) -> None:
 
 def _bar_no(market: dict, offset: int) -> int:
     return int(market["panel"].ts_ns[market["first"] + offset]) // market["bar_ns"]
+
+
+def test_daemon_refuses_symbols_without_the_regime_reference(venue, tmp_path, market):
+    # a caller building the daemon directly gets the check `live-bridge run` makes first
+    live = LiveConfig(
+        mode="LIVE", read_only=False, symbols=["ETH-USD"], state_path=str(tmp_path / "s.db"),
+        base_url=venue.server.base_url, ca_path=str(venue.server.ca_path),
+    )  # fmt: skip
+    adapter = venue_adapter(venue, live)
+    store = StateStore(live.state_path)
+    try:
+        with pytest.raises(ConfigError, match=r"`regime.reference_symbol` BTC-USD must be"):
+            LiveDaemon(market["config"], live, adapter, store, now_ns=venue.clock.now_ns)
+        assert store.load_state() is None
+    finally:
+        store.close()
+        adapter.close()
 
 
 # --- (a) restart and resume -----------------------------------------------------------------

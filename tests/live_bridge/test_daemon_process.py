@@ -134,12 +134,14 @@ def daemon_env(key_name: str, private_pem: str) -> dict[str, str]:
     return env
 
 
-def run_cli(rig: Rig, *, env: dict[str, str] | None = None, once: bool = False):
+def run_cli(
+    rig: Rig, *, env: dict[str, str] | None = None, once: bool = False, extra: tuple[str, ...] = ()
+):
     """Run `live-bridge run` (LIVE) to its end; return the CompletedProcess (text, captured)."""
     cmd = [
         sys.executable, "-m", "live_bridge.cli", "run", "--config", str(rig.config_dir),
         "--live-config", str(rig.live_yaml), "--mode", "LIVE", "--confirm-live",
-        *(["--once"] if once else []),
+        *(["--once"] if once else []), *extra,
     ]  # fmt: skip
     return subprocess.run(  # noqa: S603 (our own CLI, no shell)
         cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECS, cwd=ROOT,
@@ -349,6 +351,23 @@ def test_unknown_symbol_is_one_line_naming_it(venue, tmp_path):
     _refused_config(rig, "FOO-USD", symbols=["BTC-USD", "FOO-USD"])
 
 
+def test_regime_reference_absent_from_live_symbols_is_one_line_naming_it(venue, tmp_path):
+    # without BTC-USD fetched, every bar's regime would silently be "chop"
+    rig = Rig(venue, tmp_path)
+    _refused_config(rig, "`regime.reference_symbol` BTC-USD must be a symbol", symbols=["ETH-USD"])
+
+
+def test_core_symbol_absent_from_live_symbols_refused_unless_allowed(venue, tmp_path):
+    rig = Rig(venue, tmp_path)
+    _refused_config(rig, "`core` ETH-USD", symbols=["BTC-USD", "SOL-USD"])
+    allowed = run_cli(rig, once=True, extra=("--allow-missing-symbols",))
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    warnings = [ln for ln in allowed.stderr.splitlines() if "not in the data" in ln]
+    assert len(warnings) == 1, allowed.stderr[-3000:]
+    assert "`core` ETH-USD" in warnings[0]
+    assert "Traceback" not in allowed.stderr
+
+
 def test_missing_ca_path_is_one_line_naming_it(venue, tmp_path):
     rig = Rig(venue, tmp_path)
     _refused_config(rig, "`ca_path` must be a CA bundle file", ca_path=str(tmp_path / "gone.pem"))
@@ -498,8 +517,11 @@ def test_key_revoked_while_running_halts_with_one_critical_line(venue, tmp_path)
         # the key is valid again: the next cycle authenticates and lifts the halt
         venue.server.register_api_key(KEY_NAME, _public_pem(venue.private_pem))
         rig.t += 1
-        state = rig.wait_bar_done(daemon, rig.close_bar())
+        recovered = rig.close_bar()
+        state = rig.wait_bar_done(daemon, recovered)
         assert '"active"' in state["meta"]["trading_state"]
+        # lifted before that bar's orders were decided: none was skipped for the halt
+        assert not [o for o in state["orders"] if o[2] == recovered and o[5] == "skipped"]
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.proc.wait(timeout=STOP_TIMEOUT_SECS) == 0, daemon.log()[-3000:]
         daemon_critical = " CRITICAL live_bridge.daemon "
