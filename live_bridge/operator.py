@@ -128,7 +128,8 @@ class Operator:
             self.shadow = ShadowRecorder(live, store, adapter)
             self.bus.subscribe(self.shadow)
             self._closers.append(self.shadow)
-        self.limiter = RateLimiter(live.rate_limits, self.bus)
+        self.limiter = RateLimiter(live.rate_limits, self.bus, store=store)
+        self.bus.subscribe(self.limiter)
         adapter.before_request = self.limiter.before_request
         adapter.on_request = self._api_call
 

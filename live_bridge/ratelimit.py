@@ -20,20 +20,30 @@ latest of their times. Each wait emits one `Throttled` (the bucket that made it 
 the wait and the usage it saw). The decision and the reservation of the request's slot happen
 under a lock; the wait itself happens outside it, and requests are let through in arrival
 order. Times are kept in integer nanoseconds so window edges are exact.
+
+As a bus observer the limiter saves `state()` (throttle counts by level, the newest throttle,
+each bucket's limit and the busiest trailing second it saw since the previous save) to the
+state file's meta `rate_limits` after every cycle; `live-bridge status` shows it and the counts
+carry over a restart.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from live_bridge.config import RateLimitSettings
-from live_bridge.events import EventBus, Throttled
+from live_bridge.events import CycleFinished, Event, EventBus, Throttled
 from signals.errors import ConfigError
+
+if TYPE_CHECKING:
+    from live_bridge.store import StateStore
 
 PUBLIC = "public"
 PRIVATE = "private"
@@ -41,6 +51,9 @@ WINDOW_NS = 1_000_000_000
 """The trailing window usage is measured over: one second."""
 PUBLIC_ENDPOINTS = frozenset({"get_unix_time"})
 """Public SDK endpoints besides the `get_public_*` methods."""
+META_KEY = "rate_limits"
+"""The state file's meta key of `RateLimiter.state()`."""
+LEVELS = ("slow", "hold")
 
 
 def bucket_class(endpoint: str) -> str:
@@ -101,6 +114,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        store: StateStore | None = None,
     ) -> None:
         from coinbase.rest import RESTClient  # noqa: PLC0415 (only to check endpoint names)
 
@@ -108,7 +122,13 @@ class RateLimiter:
         self._events = events
         self._clock = clock
         self._sleep = sleep
+        self._store = store
         self._lock = threading.Lock()
+        saved = (store.get_meta(META_KEY, {}) or {}) if store is not None else {}
+        counts = saved.get("throttled") or {}
+        self._throttled = {level: int(counts.get(level, 0)) for level in LEVELS}
+        self._last_throttle: dict[str, Any] | None = saved.get("last_throttle")
+        self._peak_pct: dict[str, float] = {}
         self._last_ns = -(2**62)
         self._last_level = "slow"
         slow, hold = settings.slow_pct, settings.hold_pct
@@ -158,6 +178,8 @@ class RateLimiter:
                     break
             for b in buckets:
                 b.granted.append(at_ns)
+                peak = 100.0 * len(b.granted) / b.per_sec
+                self._peak_pct[b.name] = max(self._peak_pct.get(b.name, 0.0), peak)
             if binding is None:  # waits behind a request already let through, at its level
                 binding = (buckets[0].name, self._last_level, buckets[0].usage_at(now_ns))
             self._last_ns, self._last_level = at_ns, binding[1] or self._last_level
@@ -165,7 +187,46 @@ class RateLimiter:
         if wait_secs <= 0.0:
             return
         name, level, usage = binding
+        with self._lock:
+            if level in self._throttled:
+                self._throttled[level] += 1
+            self._last_throttle = {
+                "ts": dt.datetime.now(dt.UTC).isoformat(), "endpoint": endpoint, "bucket": name,
+                "level": level, "wait_secs": round(wait_secs, 6), "usage_pct": round(usage, 3),
+            }  # fmt: skip
         self._events.emit(Throttled(
             endpoint=endpoint, bucket=name, level=level, wait_secs=wait_secs, usage_pct=usage,
         ))  # fmt: skip
         self._sleep(wait_secs)
+
+    def state(self) -> dict[str, Any]:
+        """Return the throttle counts by level (since the state file began), the newest
+        throttle (ISO UTC `ts`, endpoint, bucket, level, wait, usage %; None before the first),
+        and per bucket its limit (requests/s) and `peak_pct`, the fullest trailing second since
+        the previous `save` as % of the limit."""
+        with self._lock:
+            buckets = {
+                name: {"per_sec": b.per_sec, "peak_pct": round(self._peak_pct.get(name, 0.0), 3)}
+                for name, b in self._buckets.items()
+            }
+            return {
+                "throttled": dict(self._throttled),
+                "last_throttle": self._last_throttle,
+                "slow_pct": self.settings.slow_pct,
+                "hold_pct": self.settings.hold_pct,
+                "buckets": buckets,
+            }
+
+    def save(self) -> None:
+        """Write `state()` to the state file's meta `rate_limits`; start a new peak."""
+        if self._store is None:
+            return
+        data = self.state()
+        with self._store.transaction() as db:
+            self._store.set_meta(db, META_KEY, data)
+        with self._lock:
+            self._peak_pct.clear()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, CycleFinished):
+            self.save()

@@ -6,8 +6,9 @@ the venue and never writes.
 
 From the state file: trading state, kill switch, reconciliation, cash, equity, positions
 (quantity, average entry, last price), the kernel's breakers (daily stop, weekly stop,
-drawdown), orders, fills, the health breakers (meta `breakers`, written by `HealthBreakers`)
-and latency percentiles (meta `latency`, written by `LatencyTracker`). From the audit trail,
+drawdown), orders, fills, the health breakers (meta `breakers`, written by `HealthBreakers`),
+the rate limiter's throttles and peak usage (meta `rate_limits`, written by `RateLimiter`) and
+latency percentiles (meta `latency`, written by `LatencyTracker`). From the audit trail,
 read newest file first and only as far back as needed: the mode and config of the newest start,
 the last stop, the newest failure, each position's theme, and the last cycles with their
 latencies and no-trade reasons.
@@ -230,6 +231,7 @@ def _read_store(
     out["reconcile"] = reconcile
     out["reconcile_mismatch"] = bool(reconcile and reconcile.get("mismatch"))
     out["health_breakers"] = store.get_meta("breakers")
+    out["rate_limits"] = store.get_meta("rate_limits")
     out["latency"] = latency_summary(store.get_meta("latency", {}) or {})
     state = store.load_state()
     held: dict[str, tuple[float, float]] = {}
@@ -373,6 +375,32 @@ def _health(status: dict[str, Any]) -> list[str]:
         f"  OPEN {n}: {b.get('reason', '')}{_since(b.get('since'))}"[:100]
         for n, b in opened.items()
     )
+    lines.extend(_rate_limit_lines(status.get("rate_limits")))
+    return lines
+
+
+def _rate_limit_lines(limits: dict[str, Any] | None) -> list[str]:
+    # `RateLimiter.state()` as saved after the newest cycle
+    if not limits:
+        return ["rate limits none recorded"]
+    counts = limits.get("throttled") or {}
+    slow, hold = limits.get("slow_pct", 80.0), limits.get("hold_pct", 90.0)
+    peaks = ", ".join(
+        f"{name} {b.get('peak_pct', 0.0):.0f}% of {b.get('per_sec', 0.0):g}/s"
+        for name, b in (limits.get("buckets") or {}).items()
+    )
+    lines = [
+        f"rate limits throttled slow {counts.get('slow', 0)}, hold {counts.get('hold', 0)} "
+        f"(spaced from {slow:g} %, held from {hold:g} % of a limit)",
+        f"  fullest second: {peaks}"[:100],
+    ]
+    last = limits.get("last_throttle")
+    if last:
+        lines.append(
+            f"  last throttle {_clock(last.get('ts'))} {last.get('endpoint')} {last.get('level')} "
+            f"{last.get('wait_secs', 0.0):.3f} s at {last.get('usage_pct', 0.0):.0f}% of "
+            f"{last.get('bucket')}"[:100]
+        )
     return lines
 
 

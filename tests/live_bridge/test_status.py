@@ -189,6 +189,57 @@ def test_status_shows_kill_switch_health_breakers_and_works_without_audit(venue,
     assert "no audit trail for details" in format_status(no_audit)
 
 
+def test_status_shows_rate_limiter_throttles_and_peak_usage_across_a_restart(
+    venue, tmp_path, market
+):
+    from live_bridge.config import RateLimitSettings  # noqa: PLC0415
+    from live_bridge.events import Throttled  # noqa: PLC0415
+    from live_bridge.metrics import Metrics  # noqa: PLC0415
+    from live_bridge.ratelimit import RateLimiter  # noqa: PLC0415
+
+    run = audited_daemon(venue, tmp_path, market)
+    # 2 candle requests a second: at most floor(2 x 90 %) = 1 in any second, so a cycle's
+    # candle fetches (one per symbol) hold; the private and public buckets stay far from 80 %
+    settings = RateLimitSettings(per_endpoint_per_sec={"get_candles": 2.0})
+    try:
+        limiter = RateLimiter(settings, run.bus, store=run.daemon.store)
+        run.bus.subscribe(limiter)
+        run.daemon.adapter.before_request = limiter.before_request
+        metrics = Metrics(run.live, {})
+        run.bus.subscribe(metrics)
+        for offset in range(2):
+            run.step(venue, market, offset)
+        status = daemon_status(run.live)
+        text = format_status(status)
+        reread = RateLimiter(settings, run.bus, store=run.daemon.store).state()
+    finally:
+        run.close()
+    _assert_one_screen(text, tmp_path)
+    holds = [e for e in run.seen if isinstance(e, Throttled) and e.level == "hold"]
+    assert holds, "the tight candle limit never held a request"
+    assert {e.endpoint for e in run.seen if isinstance(e, Throttled)} == {"get_candles"}
+    limits = status["rate_limits"]
+    assert limits["throttled"] == {"slow": 0, "hold": len(holds)}
+    assert limits["last_throttle"]["endpoint"] == "get_candles"
+    assert limits["last_throttle"]["level"] == "hold"
+    assert limits["buckets"]["get_candles"]["per_sec"] == 2.0
+    # the newest cycle's fullest second: the cap, one request of 2/s
+    assert limits["buckets"]["get_candles"]["peak_pct"] == 50.0
+    assert limits["buckets"]["private"]["peak_pct"] < 80.0
+    assert f"rate limits throttled slow 0, hold {len(holds)} (spaced from 80 %" in text, text
+    assert "  fullest second: private " in text
+    assert "get_candles 50% of 2/s" in text
+    assert "  last throttle " in text
+    assert " get_candles hold " in text
+    # the metric counts the same throttles
+    throttled = metrics.registry.get_sample_value(
+        "live_bridge_throttled_requests_total", {"endpoint": "get_candles", "level": "hold"}
+    )
+    assert throttled == len(holds)
+    # a restarted daemon's limiter carries the counts on
+    assert reread["throttled"] == limits["throttled"]
+
+
 # --- the audit trail read newest first ----------------------------------------------------------
 
 
