@@ -241,7 +241,9 @@ def test_metrics_state_gauges_absent_until_the_first_cycle():
     assert get("live_bridge_equity_usd") is None
     assert get("live_bridge_kill_switch_engaged") is None
     assert get("live_bridge_fills_total") is None
-    m(_cycle(equity_usd=1234.5, cash_usd=1000.0, fills_total=7, bar_age_secs=3.5))
+    cycle = _cycle(equity_usd=1234.5, cash_usd=1000.0, fills_total=7, bar_age_secs=3.5)
+    m(cycle)
+    assert get("live_bridge_last_cycle_timestamp_seconds") == cycle.ts_ns / 1e9
     assert get("live_bridge_equity_usd") == 1234.5
     assert get("live_bridge_cash_usd") == 1000.0
     assert get("live_bridge_fills_total") == 7.0
@@ -249,6 +251,38 @@ def test_metrics_state_gauges_absent_until_the_first_cycle():
     assert get("live_bridge_kill_switch_engaged") == 0.0
     assert get("live_bridge_reconcile_mismatch") == 0.0
     assert math.isnan(get("live_bridge_fill_ratio"))  # nothing sent yet
+
+
+def test_metrics_off_by_default_and_served_on_loopback_only(tmp_path):
+    import types  # noqa: PLC0415
+
+    from live_bridge.operator import Operator  # noqa: PLC0415
+    from live_bridge.store import StateStore  # noqa: PLC0415
+
+    platform = load_config(ROOT / "config")
+    store = StateStore(tmp_path / "s.db")
+    try:
+        # no `metrics.port` in live.yaml: the operator builds no metrics and opens no port
+        state = str(tmp_path / "s.db")
+        default = LiveConfig(symbols=SYMBOLS, state_path=state)
+        assert default.metrics.port is None
+        off = Operator(default, platform, store, types.SimpleNamespace())
+        assert off.metrics is None
+        off.close()
+        on = Operator(
+            LiveConfig(symbols=SYMBOLS, state_path=state, metrics=MetricsSettings(port=0)),
+            platform, store,
+            types.SimpleNamespace(),
+        )  # fmt: skip
+        try:
+            port = on.metrics.start()
+            # bound to the loopback address, not to every interface
+            assert on.metrics._server.server_address[:2] == ("127.0.0.1", port)
+            assert "live_bridge_cycles_total" in _scrape(port)
+        finally:
+            on.close()
+    finally:
+        store.close()
 
 
 def test_metrics_orders_by_status_pending_and_fill_ratio():

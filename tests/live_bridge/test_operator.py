@@ -198,3 +198,22 @@ def test_latency_percentiles_budgets_and_restart(tmp_path):
     assert again.summary() == summary
     saved = StateStore(tmp_path / "s.db", read_only=True).get_meta("latency")
     assert latency_summary(saved)["cycle"]["p50"] == pytest.approx(summary["cycle"]["p50"])
+
+
+@pytest.mark.parametrize("source", ["model", "live.yaml"])
+def test_operator_defaults_as_documented(source):
+    # the defaults: 90 days of audit, a 45 s cycle budget, 150 ms of clock skew,
+    # warnings from 80 and alerts from 90 days of key age, metrics off
+    from live_bridge.config import load_live_config  # noqa: PLC0415
+    from live_bridge.operator import SECRET_ALERT_DAYS, SECRET_WARN_DAYS  # noqa: PLC0415
+
+    live = (
+        LiveConfig(symbols=["BTC-USD"])
+        if source == "model"
+        else load_live_config(ROOT / "config" / "live.yaml")
+    )
+    assert live.audit.retention_days == 90
+    assert live.latency.budgets_secs == {"cycle": 45.0}
+    assert live.max_clock_skew_ms == 150
+    assert live.metrics.port is None
+    assert (SECRET_WARN_DAYS, SECRET_ALERT_DAYS) == (80, 90)
