@@ -1132,8 +1132,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _check_out(Path(args.out))
     grid = parse_grid(args.grid)
     panel, config, source = _load(args)
-    if args.top < 0 or (args.chunk is not None and args.chunk < 1):
-        msg = f"`--top` must be >= 0 and `--chunk` >= 1, was {args.top} and {args.chunk}"
+    if args.top < 0 or args.log_top < 0 or (args.chunk is not None and args.chunk < 1):
+        msg = (
+            f"`--top` and `--log-top` must be >= 0 and `--chunk` >= 1, was {args.top}, "
+            f"{args.log_top} and {args.chunk}"
+        )
         raise ConfigError(msg)
     if args.address and args.engine != "dask":
         msg = "`--address` must come with `--engine dask`, was given with `--engine local`"

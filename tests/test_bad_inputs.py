@@ -398,6 +398,7 @@ OPTION_CASES = [
     _case("sweep-metric-unknown", (*SWEEP, "--metric", "luck"), ("luck",)),
     _case("sweep-top-negative", (*SWEEP, "--top", "-1"), ("--top",)),
     _case("sweep-chunk-zero", (*SWEEP, "--chunk", "0"), ("--chunk",)),
+    _case("sweep-log-top-negative", (*SWEEP, "--log-top", "-1"), ("--log-top", "-1")),
     _case("sweep-address-local", (*SWEEP, "--address", "x:1"), ("--address",)),
     _case("sweep-engine-unknown", (*SWEEP, "--engine", "gpu"), ("--engine", "gpu")),
     _case("sweep-seed-negative", (*SWEEP, "--seed", "-1"), ("seed", "-1")),
