@@ -236,6 +236,32 @@ def test_run_backtest_regime_reference_absent_raises_even_with_allow_missing(tmp
         run_backtest(panel, config, allow_missing_symbols=True)
 
 
+def test_regime_reference_needed_only_when_the_regime_is_read(tmp_path, panel):
+    # ma_cross alone reads no regime; with every multiplier 1 the sizing reads none either
+    folder = _folder(tmp_path, core=[], reference_symbol="NOPE-USD")
+    strategies = yaml.safe_load((folder / "strategies.yaml").read_text())
+    strategies["strategies"]["rules"]["enabled"] = False
+    strategies["strategies"]["ma_cross"]["enabled"] = True
+    (folder / "strategies.yaml").write_text(yaml.safe_dump(strategies))
+    policy = yaml.safe_load((folder / "policy.yaml").read_text())
+    policy["risk"]["regime_multipliers"] = {"bull": 1, "chop": 1, "bear": 1, "crash": 1}
+    (folder / "policy.yaml").write_text(yaml.safe_dump(policy))
+    unread = load_config(folder)
+    assert run_backtest(panel, unread).orders.height > 0
+    # a multiplier other than 1 reads it
+    shrink = load_config(folder).policy.risk.model_copy(
+        update={"regime_multipliers": {"bull": 1.0, "chop": 1.0, "bear": 0.5, "crash": 0.0}}
+    )
+    sized = unread.model_copy(update={"policy": unread.policy.model_copy(update={"risk": shrink})})
+    with pytest.raises(ConfigError, match=r"`regime\.reference_symbol` NOPE-USD"):
+        run_backtest(panel, sized)
+    # so does a strategy whose class reads it (`rules`)
+    strategies["strategies"]["rules"]["enabled"] = True
+    (folder / "strategies.yaml").write_text(yaml.safe_dump(strategies))
+    with pytest.raises(ConfigError, match=r"`regime\.reference_symbol` NOPE-USD"):
+        run_backtest(panel, load_config(folder))
+
+
 def test_cli_run_allow_missing_symbols_warns_and_runs_as_without_them(
     tmp_path, data_file, capsys, caplog
 ):
