@@ -112,7 +112,7 @@ from signals.records import ORDER_DT
 from signals.strategies import enabled_strategies
 from sim.engine import fill_params
 from sim.enums import OrderStatus
-from sim.nb import fill_order_nb, new_state_nb
+from sim.nb import fill_draws_nb, fill_order_nb, new_state_nb
 
 log = logging.getLogger("live_bridge.daemon")
 T = TypeVar("T")
@@ -256,7 +256,6 @@ class LiveDaemon:
         self.fill = fill_params(platform)
         self._window = pl.DataFrame(schema=BAR_SCHEMA)
         self._last_fetched_ns: dict[str, int] = {}
-        self._paper_rng = random.Random(platform.backtest.seed)
         # the wait after a close is not the backtest's business: a fresh draw on every start
         self._jitter_rng = random.Random()
         self._fee_day = -1
@@ -788,7 +787,11 @@ class LiveDaemon:
             for order in self.store.orders(status=sorted(lifecycle.LIVE)):
                 s = self.symbols.index(order.symbol)
                 rec = _order_record(order, s)
-                u1, u2 = self._paper_rng.random(), self._paper_rng.random()
+                # the backtest's draws for this order (keyed by it, so a restart changes none)
+                u1, u2 = fill_draws_nb(
+                    self.platform.backtest.seed, rec["bar_no"], self._static.symbol_key[s],
+                    rec["side"], rec["purpose"],
+                )  # fmt: skip
                 st, qty, price, fee, is_maker = fill_order_nb(
                     rec, panel.open[-1, s], panel.high[-1, s], panel.low[-1, s], vol_prev[s],
                     self.account[Acc.Cash], self.positions[s, Pos.Qty],

@@ -42,11 +42,37 @@ def grow_nb(arr):
     return out
 
 
-@njit(cache=True)
-def _seed_nb(seed):
-    # seed numba's own RNG (one per thread, shared by all kernels; not numpy's), from which the
-    # fill model draws: a kernel of its own so that `simulate` seeds the same stream
-    np.random.seed(seed)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, _nrt=False)
+def _mix64_nb(x):
+    # splitmix64's finaliser (Steele, Lea, Flood 2014): a bijection of uint64 that spreads
+    # every input bit over every output bit; uint64 arithmetic wraps modulo 2**64
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True, _nrt=False)
+def fill_draws_nb(seed, bar_no, symbol_key, side, purpose):
+    """Return `(u1, u2)`, two uniform draws in [0, 1) for one order's fill.
+
+    Reference: tests/reference/fill.py::fill_draws_ref.
+    A pure function of the run's `seed`, the order's decision bar number, its symbol's
+    `symbol_key` (`StepStatic.symbol_key`, from the name), `side` and `purpose`: an order's
+    fill does not depend on how many orders came before it, nor on the panel's other symbols,
+    so removing one order changes no other fill, and the live bridge's paper fills draw the
+    backtest's numbers after any restart. Each draw is the top 53 bits of a splitmix64 hash
+    chain over those integers, times 2**-53.
+    """
+    h = _mix64_nb(np.uint64(seed) + _GOLDEN)
+    h = _mix64_nb(h ^ np.uint64(bar_no))
+    h = _mix64_nb(h ^ np.uint64(symbol_key))
+    h = _mix64_nb(h ^ np.uint64(side * 16 + purpose))
+    h2 = _mix64_nb(h + _GOLDEN)
+    scale = 1.0 / 9007199254740992.0  # 2**-53
+    return float(h >> np.uint64(11)) * scale, float(h2 >> np.uint64(11)) * scale
 
 
 @njit(cache=True)
@@ -75,7 +101,7 @@ def fill_order_nb(
     Reference: tests/reference/fill.py::fill_order_ref.
     `o, h, lo` are the fill bar's open/high/low (NaN = no bar), `vol` the decision bar's one-bar
     realized volatility (NaN = none), `cash` the free cash (USD), `held` the position (base units;
-    sells are clipped to it: long-only spot), `u1, u2` uniform draws from the seeded RNG.
+    sells are clipped to it: long-only spot), `u1, u2` uniform draws (`fill_draws_nb`).
     Product minimums are the venue's: Coinbase refuses an order under `base_min_size`
     (`min_size`, base units) or `quote_min_size` (`min_notional`, USD, on size x price) at
     creation (`PREVIEW_INVALID_BASE_SIZE_TOO_SMALL` / `..._QUOTE_SIZE_TOO_SMALL`), so such an
@@ -451,7 +477,7 @@ _FULL_NONE, _FULL_ORDERS, _FULL_FILLS, _FULL_TRADES = 0, 1, 2, 3
 @njit(cache=True, _nrt=False)
 def _simulate_loop_nb(
     cursor, ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
-    block_reason, regime, vol, product_status, params, static, fill, account, positions,
+    block_reason, regime, vol, product_status, params, static, fill, seed, account, positions,
     workspace, orders, status, fills, trades, step_orders, reason_counts, equity, cash, exposure,
     periods,
 ):  # fmt: skip
@@ -488,8 +514,9 @@ def _simulate_loop_nb(
         for j in range(prev_start, n_orders):
             order = orders[j]
             s = order["symbol"]
-            u1 = np.random.random()
-            u2 = np.random.random()
+            u1, u2 = fill_draws_nb(
+                seed, order["bar_no"], static.symbol_key[s], order["side"], order["purpose"]
+            )
             free_cash = account[Acc.Cash]
             st, qty, price, fee, is_maker = fill_order_nb(
                 order, open_[t, s], high[t, s], low[t, s], vol[row_of(vol, t - 1), s], free_cash,
@@ -639,7 +666,6 @@ def simulate_nb(
     _check_per_bar_shapes_nb(n_bars, n_symbols, weight, stop_pct, take_pct, strategy, block_reason,
                              vol)  # fmt: skip
     n_strategies = static.strategy_cap.shape[0]
-    _seed_nb(seed)
     account, positions = new_state_nb(n_symbols, initial_cash)
     # record buffers double when full (a copy, and in `simulate` one more call of the loop):
     # start at a record per 32 bars, so that most runs never grow them. Only the records
@@ -659,9 +685,9 @@ def simulate_nb(
     while True:
         full = _simulate_loop_nb(
             cursor, ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
-            block_reason, regime, vol, product_status, params, static, fill, account, positions,
-            workspace, orders, status, fills, trades, step_orders, reason_counts, equity, cash,
-            exposure, periods,
+            block_reason, regime, vol, product_status, params, static, fill, seed, account,
+            positions, workspace, orders, status, fills, trades, step_orders, reason_counts,
+            equity, cash, exposure, periods,
         )  # fmt: skip
         if full == _FULL_NONE:
             break
@@ -735,6 +761,6 @@ def simulate_without_proposals(
 # the kernels `simulate` calls, each compiled once per argument-type signature (`sim.warmup`
 # compiles them into the cache ahead of a first run)
 SIMULATE_KERNELS = (
-    _check_per_bar_shapes_nb, _seed_nb, new_state_nb, new_workspace_nb, _simulate_loop_nb, grow_nb,
+    _check_per_bar_shapes_nb, new_state_nb, new_workspace_nb, _simulate_loop_nb, grow_nb,
     _final_mark_nb,
 )  # fmt: skip

@@ -181,6 +181,7 @@ def random_step_static(rng, n_symbols: int, n_strategies: int) -> _StepStatic:
         strategy_cap=rng.uniform(0.0, 1.0, n_strategies),
         strategy_max_trades=rng.integers(1, 4, n_strategies).astype(_np.int64),
         regime_mult=_np.array([1.0, _pick(rng, (1.0, 0.6)), _pick(rng, (0.3, 0.0)), 0.0]),
+        symbol_key=rng.integers(0, 2**63 - 1, n_symbols, dtype=_np.int64),
     )
 
 

@@ -107,11 +107,12 @@ def test_step_after_take_profit_fill_reenters_instead_of_selling_dust():
     assert orders["purpose"].tolist() == [Purpose.Entry]
 
 
-def test_simulate_seed42_btc_take_profit_after_trim_exits_at_its_fill():
-    # the case on the shipped data and config: the exit was dated two bars late at
-    # the price of a second 1.7e-18 BTC sell (2024-09-08 17:00, 37165.11)
+def test_simulate_seed17_btc_take_profit_after_trim_exits_at_its_fill():
+    # the case on the shipped data and config (seen with seed 42 under the old
+    # sequential fill draws; with draws keyed by order, seed 17 has it): the exit was dated
+    # two bars late at the price of a second ~1e-18 BTC sell (2024-09-08 17:00, 37165.11)
     panel = to_panel(load_bars(ROOT / "data" / "sample_hourly.parquet"))
-    result = run_backtest(panel, CONFIG.with_seed(42))
+    result = run_backtest(panel, CONFIG.with_seed(17))
     entry = dt.datetime(2024, 9, 4, 21, tzinfo=dt.UTC)
     trade = result.trades.filter(
         (result.trades["symbol"] == "BTC-USD") & (result.trades["entry_ts"] == entry)

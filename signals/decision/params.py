@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 import numpy as np
@@ -45,6 +46,7 @@ class StepStatic(NamedTuple):
     strategy_cap: np.ndarray  # float64[K], fraction of equity
     strategy_max_trades: np.ndarray  # int64[K]
     regime_mult: np.ndarray  # float64[4]: bull, chop, bear, crash
+    symbol_key: np.ndarray  # int64[S] >= 0, `symbol_key(name)`: keys the fill model's draws
 
 
 _ORDER_TYPES = {"market": OrderType.Market, "limit_post_only": OrderType.LimitPostOnly}
@@ -77,6 +79,12 @@ def step_params(config: PlatformConfig) -> StepParams:
     )
 
 
+def symbol_key(symbol: str) -> int:
+    """Return a stable 63-bit key of `symbol`'s name (BLAKE2b), the same in every process."""
+    digest = hashlib.blake2b(symbol.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
 def step_static(
     config: PlatformConfig, symbols: tuple[str, ...], strategy_names: tuple[str, ...]
 ) -> StepStatic:
@@ -102,6 +110,7 @@ def step_static(
         regime_mult=np.array(
             [mult.get(k, 1.0) for k in ("bull", "chop", "bear", "crash")], dtype=np.float64
         ),
+        symbol_key=np.array([symbol_key(s) for s in symbols], dtype=np.int64),
     )
 
 

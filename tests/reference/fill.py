@@ -78,3 +78,25 @@ def fill_order_ref(
     if side == Side.Buy and qty * limit * (1.0 + maker) > cash:
         return OrderStatus.InsufficientCash, 0.0, 0.0, 0.0, 1
     return status, qty, limit, qty * limit * maker, 1
+
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(x: int) -> int:
+    # splitmix64's finaliser on Python ints, wrapped to 64 bits by hand
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def fill_draws_ref(seed: int, bar_no: int, symbol_key: int, side: int, purpose: int):
+    """Return `(u1, u2)` like `sim.nb.fill_draws_nb`: a splitmix64 chain over the order's key
+    (seed, bar number, symbol key, side * 16 + purpose), top 53 bits of each hash / 2**53."""
+    h = _mix64((seed + _GOLDEN) & _MASK)
+    h = _mix64(h ^ (bar_no & _MASK))
+    h = _mix64(h ^ (symbol_key & _MASK))
+    h = _mix64(h ^ ((side * 16 + purpose) & _MASK))
+    h2 = _mix64((h + _GOLDEN) & _MASK)
+    return (h >> 11) / 2.0**53, (h2 >> 11) / 2.0**53

@@ -63,6 +63,7 @@ def static(n: int, themes=None, k: int = 1, cap=1.0, trades=10, **over) -> StepS
         strategy_cap=np.full(k, cap, dtype=np.float64),
         strategy_max_trades=np.full(k, trades, dtype=np.int64),
         regime_mult=np.array([1.0, 0.6, 0.3, 0.0]),
+        symbol_key=np.arange(n, dtype=np.int64),
     )
     return out._replace(**over)
 

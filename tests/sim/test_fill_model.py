@@ -15,8 +15,8 @@ from signals.config import PlatformConfig
 from signals.decision.params import step_params
 from signals.enums import OrderType, Side
 from sim.enums import FillParams, OrderStatus
-from sim.nb import fill_order_nb
-from tests.reference.fill import fill_order_ref
+from sim.nb import fill_draws_nb, fill_order_nb
+from tests.reference.fill import fill_draws_ref, fill_order_ref
 from tests.sim.conftest import order_record
 
 PARAMS = step_params(PlatformConfig())._replace(maker_fee=0.004, taker_fee=0.006)
@@ -266,3 +266,43 @@ def test_fill_order_nb_random_cases_equals_reference(case):
     assert fee >= 0.0
     if got[0] in (OrderStatus.Filled, OrderStatus.Partial) and case[0]["side"] == Side.Sell:
         assert qty <= case[6]  # never sells more than held
+
+
+# --- the fill model's draws: a pure function of the order's key ---
+
+_KEYS = {
+    "seed": st.integers(0, 2**62),
+    "bar_no": st.integers(0, 2**40),
+    "symbol_key": st.integers(0, 2**62),
+    "side": st.integers(0, 1),
+    "purpose": st.integers(0, 8),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(**_KEYS)
+def test_fill_draws_nb_equals_reference_and_lies_in_unit_interval(
+    seed, bar_no, symbol_key, side, purpose
+):
+    got = fill_draws_nb(seed, bar_no, symbol_key, side, purpose)
+    assert got == fill_draws_ref(seed, bar_no, symbol_key, side, purpose)
+    assert all(0.0 <= u < 1.0 for u in got)
+
+
+@settings(max_examples=100, deadline=None)
+@given(**_KEYS, field=st.sampled_from(("seed", "bar_no", "symbol_key", "side", "purpose")))
+def test_fill_draws_change_with_any_part_of_the_key(seed, bar_no, symbol_key, side, purpose, field):
+    key = {"seed": seed, "bar_no": bar_no, "symbol_key": symbol_key, "side": side,
+           "purpose": purpose}  # fmt: skip
+    other = {**key, field: key[field] + 1}
+    assert fill_draws_nb(**key) != fill_draws_nb(**other)
+
+
+def test_fill_draws_are_uniform_enough():
+    # 20,000 consecutive bars of one symbol: mean 1/2, variance 1/12, no lag-1 correlation
+    u = np.array([fill_draws_nb(42, b, 12345, 0, 1) for b in range(20_000)])
+    for column in u.T:
+        assert abs(column.mean() - 0.5) < 0.01
+        assert abs(column.var() - 1 / 12) < 0.005
+        assert abs(np.corrcoef(column[:-1], column[1:])[0, 1]) < 0.03
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.03

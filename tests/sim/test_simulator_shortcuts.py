@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numba import njit
 
 from signals.decision.nb import (
     DAY_NS,
@@ -33,6 +32,7 @@ from sim.enums import FILL_DT, TRADE_DT, OrderStatus
 from sim.nb import (
     _held_one_run_nb,
     _write_curves_nb,
+    fill_draws_nb,
     fill_order_nb,
     new_curves,
     new_state_nb,
@@ -84,17 +84,6 @@ def _case(name):
     return config, step_params(config)._replace(**overrides)
 
 
-# numba's own RNG (per thread, seeded inside numba), the stream `simulate_nb` draws from
-@njit
-def _seed_nb(seed):
-    np.random.seed(seed)  # noqa: NPY002
-
-
-@njit
-def _uniform_nb():
-    return np.random.random()  # noqa: NPY002
-
-
 def simulate_every_bar(panel, inputs, config, params, seed):
     """Return `simulate_nb`'s outputs from a loop that runs the full step on every bar."""
     ts_ns, bar_ns = panel.ts_ns, inputs.bar_ns
@@ -104,7 +93,6 @@ def simulate_every_bar(panel, inputs, config, params, seed):
     fill = fill_params(config)
     status_codes = product_status_codes(config, panel.symbols)
     n_strategies = static.strategy_cap.shape[0]
-    _seed_nb(seed)
     account, positions = new_state_nb(n_symbols, INITIAL_CASH)
     workspace = new_workspace_nb(n_symbols, static.theme_id, n_strategies)
     reason_counts = np.zeros((max(n_strategies, 1), n_symbols, N_REASONS), dtype=np.int64)
@@ -116,7 +104,9 @@ def simulate_every_bar(panel, inputs, config, params, seed):
         for j in pending:
             order = orders[j]
             s = int(order["symbol"])
-            u1, u2 = _uniform_nb(), _uniform_nb()
+            u1, u2 = fill_draws_nb(
+                seed, order["bar_no"], static.symbol_key[s], order["side"], order["purpose"]
+            )
             st_, qty, price, fee, is_maker = fill_order_nb(
                 order, panel.open[t, s], panel.high[t, s], panel.low[t, s],
                 inputs.vol[t - 1, s], account[Acc.Cash], positions[s, Pos.Qty],
