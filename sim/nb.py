@@ -195,15 +195,22 @@ def _any_entry_nb(weight, row):
 
 
 @njit(cache=True)
+def _catch_up_last_prices_nb(positions, close, last_marked, row):
+    # Set each symbol's last price as marking every row of last_marked+1..row would have: its
+    # last finite close in those rows (unchanged when there is none). For rows skipped unmarked.
+    for s in range(positions.shape[0]):
+        for r in range(row, last_marked, -1):
+            if np.isfinite(close[r, s]):
+                positions[s, Pos.LastPrice] = close[r, s]
+                break
+
+
+@njit(cache=True)
 def _final_mark_nb(account, positions, close, last_ts_ns, last_marked, params):
     # Settle the state after trailing skipped (flat) bars as marking every bar would have:
     # each symbol's last price is its last finite close, and the day/week roll to the last bar.
     n_bars = close.shape[0]
-    for s in range(positions.shape[0]):
-        for row in range(n_bars - 1, last_marked, -1):
-            if np.isfinite(close[row, s]):
-                positions[s, Pos.LastPrice] = close[row, s]
-                break
+    _catch_up_last_prices_nb(positions, close, last_marked, n_bars - 1)
     day_id, week_id = period_ids_nb(last_ts_ns)
     mark_periods_breakers_nb(account, positions, close, n_bars - 1, day_id, week_id, params)
 
@@ -426,8 +433,10 @@ def _quiet_run_nb(
 
     A flat bar with no entry proposal is not even marked: with no position, equity is the cash,
     so marking would only move the flat symbols' last prices and roll the day/week to the same
-    cash; the next marked bar (the full step marks first) rolls them to the same values before
-    anything reads them, and `_final_mark_nb` settles the state the run returns. Exact.
+    cash. The next marked bar first takes each symbol's last finite close from the skipped rows
+    (`_catch_up_last_prices_nb`: its own close may be missing) and rolls the day/week to the
+    same values before anything reads them; `_final_mark_nb` settles the state the run returns
+    after trailing skipped bars. Exact.
     """
     n_bars = close.shape[0]
     while t < n_bars:
@@ -444,6 +453,9 @@ def _quiet_run_nb(
             )  # fmt: skip
             if t == n_bars:
                 return t
+        if periods[4] < t - 1:
+            # flat rows were skipped unmarked since the last mark
+            _catch_up_last_prices_nb(positions, close, periods[4], t - 1)
         periods[4] = t
         # the UTC day (and ISO week) change once per day: divide only when `ts_ns[t]` leaves
         # the current day's `[day_lo, day_hi)` window, not on every bar

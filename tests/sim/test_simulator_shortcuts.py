@@ -9,6 +9,8 @@ rolls the day and week, and decides), and writes the curves from the state. Reco
 reason counts and the final state must be equal bit for bit.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -195,6 +197,28 @@ def test_simulate_equals_stepping_every_bar(market, seed, case):
     inputs = decision_inputs(panel, config)
     fast = _simulate(panel, inputs, config, params, seed)
     slow = simulate_every_bar(panel, inputs, config, params, seed)
+    for name, a, b in zip(NAMES, fast, slow, strict=True):
+        assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
+
+
+def test_flat_rows_skipped_unmarked_leave_the_last_prices_stepping_gives():
+    # rows 0-7 are flat (no position, no entry proposal) and skipped unmarked; row 8 proposes
+    # an entry in BTC, so it is marked, while ETH has no close there: ETH's last price must be
+    # its close of row 7, as marking every row gives (hypothesis found the stale one)
+    n_bars = 12
+    close = np.column_stack([np.linspace(100.0, 110.0, n_bars), np.linspace(50.0, 61.0, n_bars)])
+    close[8:, 1] = np.nan
+    open_ = np.vstack([close[:1], close[:-1]])
+    volume = np.full_like(close, 1e6)
+    config, params = _case("default")
+    panel = panel_from_arrays(open_, close * 1.001, close * 0.999, close, volume,
+                              symbols=("BTC-USD", "ETH-USD"))  # fmt: skip
+    inputs = decision_inputs(panel, config)
+    weight = np.full(close.shape, np.nan)
+    weight[8, 0] = 0.05
+    fast = _simulate(panel, inputs, config, params, 1, weight=weight)
+    slow = simulate_every_bar(panel, dataclasses.replace(inputs, weight=weight), config, params, 1)
+    assert fast[9][1, Pos.LastPrice] == close[7, 1]
     for name, a, b in zip(NAMES, fast, slow, strict=True):
         assert np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes(), name
 
