@@ -104,25 +104,26 @@ def decision_inputs(
     universe = config.universe
     close, volume = panel.close, panel.volume
     n_bars, n_symbols = close.shape
+    # the anchored kernels' summation order follows absolute bar numbers (start-independent)
+    bar_no = first_bar_no(panel.ts_ns, bar_ns)
 
     bad_tick = bad_tick_mask_nb(
         close, volume, universe.bad_tick_jump_pct / 100.0, universe.bad_tick_volume_ratio,
-        universe.bad_tick_volume_window,
+        universe.bad_tick_volume_window, bar_no,
     )  # fmt: skip
     reg = universe.regime
     if reg.reference_symbol in panel.symbols:
         ref_close = np.ascontiguousarray(close[:, panel.symbols.index(reg.reference_symbol)])
         regime = regime_nb(
             ref_close, reg.fast_bars, reg.slow_bars, reg.vol_window_bars, reg.vol_baseline_bars,
-            reg.crash_lookback_bars, reg.crash_drop_pct / 100.0, reg.crash_vol_mult,
-            first_bar_no(panel.ts_ns, bar_ns),
+            reg.crash_lookback_bars, reg.crash_drop_pct / 100.0, reg.crash_vol_mult, bar_no,
         )  # fmt: skip
     else:
         # no reference asset in the data: no regime scaling (multiplier of "bull" is not used)
         regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
 
     quote_volume = rolling_sum_nb(
-        np.ascontiguousarray(close * volume), universe.quote_volume_window_bars
+        np.ascontiguousarray(close * volume), universe.quote_volume_window_bars, bar_no
     )
     red_flags = red_flag_nb(close, bad_tick, universe.red_flag_move_pct / 100.0)
     banned = ban_active_nb(red_flags, _ban_bars(config, bar_ns))
@@ -133,7 +134,7 @@ def decision_inputs(
         universe.max_spread_bps, universe.max_universe_size, banned, bad_tick, stale,
         config.policy.risk.max_data_staleness_bars,
     )  # fmt: skip
-    vol = realized_vol_nb(close, config.policy.execution.slippage_vol_window)
+    vol = realized_vol_nb(close, config.policy.execution.slippage_vol_window, bar_no)
 
     strategies = enabled_strategies(config.strategies)
     weight = np.full((n_bars, n_symbols), np.nan)

@@ -206,9 +206,10 @@ def summary_nb(
 
 
 @njit(cache=True)
-def rules_weight_nb(close, high, low, volume, bad_tick, regime, p, trade_start):
+def rules_weight_nb(close, high, low, volume, bad_tick, regime, p, trade_start, first_bar_no):
     """Return `(weight[T, S], stop, take)` of `rules` for one parameter row `p` (`RULES_FIELDS`)
-    in combined form (`_no_opinion_before_nb`: no opinion before row `trade_start`).
+    in combined form (`_no_opinion_before_nb`: no opinion before row `trade_start`);
+    `first_bar_no` is the absolute bar number of row 0 (the anchored triggers').
 
     Reference: `signals/strategies/rules.py::Rules.propose` (same kernels, same arithmetic;
     the mean-reversion mask is skipped when disabled since `rules_combine_nb` ignores it then).
@@ -216,9 +217,9 @@ def rules_weight_nb(close, high, low, volume, bad_tick, regime, p, trade_start):
     """
     breakout = breakout_nb(close, high, int(p[0]))
     momentum = momentum_nb(close, int(p[1]), p[2] / 100.0)
-    spike = volume_spike_nb(volume, int(p[3]), p[4])
+    spike = volume_spike_nb(volume, int(p[3]), p[4], first_bar_no)
     if p[5] != 0.0:
-        dip = mean_reversion_nb(close, int(p[6]), p[7])
+        dip = mean_reversion_nb(close, int(p[6]), p[7], first_bar_no)
     else:
         dip = np.zeros(close.shape, dtype=np.uint8)
     exit_signal = below_channel_nb(close, low, int(p[8]))
@@ -333,8 +334,9 @@ def combo_run_nb(
     rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
     if rules_slot >= 0:
         rules_w, rules_stop, rules_take = rules_weight_nb(
-            close, high, low, volume, bad_tick, regime, rules_p, trade_start
-        )
+            close, high, low, volume, bad_tick, regime, rules_p, trade_start,
+            _first_bar_no_nb(ts_ns, bar_ns),
+        )  # fmt: skip
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
         first_bar_no = _first_bar_no_nb(ts_ns, bar_ns)
@@ -518,8 +520,9 @@ def shared_smas_nb(close, ma_p, first_bar_no):
 
 
 @njit(parallel=True, cache=True)
-def shared_rules_masks_nb(close, high, low, volume, rules_p):
-    """Return the `rules` trigger masks of `rules_p[C]`, each distinct one computed once.
+def shared_rules_masks_nb(close, high, low, volume, rules_p, first_bar_no):
+    """Return the `rules` trigger masks of `rules_p[C]`, each distinct one computed once
+    (`first_bar_no`: the absolute bar number of row 0, for the anchored triggers).
 
     Returns `(breakout, momentum, spike, dip, exit, idx[C, 5])`: uint8 `[D_k, T, S]` buffers,
     one entry per distinct argument set of the kernel (`breakout_nb(lookback)`,
@@ -578,11 +581,11 @@ def shared_rules_masks_nb(close, high, low, volume, rules_p):
     spike = np.empty((f_spike.shape[0], n_bars, n_symbols), dtype=np.uint8)
     for i in prange(f_spike.shape[0]):
         r = f_spike[i]
-        spike[i] = volume_spike_nb(volume, int(k_spike[r, 0]), k_spike[r, 1])
+        spike[i] = volume_spike_nb(volume, int(k_spike[r, 0]), k_spike[r, 1], first_bar_no)
     dip = np.empty((f_dip.shape[0], n_bars, n_symbols), dtype=np.uint8)
     for i in prange(f_dip.shape[0]):
         r = f_dip[i]
-        dip[i] = mean_reversion_nb(close, int(k_dip[r, 0]), k_dip[r, 1])
+        dip[i] = mean_reversion_nb(close, int(k_dip[r, 0]), k_dip[r, 1], first_bar_no)
     exit_signal = np.empty((f_exit.shape[0], n_bars, n_symbols), dtype=np.uint8)
     for i in prange(f_exit.shape[0]):
         exit_signal[i] = below_channel_nb(close, low, int(k_exit[f_exit[i], 0]))
@@ -637,7 +640,7 @@ def shared_indicators_nb(
     n_bars, n_symbols = close.shape
     if rules_slot >= 0:
         breakout, momentum, spike, dip, exit_signal, rules_idx = shared_rules_masks_nb(
-            close, high, low, volume, rules_p
+            close, high, low, volume, rules_p, first_bar_no
         )
     else:
         empty_masks = np.empty((0, n_bars, n_symbols), dtype=np.uint8)

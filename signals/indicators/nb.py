@@ -2,21 +2,27 @@
 
 Two kinds of kernels live here:
 
-- **Windowed** kernels compute each output row from exactly its own window, in the same
-  order every time. The value at row `t` therefore does not depend on any row before
-  `t - window + 1`, so the live bridge, which recomputes them on a rolling window that starts
-  later than the backtest's history, gets bit-identical values on its last row. Most sum each
-  window from scratch (O(T * window), accepted where the windows are short or the kernel runs
-  once per backtest). The moving average, the hot kernel of every crossover backtest and
-  sweep, is **anchored** instead (`_anchored_sums_nb`): O(T), and still a pure function of
-  the window, because its summation order is fixed by absolute bar numbers, not by where the
-  array begins; it takes `first_bar_no`, the absolute bar number (`ts_ns // bar_ns`) of row 0.
+- **Windowed** kernels compute each output row from exactly its own window. The value at row
+  `t` does not depend on any row before `t - window + 1` nor on where the array begins, so the
+  live bridge, which recomputes them on a rolling window that starts later than the
+  backtest's history, gets bit-identical values on its rows. All cost O(T) per symbol however
+  long the window:
+  - sums, means and ratios of means are **anchored** (`_anchored_sums_nb`): their summation
+    order is fixed by absolute bar numbers, not by where the array begins; they take
+    `first_bar_no`, the absolute bar number (`ts_ns // bar_ns`) of row 0;
+  - standard deviations (realized vol, z-score) use anchored *shifted* sums
+    (`_anchored_moments_nb`): the same anchored order over `x - c`, `c` the value at the
+    window's block start, with a relative error bound stated in `realized_vol_nb`;
+  - max and min use van Herk / Gil-Werman blocks (`_rolling_extreme_1d_nb`; a monotonic
+    deque was 2-4x slower); they are exact, so any order gives the same bits.
 - **Recursive** kernels (EMA, ATR and RSI with Wilder smoothing) depend on the whole past.
   The live bridge must keep >= 10 * span warm-up bars; decisions use windowed kernels only.
 
 All kernels are causal (row `t` reads rows `<= t` only), hence prefix invariant. NaN rules are
 stated per kernel; +/-inf follows IEEE arithmetic unless stated otherwise. Floats are divided
 only after a zero check because numba's default error model raises on division by zero.
+Per-symbol work runs in `*_1d`-style helpers over one column (`x[:, j]`), so a contiguous
+column (one symbol, or a symbol-major panel) compiles without stride multiplications.
 """
 
 import numpy as np
@@ -28,28 +34,6 @@ BARS_SINCE_NEVER = 2**62
 
 
 # ############# Private window helpers ############# #
-
-
-@njit(cache=True)
-def _window_sum_nb(x, j, start, stop):
-    # Sum x[start:stop, j] with four accumulators in a fixed order relative to `start` (so the
-    # result does not depend on where the array begins); NaN propagates through the sum. Four
-    # independent chains run ~3x faster than one; the order is part of the parity contract.
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    i = start
-    while i + 4 <= stop:
-        a0 += x[i, j]
-        a1 += x[i + 1, j]
-        a2 += x[i + 2, j]
-        a3 += x[i + 3, j]
-        i += 4
-    while i < stop:
-        a0 += x[i, j]
-        i += 1
-    return (a0 + a1) + (a2 + a3)
 
 
 @njit(cache=True, _nrt=False)
@@ -180,38 +164,220 @@ def _anchored_sums_nb(x, window, first_bar_no, lo, hi, out, suffix):
         b += window
 
 
-@njit(cache=True)
-def _one_bar_log_returns_nb(close):
-    # r[t] = log(close[t] / close[t - 1]); NaN unless both closes are > 0.
-    n_rows, n_cols = close.shape
-    out = np.full((n_rows, n_cols), np.nan)
-    for j in range(n_cols):
-        for t in range(1, n_rows):
-            a = close[t, j]
-            b = close[t - 1, j]
-            if a > 0.0 and b > 0.0:
-                out[t, j] = np.log(a / b)
-    return out
+@njit(cache=True, _nrt=False)
+def _anchored_moments_nb(x, window, first_bar_no, lo, hi, s1_out, m2_out, tail):
+    # Write, for the `window` values of the 1-D `x` (one column) ending at each index u in
+    # lo..hi-1, their shifted sum S1 = sum(x - c) into s1_out[u - lo] and their sum of squared
+    # deviations M2 = S2 - S1 * S1 / window, S2 = sum((x - c)^2), clamped at 0, into
+    # m2_out[u - lo] (both NaN for u < window - 1); O(hi - lo + window).
+    # Blocks as in `_anchored_sums_nb` start where (first_bar_no + row) % window == 0; the
+    # shift c is x at the start of u's block, a value inside every window ending in that
+    # block, hence sum((x - c)^2) <= (window + 1) * M2 whatever the offset of x: the textbook
+    # formula on these shifted sums keeps a relative error of O(window^2 u) (`realized_vol_nb`).
+    # Each sum is the part of the window in the block before, summed from that block's end
+    # backwards, plus the part in u's block, summed from its start forwards, so the result
+    # depends only on the window's values and bar numbers (any array holding the window gives
+    # the same bits). NaN propagates; equal values give exactly 0. `tail` is scratch of
+    # >= 2 * window floats (the previous block's backward sums, S1 then S2, by position).
+    t = lo
+    while t < hi and t < window - 1:
+        s1_out[t - lo] = np.nan
+        m2_out[t - lo] = np.nan
+        t += 1
+    if t >= hi:
+        return
+    block_start = t - (first_bar_no % window + t) % window
+    while block_start < hi:
+        c = x[block_start]
+        prev_start = block_start - window
+        first = max(t, block_start)
+        # the block before: the backward sums the windows ending in this block need
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(block_start - 1, first - window, -1):
+            d = x[i] - c
+            a1 += d
+            a2 += d * d
+            tail[i - prev_start] = a1
+            tail[window + i - prev_start] = a2
+        h1 = 0.0
+        h2 = 0.0
+        for i in range(block_start, first):
+            d = x[i] - c
+            h1 += d
+            h2 += d * d
+        for u in range(first, min(hi, block_start + window)):
+            d = x[u] - c
+            h1 += d
+            h2 += d * d
+            k = u - window + 1
+            if k == block_start:
+                s1 = h1
+                s2 = h2
+            else:
+                s1 = tail[k - prev_start] + h1
+                s2 = tail[window + k - prev_start] + h2
+            m2 = s2 - s1 * s1 / window
+            s1_out[u - lo] = s1
+            # rounding can take a tiny M2 below 0 (NaN stays NaN)
+            m2_out[u - lo] = 0.0 if m2 < 0.0 else m2
+        block_start += window
+
+
+@njit(cache=True, _nrt=False)
+def _rolling_extreme_1d_nb(x, window, is_max, finite_only, lo, hi, out, suffix):
+    # Write the maximum (`is_max`) or minimum of x[t - window + 1 .. t] into out[t - lo] for
+    # t in lo..hi-1 of the 1-D `x` (one column); NaN for t < window - 1 and while the window
+    # holds a NaN (any non-finite value if `finite_only`); window >= 1; O(hi - lo + window).
+    # Branch-free van Herk / Gil-Werman: in blocks of `window` rows from the first row needed,
+    # a window is the tail of one block (its extreme scanned from the block's end backwards
+    # into `suffix`, >= window floats) and the head of the next (the running extreme
+    # forwards). Among equal extremes the oldest wins every comparison, as in a strict scan
+    # of the window (it decides between -0.0 and 0.0): the result is exact and a function of
+    # the window alone, whatever the blocks. A monotonic deque was 2-4x slower.
+    init = -np.inf if is_max else np.inf
+    base = max(0, lo - window + 1)
+    last_bad = base - window
+    for b in range(base, hi, window):
+        if b > base:
+            # suffix[i - b + window] = the extreme of x[i .. b - 1], oldest on ties
+            m = init
+            for i in range(b - 1, b - window, -1):
+                v = x[i]
+                if is_max:
+                    m = v if v >= m else m
+                else:
+                    m = v if v <= m else m
+                suffix[i - b + window] = m
+        m = init
+        for t in range(b, min(hi, b + window)):
+            v = x[t]
+            if np.isnan(v) or (finite_only and not np.isfinite(v)):
+                last_bad = t
+            if is_max:
+                m = v if v > m else m
+            else:
+                m = v if v < m else m
+            if t < lo:
+                continue
+            k = t - window + 1
+            if t < window - 1 or t - last_bad < window:
+                out[t - lo] = np.nan
+            elif k == b:
+                out[t - lo] = m
+            else:
+                older = suffix[k - b + window]
+                if is_max:
+                    out[t - lo] = older if older >= m else m
+                else:
+                    out[t - lo] = older if older <= m else m
 
 
 @njit(cache=True)
-def _window_std_nb(x, j, start, stop):
-    # Sample std (ddof=1) of x[start:stop, j], two passes; NaN if any NaN or fewer than 2 values.
-    n = stop - start
-    if n < 2:
-        return np.nan
-    acc = _window_sum_nb(x, j, start, stop)
-    if np.isnan(acc):
-        return np.nan
-    mean = acc / n
-    ss = 0.0
-    for i in range(start, stop):
-        d = x[i, j] - mean
-        ss += d * d
-    return np.sqrt(ss / (n - 1))
+def _chunk_rows_nb(window):
+    # Rows per chunk of the column loops: small scratch that stays in cache (a fresh `[T]`
+    # scratch array of a long column cost more in page faults than the sums), and >= 4 windows
+    # so the warm-up each chunk recomputes stays small.
+    return max(4096, 4 * window)
+
+
+@njit(cache=True)
+def _column_nb(x, j, buf):
+    # Column j of x `[T, S]` as a contiguous 1-D array: x's own memory when the column is
+    # contiguous (one symbol, or a symbol-major layout), else copied into `buf` (length T) by
+    # an explicit loop (numba's strided slice copy is several times slower).
+    if x.shape[1] == 1 or x.strides[0] == x.itemsize:
+        return np.ascontiguousarray(x[:, j])
+    for t in range(x.shape[0]):
+        buf[t] = x[t, j]
+    return buf
+
+
+@njit(cache=True)
+def _out_column_nb(out, j, buf):
+    # Where a kernel writes column j of its C-ordered output `out` `[T, S]`: out's own memory
+    # for one column, else `buf` (length T), stored afterwards by `_store_column_nb`.
+    if out.shape[1] == 1:
+        return out.reshape(-1)
+    return buf
+
+
+@njit(cache=True)
+def _store_column_nb(out, j, res):
+    # Store `res`, the column of `_out_column_nb(out, j, ...)`, into out[:, j] (explicit loop)
+    if out.shape[1] != 1:
+        for t in range(out.shape[0]):
+            out[t, j] = res[t]
+
+
+@njit(cache=True, _nrt=False)
+def _realized_vol_1d_nb(close, window, first_bar_no, lo, hi, out, r, s1, tail):
+    # `realized_vol_nb` of the 1-D `close` for rows lo..hi-1 into out[0 .. hi - lo); window
+    # >= 2. Scratch: r >= hi - lo + window (the one-bar log returns of the rows the windows
+    # read), s1 >= hi - lo, tail >= 2 * window.
+    base = max(0, lo - window + 1)
+    for t in range(base, hi):
+        a = close[t]
+        b = close[t - 1] if t > 0 else np.nan
+        r[t - base] = np.log(a / b) if a > 0.0 and b > 0.0 else np.nan
+    # the returns from row `base` on, with that row's bar number: the same bits
+    # (`_anchored_moments_nb` depends only on the window's values and bar numbers)
+    _anchored_moments_nb(r, window, first_bar_no + base, lo - base, hi - base, s1, out, tail)
+    for i in range(hi - lo):
+        out[i] = np.sqrt(out[i] / (window - 1))
+
+
+@njit(cache=True, _nrt=False)
+def _zscore_1d_nb(x, window, first_bar_no, lo, hi, out, s1, tail):
+    # `zscore_nb` of the 1-D `x` for rows lo..hi-1 into out[0 .. hi - lo); window >= 2.
+    # Scratch: s1 >= hi - lo, tail >= 2 * window.
+    _anchored_moments_nb(x, window, first_bar_no, lo, hi, s1, out, tail)
+    for t in range(lo, hi):
+        i = t - lo
+        sd = np.sqrt(out[i] / (window - 1))
+        if sd == 0.0 or np.isnan(sd):
+            out[i] = np.nan
+            continue
+        c = x[t - (first_bar_no % window + t) % window]
+        out[i] = ((x[t] - c) - s1[i] / window) / sd
+
+
+@njit(cache=True, _nrt=False)
+def _volume_ratio_1d_nb(volume, window, first_bar_no, lo, hi, out, sums, suffix):
+    # `volume_ratio_nb` of the 1-D `volume` for rows lo..hi-1 into out[0 .. hi - lo);
+    # window >= 1. Scratch: sums >= hi - lo, suffix >= 4 * window.
+    first = min(hi, max(lo, window))
+    for t in range(lo, first):
+        out[t - lo] = np.nan
+    if first >= hi:
+        return
+    # the sums of the windows ending one row earlier
+    _anchored_sums_nb(volume, window, first_bar_no, first - 1, hi - 1, sums, suffix)
+    for t in range(first, hi):
+        acc = sums[t - first]
+        mean = acc / window
+        if np.isnan(acc) or mean == 0.0:
+            out[t - lo] = np.nan
+        else:
+            out[t - lo] = volume[t] / mean
 
 
 # ############# Windowed kernels ############# #
+
+
+@njit(cache=True)
+def _anchored_sums_2d_nb(x, window, first_bar_no):
+    # The anchored window sums of every column of x `[T, S]` (NaN in the warm-up), window >= 1.
+    n_rows, n_cols = x.shape
+    out = np.empty((n_rows, n_cols))
+    suffix = np.empty(4 * window)
+    col_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0)
+    for j in range(n_cols):
+        res = _out_column_nb(out, j, res_buf)
+        _anchored_sums_nb(_column_nb(x, j, col_buf), window, first_bar_no, 0, n_rows, res, suffix)
+        _store_column_nb(out, j, res)
+    return out
 
 
 @njit(cache=True)
@@ -227,41 +393,47 @@ def sma_nb(x, window, first_bar_no):
     with its own `first_bar_no` gives the same bits on the rows both hold in full.
     """
     n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
     if window < 1:
-        out[:] = np.nan
-        return out
-    suffix = np.empty(4 * window)
-    if n_cols == 1:
-        # one column, contiguous (a copy only when the caller's is strided): the sums compile
-        # without stride multiplications
-        sums = out.reshape(-1)
-        _anchored_sums_nb(np.ascontiguousarray(x[:, 0]), window, first_bar_no, 0, n_rows, sums,
-                          suffix)  # fmt: skip
-        for t in range(window - 1, n_rows):
-            sums[t] /= window
-        return out
-    for j in range(n_cols):
-        _anchored_sums_nb(x[:, j], window, first_bar_no, 0, n_rows, out[:, j], suffix)
-        for t in range(window - 1, n_rows):
+        return np.full((n_rows, n_cols), np.nan)
+    out = _anchored_sums_2d_nb(x, window, first_bar_no)
+    for t in range(window - 1, n_rows):
+        for j in range(n_cols):
             out[t, j] /= window
     return out
 
 
 @njit(cache=True)
-def rolling_sum_nb(x, window):
+def rolling_sum_nb(x, window, first_bar_no):
     """Return the rolling sum of `x` over `window` rows (e.g. 24h quote volume).
 
     Reference: `tests/reference/indicators.py::rolling_sum_ref`.
 
-    Units: those of `x`. Warm-up: NaN for rows `t < window - 1`. NaN rule: any NaN inside the
-    window gives NaN. Windowed: each row sums its own window from scratch (`_window_sum_nb`).
+    Units: those of `x`. `first_bar_no`: absolute bar number (`ts_ns // bar_ns`) of row 0.
+    Warm-up: NaN for rows `t < window - 1`; `window < 1` gives all NaN. NaN rule: any NaN
+    inside the window gives NaN. Windowed and anchored, O(T): the sums of `sma_nb`
+    (`_anchored_sums_nb`), start-independent bit for bit.
     """
+    if window < 1:
+        return np.full(x.shape, np.nan)
+    return _anchored_sums_2d_nb(x, window, first_bar_no)
+
+
+@njit(cache=True)
+def _rolling_extreme_nb(x, window, is_max):
+    # `_rolling_extreme_1d_nb` over every column of x `[T, S]`.
     n_rows, n_cols = x.shape
-    out = np.full((n_rows, n_cols), np.nan)
+    out = np.empty((n_rows, n_cols))
+    if window < 1:
+        out[:] = np.nan
+        return out
+    suffix = np.empty(window)
+    col_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0)
     for j in range(n_cols):
-        for t in range(window - 1, n_rows):
-            out[t, j] = _window_sum_nb(x, j, t - window + 1, t + 1)
+        res = _out_column_nb(out, j, res_buf)
+        _rolling_extreme_1d_nb(_column_nb(x, j, col_buf), window, is_max, False, 0, n_rows, res,
+                               suffix)  # fmt: skip
+        _store_column_nb(out, j, res)
     return out
 
 
@@ -271,23 +443,12 @@ def rolling_max_nb(x, window):
 
     Reference: `tests/reference/indicators.py::rolling_max_ref`.
 
-    Units: those of `x`. Warm-up: NaN for rows `t < window - 1`. NaN rule: any NaN inside the
-    window gives NaN. Windowed: each row scans its own window from scratch.
+    Units: those of `x`. Warm-up: NaN for rows `t < window - 1`; `window < 1` gives all NaN.
+    NaN rule: any NaN inside the window gives NaN. Among equal maxima (-0.0 and 0.0) the oldest.
+    Windowed, O(T) (`_rolling_extreme_1d_nb`, van Herk / Gil-Werman blocks); exact, so
+    start-independent bit for bit.
     """
-    n_rows, n_cols = x.shape
-    out = np.full((n_rows, n_cols), np.nan)
-    for j in range(n_cols):
-        for t in range(window - 1, n_rows):
-            m = x[t - window + 1, j]
-            for i in range(t - window + 1, t + 1):
-                v = x[i, j]
-                if np.isnan(v):
-                    m = np.nan
-                    break
-                if v > m:
-                    m = v
-            out[t, j] = m
-    return out
+    return _rolling_extreme_nb(x, window, True)
 
 
 @njit(cache=True)
@@ -296,23 +457,12 @@ def rolling_min_nb(x, window):
 
     Reference: `tests/reference/indicators.py::rolling_min_ref`.
 
-    Units: those of `x`. Warm-up: NaN for rows `t < window - 1`. NaN rule: any NaN inside the
-    window gives NaN. Windowed: each row scans its own window from scratch.
+    Units: those of `x`. Warm-up: NaN for rows `t < window - 1`; `window < 1` gives all NaN.
+    NaN rule: any NaN inside the window gives NaN. Among equal minima (-0.0 and 0.0) the oldest.
+    Windowed, O(T) (`_rolling_extreme_1d_nb`, van Herk / Gil-Werman blocks); exact, so
+    start-independent bit for bit.
     """
-    n_rows, n_cols = x.shape
-    out = np.full((n_rows, n_cols), np.nan)
-    for j in range(n_cols):
-        for t in range(window - 1, n_rows):
-            m = x[t - window + 1, j]
-            for i in range(t - window + 1, t + 1):
-                v = x[i, j]
-                if np.isnan(v):
-                    m = np.nan
-                    break
-                if v < m:
-                    m = v
-            out[t, j] = m
-    return out
+    return _rolling_extreme_nb(x, window, False)
 
 
 @njit(cache=True)
@@ -323,103 +473,129 @@ def log_returns_nb(close, lag):
 
     Units: natural-log return per `lag` bars. Warm-up: NaN for rows `t < lag`. NaN rule: NaN
     unless both closes are > 0 (NaN, zero and negative prices give NaN); +inf follows IEEE.
-    Windowed over `lag + 1` rows.
+    Windowed over `lag + 1` rows, O(T).
     """
     n_rows, n_cols = close.shape
-    out = np.full((n_rows, n_cols), np.nan)
-    for j in range(n_cols):
-        for t in range(lag, n_rows):
+    out = np.empty((n_rows, n_cols))
+    lag = max(lag, 0)
+    # element-wise: row by row, in the panel's memory order
+    for t in range(min(lag, n_rows)):
+        for j in range(n_cols):
+            out[t, j] = np.nan
+    for t in range(lag, n_rows):
+        for j in range(n_cols):
             a = close[t, j]
             b = close[t - lag, j]
-            if a > 0.0 and b > 0.0:
-                out[t, j] = np.log(a / b)
+            out[t, j] = np.log(a / b) if a > 0.0 and b > 0.0 else np.nan
     return out
 
 
 @njit(cache=True)
-def realized_vol_nb(close, window):
+def realized_vol_nb(close, window, first_bar_no):
     """Return the per-bar realized volatility: sample std (ddof=1) of one-bar log returns.
 
-    Reference: `tests/reference/indicators.py::realized_vol_ref`.
+    Reference: `tests/reference/indicators.py::realized_vol_ref` (same arithmetic, so equal bit
+    for bit); the error bound below is tested against an exact (rational) std and the two-pass
+    one (`tests/signals/test_window_start_independence.py`).
 
     Units: log return per bar, not annualised. Uses the `window` one-bar log returns ending at
-    `t`, i.e. `window + 1` closes. Warm-up: NaN for rows `t < window`; `window < 2` gives all
-    NaN (ddof=1 undefined). NaN rule: any NaN, zero or negative close inside the `window + 1`
-    closes gives NaN. Windowed: mean and squared deviations are recomputed from scratch per row.
+    `t`, i.e. `window + 1` closes. `first_bar_no`: absolute bar number of row 0. Warm-up: NaN
+    for rows `t < window`; `window < 2` gives all NaN (ddof=1 undefined). NaN rule: any NaN,
+    zero or negative close inside the `window + 1` closes gives NaN.
+    Windowed and anchored, O(T): `sqrt(M2 / (n - 1))`, n = `window`, with M2 from the anchored
+    shifted sums of `_anchored_moments_nb` (shift = the window's value at its block start), so
+    a later-starting array with its own `first_bar_no` gives the same bits.
+    Error bound (barring overflow and underflow): relative error of the std at most
+    `2 * (n + 2)**2 * u` against the exact std of the returns, u = 2**-53 (1.7e-13 at n = 24):
+    the shifted sums hold `sum((r - c)^2) <= (n + 1) * M2`, so both sums' rounding (each
+    <= ~n u of that) costs at most ~(3n + 4)(n + 1) u of M2, whatever the offset of the data.
     """
     n_rows, n_cols = close.shape
-    out = np.full((n_rows, n_cols), np.nan)
+    out = np.empty((n_rows, n_cols))
     if window < 2:
+        out[:] = np.nan
         return out
-    r = _one_bar_log_returns_nb(close)
+    chunk = _chunk_rows_nb(window)
+    r = np.empty(chunk + window)
+    s1 = np.empty(chunk)
+    tail = np.empty(2 * window)
+    col_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0)
     for j in range(n_cols):
-        for t in range(window, n_rows):
-            out[t, j] = _window_std_nb(r, j, t - window + 1, t + 1)
+        c = _column_nb(close, j, col_buf)
+        res = _out_column_nb(out, j, res_buf)
+        for lo in range(0, n_rows, chunk):
+            hi = min(n_rows, lo + chunk)
+            _realized_vol_1d_nb(c, window, first_bar_no, lo, hi, res[lo:hi], r, s1, tail)
+        _store_column_nb(out, j, res)
     return out
 
 
 @njit(cache=True)
-def zscore_nb(x, window):
+def zscore_nb(x, window, first_bar_no):
     """Return `(x[t] - mean) / std` over the `window` rows ending at (and including) `t`.
 
-    Reference: `tests/reference/indicators.py::zscore_ref`.
+    Reference: `tests/reference/indicators.py::zscore_ref` (same arithmetic, bit for bit).
 
-    Units: standard deviations (std with ddof=1). Warm-up: NaN for rows `t < window - 1`;
-    `window < 2` gives all NaN. NaN rule: any NaN in the window gives NaN; std == 0 (all values
-    in the window equal, tested exactly so rounding in the mean cannot fake a spread) gives NaN.
-    Windowed: mean and std are recomputed from scratch per row (two passes).
+    Units: standard deviations (std with ddof=1). `first_bar_no`: absolute bar number of row
+    0. Warm-up: NaN for rows `t < window - 1`; `window < 2` gives all NaN. NaN rule: any NaN in
+    the window gives NaN; std == 0 gives NaN (all values in the window equal give exactly 0,
+    since the shift is one of them, so rounding in the mean cannot fake a spread).
+    Windowed and anchored, O(T): with the shifted sums S1, M2 of `_anchored_moments_nb` (shift
+    c = the window's value at its block start), `z = ((x[t] - c) - S1 / n) / sqrt(M2 / (n - 1))`,
+    n = `window`; start-independent bit for bit.
+    Error bound (barring overflow and underflow): absolute error at most `3 * (n + 2)**2.5 * u`
+    against the exact z-score, u = 2**-53 (|z| < sqrt(n); 1.6e-11 at n = 72): the std's bound
+    of `realized_vol_nb` times |z|, plus the numerator's rounding, <= ~(n + 3)^1.5 u stds.
     """
     n_rows, n_cols = x.shape
-    out = np.full((n_rows, n_cols), np.nan)
+    out = np.empty((n_rows, n_cols))
     if window < 2:
+        out[:] = np.nan
         return out
+    chunk = _chunk_rows_nb(window)
+    s1 = np.empty(chunk)
+    tail = np.empty(2 * window)
+    col_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0)
     for j in range(n_cols):
-        for t in range(window - 1, n_rows):
-            start = t - window + 1
-            first = x[start, j]
-            all_equal = True
-            for i in range(start + 1, t + 1):
-                if x[i, j] != first:
-                    all_equal = False
-                    break
-            if all_equal:
-                continue
-            acc = _window_sum_nb(x, j, start, t + 1)
-            if np.isnan(acc):
-                continue
-            mean = acc / window
-            ss = 0.0
-            for i in range(start, t + 1):
-                d = x[i, j] - mean
-                ss += d * d
-            sd = np.sqrt(ss / (window - 1))
-            if sd == 0.0 or np.isnan(sd):
-                continue
-            out[t, j] = (x[t, j] - mean) / sd
+        col = _column_nb(x, j, col_buf)
+        res = _out_column_nb(out, j, res_buf)
+        for lo in range(0, n_rows, chunk):
+            hi = min(n_rows, lo + chunk)
+            _zscore_1d_nb(col, window, first_bar_no, lo, hi, res[lo:hi], s1, tail)
+        _store_column_nb(out, j, res)
     return out
 
 
 @njit(cache=True)
-def volume_ratio_nb(volume, window):
+def volume_ratio_nb(volume, window, first_bar_no):
     """Return `volume[t] / mean(volume[t - window .. t - 1])` (the current bar excluded).
 
     Reference: `tests/reference/indicators.py::volume_ratio_ref`.
 
-    Units: dimensionless ratio. Warm-up: NaN for rows `t < window`. NaN rule: any NaN in the
-    `window + 1` rows gives NaN; a mean of 0 gives NaN. Windowed over `window + 1` rows, the
-    mean recomputed from scratch per row.
+    Units: dimensionless ratio. `first_bar_no`: absolute bar number of row 0. Warm-up: NaN for
+    rows `t < window`; `window < 1` gives all NaN. NaN rule: any NaN in the `window + 1` rows
+    gives NaN; a mean of 0 gives NaN. Windowed over `window + 1` rows and anchored, O(T): the
+    mean is the anchored sum (`_anchored_sums_nb`) ending at `t - 1` divided by `window`.
     """
     n_rows, n_cols = volume.shape
-    out = np.full((n_rows, n_cols), np.nan)
+    out = np.empty((n_rows, n_cols))
+    if window < 1:
+        out[:] = np.nan
+        return out
+    chunk = _chunk_rows_nb(window)
+    sums = np.empty(chunk)
+    suffix = np.empty(4 * window)
+    col_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0)
     for j in range(n_cols):
-        for t in range(window, n_rows):
-            acc = _window_sum_nb(volume, j, t - window, t)
-            if np.isnan(acc):
-                continue
-            mean = acc / window
-            if mean == 0.0:
-                continue
-            out[t, j] = volume[t, j] / mean
+        col = _column_nb(volume, j, col_buf)
+        res = _out_column_nb(out, j, res_buf)
+        for lo in range(0, n_rows, chunk):
+            hi = min(n_rows, lo + chunk)
+            _volume_ratio_1d_nb(col, window, first_bar_no, lo, hi, res[lo:hi], sums, suffix)
+        _store_column_nb(out, j, res)
     return out
 
 
@@ -436,16 +612,17 @@ def bars_since_valid_nb(x):
     """
     n_rows, n_cols = x.shape
     out = np.empty((n_rows, n_cols), dtype=np.int64)
-    for j in range(n_cols):
-        last = -1
-        for t in range(n_rows):
+    # the last finite value's row per column; rows outer, in the `[T, S]` panel's memory order
+    last = np.full(n_cols, -1, dtype=np.int64)
+    for t in range(n_rows):
+        for j in range(n_cols):
             if np.isfinite(x[t, j]):
-                last = t
+                last[j] = t
                 out[t, j] = 0
-            elif last < 0:
+            elif last[j] < 0:
                 out[t, j] = BARS_SINCE_NEVER
             else:
-                out[t, j] = t - last
+                out[t, j] = t - last[j]
     return out
 
 

@@ -48,12 +48,13 @@ def regime_nb(
     Bull if close > SMA(slow) and SMA(fast) > SMA(slow); Bear if close < SMA(slow) and
     SMA(fast) < SMA(slow); else Chop. Units: `crash_drop_pct` a fraction (0.15 = 15 %),
     `crash_vol_mult` a multiple; `first_bar_no` the absolute bar number of row 0 (it anchors the
-    SMAs' summation order, see `sma_nb`). Output int64 `[T]`.
+    SMAs' and the vol's summation order, see `sma_nb`). Output int64 `[T]`.
     Warm-up: Unknown (-1) for rows `t < W - 1`, W = `regime_warmup_bars(...)` =
     max(fast, slow, vol_window + vol_baseline_window, crash_lookback) + 1. NaN rule: Unknown
     when any input of the row (close, either SMA, the crash return, the vol or its baseline) is
     NaN, which includes NaN, zero or negative closes inside the window. Windowed: row `t`
-    depends only on rows `t - W + 1 .. t`.
+    depends only on rows `t - W + 1 .. t`, bit for bit whatever row the array starts at, and
+    the cost is O(T) (anchored sums, `realized_vol_nb`'s shifted anchored sums).
     """
     n_rows = ref_close.shape[0]
     out = np.full(n_rows, Regime.Unknown, dtype=np.int64)
@@ -61,7 +62,7 @@ def regime_nb(
     close = ref_close.reshape((n_rows, 1))
     sma_fast = sma_nb(close, fast, first_bar_no)
     sma_slow = sma_nb(close, slow, first_bar_no)
-    vol = realized_vol_nb(close, vol_window)
+    vol = realized_vol_nb(close, vol_window, first_bar_no)
     vol_base = sma_nb(vol, vol_baseline_window, first_bar_no)
     crash_ret = log_returns_nb(close, crash_lookback)
     crash_level = np.log(1.0 - crash_drop_pct)

@@ -4,6 +4,13 @@ import numpy as np
 from numba import njit
 
 from signals.enums import Regime
+from signals.indicators.nb import (
+    _chunk_rows_nb,
+    _column_nb,
+    _out_column_nb,
+    _rolling_extreme_1d_nb,
+    _store_column_nb,
+)
 from signals.triggers.nb import ma_cross_into_nb
 
 
@@ -51,23 +58,35 @@ def rules_combine_nb(
 def below_channel_nb(close, low, lookback):
     """Return uint8[T, S]: 1 where close[t] < min(low[t - lookback .. t - 1]) (Donchian exit).
 
-    Reference: tests/reference/strategies.py::below_channel_ref. Windowed; NaN gives 0.
+    Reference: tests/reference/strategies.py::below_channel_ref. Warm-up: 0 for rows
+    `t < lookback`; `lookback < 1` gives all 0. A non-finite close, or any non-finite low in
+    the window, gives 0. Windowed, O(T): the minimum of `_rolling_extreme_1d_nb` (van Herk /
+    Gil-Werman blocks), exact, so start-independent.
     """
     n_bars, n_symbols = close.shape
     out = np.zeros((n_bars, n_symbols), dtype=np.uint8)
+    if lookback < 1:
+        return out
+    chunk = _chunk_rows_nb(lookback)
+    suffix = np.empty(lookback)
+    lowest = np.empty(chunk)
+    close_buf = np.empty(n_bars if n_symbols > 1 else 0)
+    low_buf = np.empty(n_bars if n_symbols > 1 else 0)
+    res_buf = np.empty(n_bars if n_symbols > 1 else 0, dtype=np.uint8)
     for s in range(n_symbols):
-        for t in range(lookback, n_bars):
-            lowest = np.inf
-            ok = True
-            for i in range(t - lookback, t):
-                v = low[i, s]
-                if not np.isfinite(v):
-                    ok = False
-                    break
-                if v < lowest:
-                    lowest = v
-            if ok and np.isfinite(close[t, s]) and close[t, s] < lowest:
-                out[t, s] = 1
+        c = _column_nb(close, s, close_buf)
+        lows = _column_nb(low, s, low_buf)
+        res = _out_column_nb(out, s, res_buf)
+        for t in range(min(lookback, n_bars)):
+            res[t] = 0
+        for lo in range(lookback, n_bars, chunk):
+            hi = min(n_bars, lo + chunk)
+            # the minima of the windows ending one row earlier; a non-finite low in the
+            # window makes it NaN, which compares false
+            _rolling_extreme_1d_nb(lows, lookback, False, True, lo - 1, hi - 1, lowest, suffix)
+            for t in range(lo, hi):
+                res[t] = 1 if np.isfinite(c[t]) and c[t] < lowest[t - lo] else 0
+        _store_column_nb(out, s, res)
     return out
 
 

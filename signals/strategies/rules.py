@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
+from signals.bars import first_bar_no
 from signals.strategies.base import Proposals, Strategy, StrategyContext
 from signals.strategies.nb import below_channel_nb, rules_combine_nb
 from signals.strategies.registry import register
@@ -51,14 +52,14 @@ class Rules(Strategy):
     def propose(cls, ctx: StrategyContext) -> Proposals:
         p = RulesParams.model_validate(ctx.params.model_dump())
         close, high, low, volume = ctx.close, ctx.high, ctx.low, ctx.volume
+        bar_no = first_bar_no(ctx.ts_ns, ctx.bar_ns)
         breakout = breakout_nb(close, high, p.breakout_lookback)
         momentum = momentum_nb(close, p.momentum_lookback, p.momentum_threshold_pct / 100.0)
-        spike = volume_spike_nb(volume, p.volume_lookback, p.volume_spike_ratio)
+        spike = volume_spike_nb(volume, p.volume_lookback, p.volume_spike_ratio, bar_no)
         if p.mean_reversion:
-            dip = mean_reversion_nb(close, p.mean_reversion_lookback, p.mean_reversion_z)
+            dip = mean_reversion_nb(close, p.mean_reversion_lookback, p.mean_reversion_z, bar_no)
         else:
-            # ignored by `rules_combine_nb` when off: skip the z-scores (a quarter of a live
-            # cycle's stage 1 with the shipped config), as the sweep does
+            # ignored by `rules_combine_nb` when off: skip the z-scores, as the sweep does
             dip = np.zeros(close.shape, dtype=np.uint8)
         exit_signal = below_channel_nb(close, low, p.exit_lookback)
         weight = rules_combine_nb(

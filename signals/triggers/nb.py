@@ -2,7 +2,9 @@
 
 Every trigger here is windowed: it compares windowed indicators of `signals/indicators/nb.py`,
 so row `t` depends only on its own window and the live bridge gets bit-identical values on its
-last row. NaN inputs (and warm-up rows) give 0.
+last row; each costs O(T) per symbol however long its window (anchored sums, shifted anchored
+sums for z-scores, van Herk / Gil-Werman blocks for channels). Triggers built on sums take
+`first_bar_no`, the absolute bar number of row 0. NaN inputs (and warm-up rows) give 0.
 
 Numba's cache does not notice edits to `signals/indicators/nb.py` when these kernels are
 loaded from cache: clear `NUMBA_CACHE_DIR` after editing it (CI uses a fresh cache).
@@ -13,54 +15,93 @@ from numba import njit
 
 from signals.indicators.nb import (
     _anchored_sums_nb,
+    _chunk_rows_nb,
+    _column_nb,
+    _out_column_nb,
+    _rolling_extreme_1d_nb,
+    _store_column_nb,
+    _volume_ratio_1d_nb,
+    _zscore_1d_nb,
     log_returns_nb,
-    rolling_max_nb,
-    volume_ratio_nb,
-    zscore_nb,
 )
 
 
-@njit(cache=True)
-def _unconfirmed_jump_nb(close, vol_ratio, t, j, max_jump_pct, volume_confirm_ratio):
-    # close[t] moved more than max_jump_pct from close[t - 1] without volume confirmation
+@njit(cache=True, _nrt=False)
+def _unconfirmed_jump_nb(close, t, vol_ratio_t, max_jump_pct, volume_confirm_ratio):
+    # close[t] (1-D column) moved more than max_jump_pct from close[t - 1] without volume
+    # confirmation (`vol_ratio_t`, the volume ratio at t)
     if t < 1:
         return False
-    c = close[t, j]
-    p = close[t - 1, j]
+    c = close[t]
+    p = close[t - 1]
     if not (np.isfinite(c) and c > 0.0 and np.isfinite(p) and p > 0.0):
         return False
-    return abs(c / p - 1.0) > max_jump_pct and vol_ratio[t, j] < volume_confirm_ratio
+    return abs(c / p - 1.0) > max_jump_pct and vol_ratio_t < volume_confirm_ratio
+
+
+@njit(cache=True, _nrt=False)
+def _bad_tick_1d_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_window,
+                    first_bar_no, lo, hi, out, ratio, sums, suffix):  # fmt: skip
+    # `bad_tick_mask_nb` of one column (1-D `close`, `volume`) for rows lo..hi-1 into the uint8
+    # out[0 .. hi - lo). Scratch: ratio and sums >= hi - lo + 1, suffix >= 4 * volume_window.
+    first = max(lo - 1, 0)
+    # the volume ratios of rows first..hi-1 (row t's and row t - 1's)
+    _volume_ratio_1d_nb(volume, volume_window, first_bar_no, first, hi, ratio, sums, suffix)
+    for t in range(lo, hi):
+        out[t - lo] = 0
+        if not _unconfirmed_jump_nb(close, t, ratio[t - first], max_jump_pct, volume_confirm_ratio):
+            continue
+        returned = (
+            t >= 2
+            and _unconfirmed_jump_nb(
+                close, t - 1, ratio[t - 1 - first], max_jump_pct, volume_confirm_ratio
+            )
+            and abs(close[t] / close[t - 2] - 1.0) <= max_jump_pct
+        )
+        if not returned:
+            out[t - lo] = 1
 
 
 @njit(cache=True)
-def bad_tick_mask_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_window):
+def bad_tick_mask_nb(
+    close, volume, max_jump_pct, volume_confirm_ratio, volume_window, first_bar_no
+):
     """Mark price jumps that volume does not confirm (bad ticks).
 
     Reference: `tests/reference/indicators.py::bad_tick_mask_ref`.
 
     A bar *jumps* when `|close[t] / close[t - 1] - 1| > max_jump_pct` (a fraction, 0.10 = 10 %)
-    and `volume_ratio_nb(volume, volume_window)[t] < volume_confirm_ratio` (NaN ratio: no jump).
-    Row `t` is 1 when it jumps, unless it is the *return* from a jump: bar `t - 1` jumped and
-    `close[t]` is back within `max_jump_pct` of `close[t - 2]`. So a one-bar spike masks one bar,
-    the bar after it is not masked, and a genuine level shift without volume masks only its
-    first bar. Both closes must be finite and > 0 (no jump across a missing bar; staleness
-    handles gaps). Windowed: row t depends on closes t-2..t and the volume ratio at t-1..t, so
-    the live bridge reproduces it from `volume_window + 3` bars.
+    and `volume_ratio_nb(volume, volume_window, first_bar_no)[t] < volume_confirm_ratio` (NaN
+    ratio: no jump). Row `t` is 1 when it jumps, unless it is the *return* from a jump: bar
+    `t - 1` jumped and `close[t]` is back within `max_jump_pct` of `close[t - 2]`. So a one-bar
+    spike masks one bar, the bar after it is not masked, and a genuine level shift without
+    volume masks only its first bar. Both closes must be finite and > 0 (no jump across a
+    missing bar; staleness handles gaps). `first_bar_no`: absolute bar number of row 0 (it
+    anchors the volume mean's summation order). Windowed, O(T): row t depends on closes
+    t-2..t and the volume ratio at t-1..t, so the live bridge reproduces it bit for bit from
+    `volume_window + 3` bars.
     """
     n_rows, n_cols = close.shape
     out = np.zeros((n_rows, n_cols), dtype=np.uint8)
-    vol_ratio = volume_ratio_nb(volume, volume_window)
+    if volume_window < 1:
+        # every volume ratio is NaN: nothing jumps
+        return out
+    chunk = _chunk_rows_nb(volume_window)
+    ratio = np.empty(chunk + 1)
+    sums = np.empty(chunk + 1)
+    suffix = np.empty(4 * volume_window)
+    close_buf = np.empty(n_rows if n_cols > 1 else 0)
+    volume_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
     for j in range(n_cols):
-        for t in range(1, n_rows):
-            if not _unconfirmed_jump_nb(close, vol_ratio, t, j, max_jump_pct, volume_confirm_ratio):
-                continue
-            if t >= 2 and _unconfirmed_jump_nb(
-                close, vol_ratio, t - 1, j, max_jump_pct, volume_confirm_ratio
-            ):
-                before = close[t - 2, j]
-                if abs(close[t, j] / before - 1.0) <= max_jump_pct:
-                    continue
-            out[t, j] = 1
+        c = _column_nb(close, j, close_buf)
+        v = _column_nb(volume, j, volume_buf)
+        res = _out_column_nb(out, j, res_buf)
+        for lo in range(0, n_rows, chunk):
+            hi = min(n_rows, lo + chunk)
+            _bad_tick_1d_nb(c, v, max_jump_pct, volume_confirm_ratio, volume_window,
+                            first_bar_no, lo, hi, res[lo:hi], ratio, sums, suffix)  # fmt: skip
+        _store_column_nb(out, j, res)
     return out
 
 
@@ -70,16 +111,33 @@ def breakout_nb(close, high, lookback):
 
     Reference: `tests/reference/indicators.py::breakout_ref`.
 
-    Warm-up: 0 for rows `t < lookback`. NaN rule: NaN close or any NaN high in the window gives
-    0. Windowed over `lookback + 1` rows.
+    Warm-up: 0 for rows `t < lookback`; `lookback < 1` gives all 0. NaN rule: NaN close or any
+    NaN high in the window gives 0. Windowed over `lookback + 1` rows, O(T): the maximum of
+    `rolling_max_nb` (`_rolling_extreme_1d_nb`, exact, so start-independent).
     """
     n_rows, n_cols = close.shape
     out = np.zeros((n_rows, n_cols), dtype=np.uint8)
-    high_max = rolling_max_nb(high, lookback)
+    if lookback < 1:
+        return out
+    chunk = _chunk_rows_nb(lookback)
+    suffix = np.empty(lookback)
+    high_max = np.empty(chunk)
+    close_buf = np.empty(n_rows if n_cols > 1 else 0)
+    high_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
     for j in range(n_cols):
-        for t in range(lookback, n_rows):
-            if close[t, j] > high_max[t - 1, j]:
-                out[t, j] = 1
+        c = _column_nb(close, j, close_buf)
+        h = _column_nb(high, j, high_buf)
+        res = _out_column_nb(out, j, res_buf)
+        for t in range(min(lookback, n_rows)):
+            res[t] = 0
+        for lo in range(lookback, n_rows, chunk):
+            hi = min(n_rows, lo + chunk)
+            # the maxima of the windows ending one row earlier
+            _rolling_extreme_1d_nb(h, lookback, True, False, lo - 1, hi - 1, high_max, suffix)
+            for t in range(lo, hi):
+                res[t] = 1 if c[t] > high_max[t - lo] else 0
+        _store_column_nb(out, j, res)
     return out
 
 
@@ -95,68 +153,98 @@ def momentum_nb(close, lookback, threshold):
     n_rows, n_cols = close.shape
     out = np.zeros((n_rows, n_cols), dtype=np.uint8)
     log_ret = log_returns_nb(close, lookback)
-    for j in range(n_cols):
-        for t in range(n_rows):
-            if log_ret[t, j] > threshold:
-                out[t, j] = 1
+    for t in range(n_rows):
+        for j in range(n_cols):
+            out[t, j] = 1 if log_ret[t, j] > threshold else 0
     return out
 
 
 @njit(cache=True)
-def volume_spike_nb(volume, lookback, ratio):
-    """Return 1 where `volume_ratio_nb(volume, lookback)[t] >= ratio`.
+def volume_spike_nb(volume, lookback, ratio, first_bar_no):
+    """Return 1 where `volume_ratio_nb(volume, lookback, first_bar_no)[t] >= ratio`.
 
     Reference: `tests/reference/indicators.py::volume_spike_ref`.
 
-    Warm-up: 0 for rows `t < lookback`. NaN rule: NaN ratio (NaN volume in the window, zero
-    mean) gives 0. Windowed over `lookback + 1` rows.
+    Warm-up: 0 for rows `t < lookback`; `lookback < 1` gives all 0. NaN rule: NaN ratio (NaN
+    volume in the window, zero mean) gives 0. `first_bar_no`: absolute bar number of row 0.
+    Windowed over `lookback + 1` rows and anchored, O(T) (`volume_ratio_nb`).
     """
     n_rows, n_cols = volume.shape
     out = np.zeros((n_rows, n_cols), dtype=np.uint8)
-    vol_ratio = volume_ratio_nb(volume, lookback)
+    if lookback < 1:
+        return out
+    chunk = _chunk_rows_nb(lookback)
+    vol_ratio = np.empty(chunk)
+    sums = np.empty(chunk)
+    suffix = np.empty(4 * lookback)
+    col_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
     for j in range(n_cols):
-        for t in range(n_rows):
-            if vol_ratio[t, j] >= ratio:
-                out[t, j] = 1
+        v = _column_nb(volume, j, col_buf)
+        res = _out_column_nb(out, j, res_buf)
+        for lo in range(0, n_rows, chunk):
+            hi = min(n_rows, lo + chunk)
+            _volume_ratio_1d_nb(v, lookback, first_bar_no, lo, hi, vol_ratio, sums, suffix)
+            for t in range(lo, hi):
+                res[t] = 1 if vol_ratio[t - lo] >= ratio else 0
+        _store_column_nb(out, j, res)
     return out
 
 
 @njit(cache=True)
-def mean_reversion_nb(close, lookback, z_entry):
-    """Return 1 where `zscore_nb(close, lookback)[t] <= -z_entry` (oversold entry).
+def _zscore_flags_nb(close, lookback, level, below, first_bar_no):
+    # 1 where zscore_nb(close, lookback, first_bar_no) <= level (`below`), else >= level
+    n_rows, n_cols = close.shape
+    out = np.zeros((n_rows, n_cols), dtype=np.uint8)
+    if lookback < 2:
+        return out
+    chunk = _chunk_rows_nb(lookback)
+    s1 = np.empty(chunk)
+    z = np.empty(chunk)
+    tail = np.empty(2 * lookback)
+    col_buf = np.empty(n_rows if n_cols > 1 else 0)
+    res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
+    for j in range(n_cols):
+        c = _column_nb(close, j, col_buf)
+        res = _out_column_nb(out, j, res_buf)
+        for lo in range(0, n_rows, chunk):
+            hi = min(n_rows, lo + chunk)
+            _zscore_1d_nb(c, lookback, first_bar_no, lo, hi, z, s1, tail)
+            if below:
+                for t in range(lo, hi):
+                    res[t] = 1 if z[t - lo] <= level else 0
+            else:
+                for t in range(lo, hi):
+                    res[t] = 1 if z[t - lo] >= level else 0
+        _store_column_nb(out, j, res)
+    return out
+
+
+@njit(cache=True)
+def mean_reversion_nb(close, lookback, z_entry, first_bar_no):
+    """Return 1 where `zscore_nb(close, lookback, first_bar_no)[t] <= -z_entry` (oversold).
 
     Reference: `tests/reference/indicators.py::mean_reversion_ref`.
 
-    Units: `z_entry` in standard deviations. Warm-up: 0 for rows `t < lookback - 1`. NaN rule:
-    NaN z-score (NaN in the window, flat window) gives 0. Windowed over `lookback` rows.
+    Units: `z_entry` in standard deviations. Warm-up: 0 for rows `t < lookback - 1`;
+    `lookback < 2` gives all 0. NaN rule: NaN z-score (NaN in the window, flat window) gives 0.
+    `first_bar_no`: absolute bar number of row 0. Windowed over `lookback` rows and anchored,
+    O(T) (`zscore_nb`).
     """
-    n_rows, n_cols = close.shape
-    out = np.zeros((n_rows, n_cols), dtype=np.uint8)
-    z = zscore_nb(close, lookback)
-    for j in range(n_cols):
-        for t in range(n_rows):
-            if z[t, j] <= -z_entry:
-                out[t, j] = 1
-    return out
+    return _zscore_flags_nb(close, lookback, -z_entry, True, first_bar_no)
 
 
 @njit(cache=True)
-def mean_reversion_exit_nb(close, lookback, z_exit):
-    """Return 1 where `zscore_nb(close, lookback)[t] >= z_exit` (reverted, exit).
+def mean_reversion_exit_nb(close, lookback, z_exit, first_bar_no):
+    """Return 1 where `zscore_nb(close, lookback, first_bar_no)[t] >= z_exit` (reverted, exit).
 
     Reference: `tests/reference/indicators.py::mean_reversion_exit_ref`.
 
-    Units: `z_exit` in standard deviations. Warm-up: 0 for rows `t < lookback - 1`. NaN rule:
-    NaN z-score gives 0. Windowed over `lookback` rows.
+    Units: `z_exit` in standard deviations. Warm-up: 0 for rows `t < lookback - 1`;
+    `lookback < 2` gives all 0. NaN rule: NaN z-score gives 0. `first_bar_no`: absolute bar
+    number of row 0. Windowed over `lookback` rows and anchored, O(T) (`zscore_nb`).
     """
-    n_rows, n_cols = close.shape
-    out = np.zeros((n_rows, n_cols), dtype=np.uint8)
-    z = zscore_nb(close, lookback)
-    for j in range(n_cols):
-        for t in range(n_rows):
-            if z[t, j] >= z_exit:
-                out[t, j] = 1
-    return out
+    return _zscore_flags_nb(close, lookback, z_exit, False, first_bar_no)
 
 
 @njit(cache=True)

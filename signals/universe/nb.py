@@ -16,16 +16,18 @@ def ban_active_nb(red_flag, ban_bars):
     """Return uint8[T, S]: 1 where a red flag fired within the last `ban_bars` bars (incl. t).
 
     Reference: tests/reference/universe.py::ban_active_ref. Bans expire by themselves after
-    `ban_bars` bars; windowed (row t depends on rows t - ban_bars + 1 .. t only).
+    `ban_bars` bars; windowed (row t depends on rows t - ban_bars + 1 .. t only, whatever row
+    the array starts at), O(T).
     """
     n_bars, n_symbols = red_flag.shape
     out = np.zeros((n_bars, n_symbols), dtype=np.uint8)
-    for s in range(n_symbols):
-        last = -1
-        for t in range(n_bars):
+    # the last flag's row per symbol; rows outer, in the `[T, S]` panel's memory order. O(T)
+    last = np.full(n_symbols, -1, dtype=np.int64)
+    for t in range(n_bars):
+        for s in range(n_symbols):
             if red_flag[t, s]:
-                last = t
-            if last >= 0 and t - last < ban_bars:
+                last[s] = t
+            if last[s] >= 0 and t - last[s] < ban_bars:
                 out[t, s] = 1
     return out
 
@@ -40,8 +42,8 @@ def red_flag_nb(close, bad_tick, max_move):
     """
     n_bars, n_symbols = close.shape
     out = np.zeros((n_bars, n_symbols), dtype=np.uint8)
-    for s in range(n_symbols):
-        for t in range(1, n_bars):
+    for t in range(1, n_bars):
+        for s in range(n_symbols):
             prev = close[t - 1, s]
             cur = close[t, s]
             real = not bad_tick[t, s] and not bad_tick[t - 1, s]

@@ -2,9 +2,10 @@
 and `signals/_math.py`.
 
 Each windowed reference slices the window out of a Python list and recomputes it from scratch
-for every row; recursive ones walk the valid values in order. Sums run in the kernels'
-documented order (`_plain_sum`, `_anchored_sum`), so results agree bit for bit in practice;
-tests still state a tolerance.
+for every row (O(T x window)); recursive ones walk the valid values in order. Sums run in the
+kernels' documented order (`_anchored_sum`, `_anchored_moments`, `_sequential_sum`), so results
+agree bit for bit in practice; tests still state a tolerance. `two_pass_std` is the textbook
+two-pass std the shifted anchored sums are held to within their stated error bound.
 """
 
 import math
@@ -28,17 +29,12 @@ def _isnan(v: float) -> bool:
     return v != v
 
 
-def _plain_sum(values: list[float]) -> float:
-    # The kernels' documented summation order: four lanes by position mod 4 over the full
-    # blocks of four, the leftover values onto lane 0, then (lane0 + lane1) + (lane2 + lane3).
-    # Discrete outputs (crossovers of equal averages) depend on it, so the reference keeps it.
-    lanes = [0.0, 0.0, 0.0, 0.0]
-    full = len(values) - len(values) % 4
-    for i, v in enumerate(values[:full]):
-        lanes[i % 4] += v
-    for v in values[full:]:
-        lanes[0] += v
-    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+def _sequential_sum(values: list[float]) -> float:
+    # The recursive kernels' seed: one accumulator, oldest first.
+    acc = 0.0
+    for v in values:
+        acc += v
+    return acc
 
 
 def _log_ratio(a: float, b: float) -> float:
@@ -50,12 +46,13 @@ def _log_ratio(a: float, b: float) -> float:
     return -math.inf if q == 0.0 else math.log(q)
 
 
-def _sample_std(values: list[float]) -> float:
+def two_pass_std(values: list[float]) -> float:
+    """Sample std (ddof=1) by the textbook two passes (mean, then squared deviations); NaN
+    for fewer than 2 values or any NaN."""
     n = len(values)
     if n < 2 or any(_isnan(v) for v in values):
         return math.nan
-    mean = _plain_sum(values) / n
-    # the kernels sum squared deviations oldest first (one lane), unlike the window sum
+    mean = _sequential_sum(values) / n
     ss = 0.0
     for v in values:
         ss += (v - mean) * (v - mean)
@@ -93,6 +90,42 @@ def _anchored_sum(values: list[float], first: int) -> float:
     return tail + head
 
 
+def _anchored_moments(values: list[float], first: int) -> tuple[float, float, float]:
+    # The shifted anchored sums of `signals/indicators/nb.py::_anchored_moments_nb` for one
+    # window `values` (oldest first, first row's bar number `first`): the shift c is the value
+    # at the split (where a bar number is a multiple of the window length); S1 = sum(v - c)
+    # and S2 = sum((v - c)^2) run like `_anchored_sum` (before the split newest first, from
+    # it oldest first, then before + from); M2 = S2 - S1 * S1 / n, clamped at 0.
+    # Returns (c, S1, M2).
+    window = len(values)
+    split = (-first) % window
+    c = values[split]
+    h1 = 0.0
+    h2 = 0.0
+    for v in values[split:]:
+        d = v - c
+        h1 += d
+        h2 += d * d
+    if split == 0:
+        s1, s2 = h1, h2
+    else:
+        a1 = 0.0
+        a2 = 0.0
+        for v in reversed(values[:split]):
+            d = v - c
+            a1 += d
+            a2 += d * d
+        s1, s2 = a1 + h1, a2 + h2
+    m2 = s2 - s1 * s1 / window
+    return c, s1, (0.0 if m2 < 0.0 else m2)
+
+
+def _anchored_std(values: list[float], first: int) -> float:
+    # sqrt(M2 / (n - 1)) of `_anchored_moments`, the kernels' sample std (ddof=1)
+    _, _, m2 = _anchored_moments(values, first)
+    return math.sqrt(m2 / (len(values) - 1)) if not _isnan(m2) else math.nan
+
+
 def sma_ref(x: np.ndarray, window: int, first_bar_no: int) -> np.ndarray:
     out = np.full(x.shape, np.nan)
     if window < 1:
@@ -104,10 +137,14 @@ def sma_ref(x: np.ndarray, window: int, first_bar_no: int) -> np.ndarray:
     return out
 
 
-def rolling_sum_ref(x: np.ndarray, window: int) -> np.ndarray:
-    return _per_window(
-        x, window, lambda w: math.nan if any(_isnan(v) for v in w) else _plain_sum(w)
-    )
+def rolling_sum_ref(x: np.ndarray, window: int, first_bar_no: int) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if window < 1:
+        return out
+    for j, col in enumerate(_columns(x)):
+        for t in range(window - 1, len(col)):
+            out[t, j] = _anchored_sum(col[t - window + 1 : t + 1], first_bar_no + t - window + 1)
+    return out
 
 
 def rolling_max_ref(x: np.ndarray, window: int) -> np.ndarray:
@@ -122,42 +159,41 @@ def log_returns_ref(close: np.ndarray, lag: int) -> np.ndarray:
     return _per_window(close, lag + 1, lambda w: _log_ratio(w[-1], w[0]))
 
 
-def realized_vol_ref(close: np.ndarray, window: int) -> np.ndarray:
+def realized_vol_ref(close: np.ndarray, window: int, first_bar_no: int) -> np.ndarray:
+    out = np.full(close.shape, np.nan)
     if window < 2:
-        return np.full(close.shape, np.nan)
+        return out
+    for j, col in enumerate(_columns(close)):
+        for t in range(window, len(col)):
+            returns = [_log_ratio(col[i], col[i - 1]) for i in range(t - window + 1, t + 1)]
+            out[t, j] = _anchored_std(returns, first_bar_no + t - window + 1)
+    return out
 
-    def f(w):
-        return _sample_std([_log_ratio(w[i], w[i - 1]) for i in range(1, len(w))])
 
-    return _per_window(close, window + 1, f)
-
-
-def zscore_ref(x: np.ndarray, window: int) -> np.ndarray:
+def zscore_ref(x: np.ndarray, window: int, first_bar_no: int) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
     if window < 2:
-        return np.full(x.shape, np.nan)
-
-    def f(w):
-        if len(set(w)) == 1 or any(_isnan(v) for v in w):
-            return math.nan
-        sd = _sample_std(w)
-        if _isnan(sd) or sd == 0.0:
-            return math.nan
-        return (w[-1] - _plain_sum(w) / window) / sd
-
-    return _per_window(x, window, f)
+        return out
+    for j, col in enumerate(_columns(x)):
+        for t in range(window - 1, len(col)):
+            w = col[t - window + 1 : t + 1]
+            c, s1, m2 = _anchored_moments(w, first_bar_no + t - window + 1)
+            sd = math.sqrt(m2 / (window - 1)) if not _isnan(m2) else math.nan
+            if not (_isnan(sd) or sd == 0.0):
+                out[t, j] = ((w[-1] - c) - s1 / window) / sd
+    return out
 
 
-def volume_ratio_ref(volume: np.ndarray, window: int) -> np.ndarray:
-    def f(w):
-        past = w[:-1]
-        if any(_isnan(v) for v in past):
-            return math.nan
-        mean = _plain_sum(past) / window
-        if mean == 0.0:
-            return math.nan
-        return w[-1] / mean
-
-    return _per_window(volume, window + 1, f)
+def volume_ratio_ref(volume: np.ndarray, window: int, first_bar_no: int) -> np.ndarray:
+    out = np.full(volume.shape, np.nan)
+    if window < 1:
+        return out
+    for j, col in enumerate(_columns(volume)):
+        for t in range(window, len(col)):
+            mean = _anchored_sum(col[t - window : t], first_bar_no + t - window) / window
+            if not (_isnan(mean) or mean == 0.0):
+                out[t, j] = col[t] / mean
+    return out
 
 
 def bars_since_valid_ref(x: np.ndarray) -> np.ndarray:
@@ -179,7 +215,7 @@ def ema_ref(x: np.ndarray, span: int) -> np.ndarray:
         valid = [(t, v) for t, v in enumerate(col) if not _isnan(v)]
         if len(valid) < span:
             continue
-        state = _plain_sum([v for _, v in valid[:span]]) / span
+        state = _sequential_sum([v for _, v in valid[:span]]) / span
         out[valid[span - 1][0], j] = state
         for t, v in valid[span:]:
             state = alpha * v + (1.0 - alpha) * state
@@ -206,7 +242,7 @@ def atr_ref(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -
             trs.append((t, tr))
         if len(trs) < window:
             continue
-        state = _plain_sum([tr for _, tr in trs[:window]]) / window
+        state = _sequential_sum([tr for _, tr in trs[:window]]) / window
         out[trs[window - 1][0], j] = state
         for t, tr in trs[window:]:
             state = (state * (window - 1) + tr) / window
@@ -231,8 +267,8 @@ def rsi_ref(close: np.ndarray, window: int) -> np.ndarray:
         losses = [(t, -d if d < 0.0 else 0.0) for t, d in changes]
         if len(changes) < window:
             continue
-        avg_gain = _plain_sum([g for _, g in gains[:window]]) / window
-        avg_loss = _plain_sum([lo for _, lo in losses[:window]]) / window
+        avg_gain = _sequential_sum([g for _, g in gains[:window]]) / window
+        avg_loss = _sequential_sum([lo for _, lo in losses[:window]]) / window
         out[changes[window - 1][0], j] = _rsi_value(avg_gain, avg_loss)
         for (t, g), (_, lo) in zip(gains[window:], losses[window:], strict=True):
             avg_gain = (avg_gain * (window - 1) + g) / window
@@ -258,8 +294,9 @@ def bad_tick_mask_ref(
     max_jump_pct: float,
     volume_confirm_ratio: float,
     volume_window: int,
+    first_bar_no: int,
 ) -> np.ndarray:
-    vol_ratio = volume_ratio_ref(volume, volume_window)
+    vol_ratio = volume_ratio_ref(volume, volume_window, first_bar_no)
 
     def valid(v: float) -> bool:
         return math.isfinite(v) and v > 0.0
@@ -300,16 +337,22 @@ def momentum_ref(close: np.ndarray, lookback: int, threshold: float) -> np.ndarr
     return _as_flag(log_returns_ref(close, lookback), lambda v: v > threshold)
 
 
-def volume_spike_ref(volume: np.ndarray, lookback: int, ratio: float) -> np.ndarray:
-    return _as_flag(volume_ratio_ref(volume, lookback), lambda v: v >= ratio)
+def volume_spike_ref(
+    volume: np.ndarray, lookback: int, ratio: float, first_bar_no: int
+) -> np.ndarray:
+    return _as_flag(volume_ratio_ref(volume, lookback, first_bar_no), lambda v: v >= ratio)
 
 
-def mean_reversion_ref(close: np.ndarray, lookback: int, z_entry: float) -> np.ndarray:
-    return _as_flag(zscore_ref(close, lookback), lambda v: v <= -z_entry)
+def mean_reversion_ref(
+    close: np.ndarray, lookback: int, z_entry: float, first_bar_no: int
+) -> np.ndarray:
+    return _as_flag(zscore_ref(close, lookback, first_bar_no), lambda v: v <= -z_entry)
 
 
-def mean_reversion_exit_ref(close: np.ndarray, lookback: int, z_exit: float) -> np.ndarray:
-    return _as_flag(zscore_ref(close, lookback), lambda v: v >= z_exit)
+def mean_reversion_exit_ref(
+    close: np.ndarray, lookback: int, z_exit: float, first_bar_no: int
+) -> np.ndarray:
+    return _as_flag(zscore_ref(close, lookback, first_bar_no), lambda v: v >= z_exit)
 
 
 def cross_sign_ref(f_prev: float, s_prev: float, f_now: float, s_now: float) -> int:
@@ -353,7 +396,7 @@ def regime_ref(
     warmup = max(fast, slow, vol_window + vol_baseline_window, crash_lookback) + 1
     sma_f = sma_ref(close, fast, first_bar_no)[:, 0]
     sma_s = sma_ref(close, slow, first_bar_no)[:, 0]
-    vol = realized_vol_ref(close, vol_window)
+    vol = realized_vol_ref(close, vol_window, first_bar_no)
     base = sma_ref(vol, vol_baseline_window, first_bar_no)[:, 0]
     crash = log_returns_ref(close, crash_lookback)[:, 0]
     level = math.log(1.0 - crash_drop_pct)

@@ -114,7 +114,7 @@ def test_sma_window_3_with_nan_gives_hand_values():
     x = col(1.0, 2.0, 3.0, 4.0, nan, 6.0, 7.0, 8.0, 9.0)
     expected = col(nan, nan, 2.0, 3.0, nan, nan, nan, 7.0, 8.0)
     np.testing.assert_array_equal(sma_nb(x, 3, 0), expected)
-    np.testing.assert_array_equal(rolling_sum_nb(x, 3), 3.0 * expected)
+    np.testing.assert_array_equal(rolling_sum_nb(x, 3, 0), 3.0 * expected)
 
 
 def test_ema_span_3_nan_before_seed_delays_seed():
@@ -166,15 +166,15 @@ def test_realized_vol_window_2_gives_sample_std_of_log_returns():
     x = col(1.0, e, e, e**3, nan, 1.0, e)
     # returns: -, 1, 0, 2, nan, nan, 1; std(ddof=1) of (1, 0) = sqrt(0.5), of (0, 2) = sqrt(2)
     expected = col(nan, nan, np.sqrt(0.5), np.sqrt(2.0), nan, nan, nan)
-    np.testing.assert_allclose(realized_vol_nb(x, 2), expected, rtol=1e-15, atol=1e-15)
-    assert np.isnan(realized_vol_nb(x, 1)).all()
+    np.testing.assert_allclose(realized_vol_nb(x, 2, 0), expected, rtol=1e-15, atol=1e-15)
+    assert np.isnan(realized_vol_nb(x, 1, 0)).all()
 
 
 def test_zscore_window_3_flat_window_gives_nan():
     x = col(1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 0.1, 0.1, 0.1)
     # (3 - 2) / 1 = 1; (3 - 8/3) / sqrt(1/3) = 1/sqrt(3); (3, 3, c) -> -2/sqrt(3) for any c < 3,
     # (3, c, c) -> -1/sqrt(3); flat windows -> NaN, also (0.1, 0.1, 0.1) whose mean is inexact
-    out = zscore_nb(x, 3)
+    out = zscore_nb(x, 3, 0)
     r3 = np.sqrt(3.0)
     expected = col(nan, nan, 1.0, 1.0 / r3, nan, nan, -2.0 / r3, -1.0 / r3, nan)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
@@ -184,7 +184,7 @@ def test_volume_ratio_window_2_excludes_current_bar():
     v = col(1.0, 3.0, 4.0, 0.0, 0.0, 5.0, nan, 2.0)
     # mean of the previous 2 bars: 2 -> 2.0; 3.5 -> 0; 2 -> 0; 0 -> NaN; ...
     expected = col(nan, nan, 2.0, 0.0, 0.0, nan, nan, nan)
-    np.testing.assert_array_equal(volume_ratio_nb(v, 2), expected)
+    np.testing.assert_array_equal(volume_ratio_nb(v, 2, 0), expected)
 
 
 def test_bars_since_valid_counts_from_last_finite_value():

@@ -96,7 +96,7 @@ def test_bad_tick_mask_unconfirmed_spike_masked_and_next_bar_not():
     # row 5: +30 % confirmed by volume -> 0; row 7: NaN -> 0;
     # row 8: no jump across the missing row 7 (staleness handles gaps) -> 0
     expected = flags(0, 0, 1, 0, 0, 0, 0, 0, 0)
-    out = bad_tick_mask_nb(close, volume, 0.10, 1.5, 2)
+    out = bad_tick_mask_nb(close, volume, 0.10, 1.5, 2, 0)
     np.testing.assert_array_equal(out, expected, strict=True)
 
 
@@ -107,7 +107,7 @@ def test_bad_tick_mask_level_shift_without_volume_masks_only_its_first_bar():
     # did not jump, so it is no return); row 3 flat -> 0; row 4 shifts +100 % -> 1; row 5
     # stays at the new level -> 0
     expected = flags(0, 0, 1, 0, 1, 0)
-    np.testing.assert_array_equal(bad_tick_mask_nb(close, volume, 0.10, 1.5, 2), expected)
+    np.testing.assert_array_equal(bad_tick_mask_nb(close, volume, 0.10, 1.5, 2, 0), expected)
 
 
 def test_breakout_lookback_2_excludes_current_high():
@@ -128,7 +128,7 @@ def test_volume_spike_ratio_is_inclusive():
     volume = col(1.0, 1.0, 3.0, 0.0, 0.0, 5.0, nan, 1.0)
     # ratio (window 2): 3, 0, 0, 5 / 0 -> NaN, NaN, NaN
     expected = flags(0, 0, 1, 0, 0, 0, 0, 0)
-    np.testing.assert_array_equal(volume_spike_nb(volume, 2, 3.0), expected, strict=True)
+    np.testing.assert_array_equal(volume_spike_nb(volume, 2, 3.0, 0), expected, strict=True)
 
 
 def test_mean_reversion_entry_and_exit_lookback_3_give_hand_flags():
@@ -136,8 +136,8 @@ def test_mean_reversion_entry_and_exit_lookback_3_give_hand_flags():
     # z: -, -, 1, 1/sqrt(3), NaN, NaN, -2/sqrt(3), -1/sqrt(3), NaN
     entry = flags(0, 0, 0, 0, 0, 0, 1, 0, 0)
     exit_ = flags(0, 0, 1, 1, 0, 0, 0, 0, 0)
-    np.testing.assert_array_equal(mean_reversion_nb(close, 3, 1.0), entry, strict=True)
-    np.testing.assert_array_equal(mean_reversion_exit_nb(close, 3, 0.5), exit_, strict=True)
+    np.testing.assert_array_equal(mean_reversion_nb(close, 3, 1.0, 0), entry, strict=True)
+    np.testing.assert_array_equal(mean_reversion_exit_nb(close, 3, 0.5, 0), exit_, strict=True)
 
 
 def test_ma_cross_fast_1_slow_2_gives_hand_signals():
