@@ -107,8 +107,12 @@ def decision_inputs(
     # the anchored kernels' summation order follows absolute bar numbers (start-independent)
     bar_no = first_bar_no(panel.ts_ns, bar_ns)
 
+    # symbol-major copies for the per-symbol column loops below, which then read contiguous
+    # columns instead of copying each one out of the `[T, S]` rows (15 % of stage 1 at 500
+    # symbols x 20k bars, measured; a one-symbol panel is already both, nothing is copied)
+    close_f, volume_f = np.asfortranarray(close), np.asfortranarray(volume)
     bad_tick = bad_tick_mask_nb(
-        close, volume, universe.bad_tick_jump_pct / 100.0, universe.bad_tick_volume_ratio,
+        close_f, volume_f, universe.bad_tick_jump_pct / 100.0, universe.bad_tick_volume_ratio,
         universe.bad_tick_volume_window, bar_no,
     )  # fmt: skip
     reg = universe.regime
@@ -123,7 +127,7 @@ def decision_inputs(
         regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
 
     quote_volume = rolling_sum_nb(
-        np.ascontiguousarray(close * volume), universe.quote_volume_window_bars, bar_no
+        np.asfortranarray(close_f * volume_f), universe.quote_volume_window_bars, bar_no
     )
     red_flags = red_flag_nb(close, bad_tick, universe.red_flag_move_pct / 100.0)
     banned = ban_active_nb(red_flags, _ban_bars(config, bar_ns))
@@ -134,7 +138,7 @@ def decision_inputs(
         universe.max_spread_bps, universe.max_universe_size, banned, bad_tick, stale,
         config.policy.risk.max_data_staleness_bars,
     )  # fmt: skip
-    vol = realized_vol_nb(close, config.policy.execution.slippage_vol_window, bar_no)
+    vol = realized_vol_nb(close_f, config.policy.execution.slippage_vol_window, bar_no)
 
     strategies = enabled_strategies(config.strategies)
     weight = np.full((n_bars, n_symbols), np.nan)

@@ -321,3 +321,13 @@ def test_zscore_large_offset_small_noise_keeps_its_value():
         mean, var = _exact_moments(window)
         exact = float((Fraction(window[-1]) - mean) / Fraction(_sqrt(var)))
         assert abs(out[t] - exact) <= _z_bound(w)
+
+
+# --- the memory layout of the input changes no bit (stage 1 passes symbol-major copies) ---
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.name)
+@FEW
+@given(x=walks(min_rows=1, max_rows=300, max_cols=4), w=st.integers(1, 30))
+def test_windowed_kernel_symbol_major_input_gives_identical_bits(kernel, x, w):
+    assert_same_bits(kernel.call(np.asfortranarray(x), w, FIRST), kernel.call(x, w, FIRST))
