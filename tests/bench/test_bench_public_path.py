@@ -20,7 +20,7 @@ relabelled onto an hourly grid (`make_panel`).
 
 Default run (`--benchmark-disable`): each path once on 2,000 bars x 1 and x 5 symbols.
 `test_public_path_measure` (only with `--benchmark-enable`) times the full sizes (best of 3,
-interleaved), writes `reports/bench/public_path.json` and prints the ratios.
+interleaved, after one warm-up call each), writes `reports/bench/public_path.json` and prints the ratios.
 """
 
 from __future__ import annotations
@@ -37,7 +37,11 @@ from signals.bars import load_bars, to_panel
 from signals.config import PlatformConfig, load_config, parse_model
 from sim.engine import run_backtest
 from sim.synth import synth_bars
-from tests.bench.test_bench_backtest import benchmarks_enabled, fused_ma_cross_nb
+from tests.bench.test_bench_backtest import (
+    _interleaved_best_of,
+    benchmarks_enabled,
+    fused_ma_cross_nb,
+)
 from tests.sim.conftest import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "reports" / "bench" / "public_path.json"
@@ -135,18 +139,6 @@ def test_public_path_runs(case, strategy):
         assert np.isfinite(run_fused(panel))
 
 
-def _best_of(fns: dict, repeat: int = 3) -> dict:
-    for fn in fns.values():  # JIT and imports outside the timed rounds
-        fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - started)
-    return best
-
-
 def test_public_path_measure(request, tmp_path):
     if not benchmarks_enabled(request.config):
         pytest.skip("a measurement, not a unit test: run with --benchmark-enable")
@@ -162,7 +154,7 @@ def test_public_path_measure(request, tmp_path):
             if strategy == "ma_cross":
                 fns["vectorbt"] = lambda p=panel: run_vectorbt(p)
                 fns["fused"] = lambda p=panel: run_fused(p)
-            seconds = _best_of(fns)
+            seconds = _interleaved_best_of(fns, repeat=3)
             ratios = {
                 "risk_over_risk_free": seconds["run_backtest"] / seconds["run_backtest_risk_free"]
             }
