@@ -129,9 +129,7 @@ def decision_inputs(
         # no reference asset in the data: no regime scaling (multiplier of "bull" is not used)
         regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
 
-    quote_volume = rolling_sum_nb(
-        np.asfortranarray(close_f * volume_f), universe.quote_volume_window_bars, bar_no
-    )
+    quote_volume = rolling_sum_nb(close_f * volume_f, universe.quote_volume_window_bars, bar_no)
     red_flags = red_flag_nb(close, bad_tick, universe.red_flag_move_pct / 100.0)
     banned = ban_active_nb(red_flags, _ban_bars(config, bar_ns))
     stale = bars_since_valid_nb(close)

@@ -331,15 +331,14 @@ def combo_run_nb(
     order (-1 = disabled). Proposals before row `trade_start` are dropped (no opinion), so rows
     `< trade_start` only warm the indicators up; metrics and the curve cover the rest.
     """
+    first_bar_no = _first_bar_no_nb(ts_ns, bar_ns)
     rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
     if rules_slot >= 0:
         rules_w, rules_stop, rules_take = rules_weight_nb(
-            close, high, low, volume, bad_tick, regime, rules_p, trade_start,
-            _first_bar_no_nb(ts_ns, bar_ns),
-        )  # fmt: skip
+            close, high, low, volume, bad_tick, regime, rules_p, trade_start, first_bar_no
+        )
     ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
     if ma_slot >= 0:
-        first_bar_no = _first_bar_no_nb(ts_ns, bar_ns)
         ma_w, ma_stop, ma_take = ma_weight_of_sma_nb(
             sma_nb(close, int(ma_p[0]), first_bar_no), sma_nb(close, int(ma_p[1]), first_bar_no),
             ma_p, trade_start, np.empty(close.shape),

@@ -4,14 +4,7 @@ import numpy as np
 from numba import njit
 
 from signals.enums import Regime
-from signals.indicators.nb import (
-    _chunk_rows_nb,
-    _column_nb,
-    _out_column_nb,
-    _rolling_extreme_1d_nb,
-    _store_column_nb,
-)
-from signals.triggers.nb import ma_cross_into_nb
+from signals.triggers.nb import channel_break_nb, ma_cross_into_nb
 
 
 @njit(cache=True)
@@ -60,34 +53,10 @@ def below_channel_nb(close, low, lookback):
 
     Reference: tests/reference/strategies.py::below_channel_ref. Warm-up: 0 for rows
     `t < lookback`; `lookback < 1` gives all 0. A non-finite close, or any non-finite low in
-    the window, gives 0. Windowed, O(T): the minimum of `_rolling_extreme_1d_nb` (van Herk /
-    Gil-Werman blocks), exact, so start-independent.
+    the window, gives 0. Windowed, O(T) (`signals.triggers.nb.channel_break_nb`), exact, so
+    start-independent.
     """
-    n_bars, n_symbols = close.shape
-    out = np.zeros((n_bars, n_symbols), dtype=np.uint8)
-    if lookback < 1:
-        return out
-    chunk = _chunk_rows_nb(lookback)
-    suffix = np.empty(lookback)
-    lowest = np.empty(chunk)
-    close_buf = np.empty(n_bars if n_symbols > 1 else 0)
-    low_buf = np.empty(n_bars if n_symbols > 1 else 0)
-    res_buf = np.empty(n_bars if n_symbols > 1 else 0, dtype=np.uint8)
-    for s in range(n_symbols):
-        c = _column_nb(close, s, close_buf)
-        lows = _column_nb(low, s, low_buf)
-        res = _out_column_nb(out, s, res_buf)
-        for t in range(min(lookback, n_bars)):
-            res[t] = 0
-        for lo in range(lookback, n_bars, chunk):
-            hi = min(n_bars, lo + chunk)
-            # the minima of the windows ending one row earlier; a non-finite low in the
-            # window makes it NaN, which compares false
-            _rolling_extreme_1d_nb(lows, lookback, False, True, lo - 1, hi - 1, lowest, suffix)
-            for t in range(lo, hi):
-                res[t] = 1 if np.isfinite(c[t]) and c[t] < lowest[t - lo] else 0
-        _store_column_nb(out, s, res)
-    return out
+    return channel_break_nb(close, low, lookback, False, True)
 
 
 @njit(cache=True)

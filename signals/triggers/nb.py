@@ -106,14 +106,16 @@ def bad_tick_mask_nb(
 
 
 @njit(cache=True)
-def breakout_nb(close, high, lookback):
-    """Return 1 where `close[t] > max(high[t - lookback .. t - 1])` (Donchian breakout).
+def channel_break_nb(close, band, lookback, above, finite_only):
+    """Return uint8[T, S]: 1 where `close[t]` breaks out of the channel of the `lookback` rows
+    before it: above `max(band[t - lookback .. t - 1])` (`above`), else below its minimum.
 
-    Reference: `tests/reference/indicators.py::breakout_ref`.
-
-    Warm-up: 0 for rows `t < lookback`; `lookback < 1` gives all 0. NaN rule: NaN close or any
-    NaN high in the window gives 0. Windowed over `lookback + 1` rows, O(T): the maximum of
-    `rolling_max_nb` (`_rolling_extreme_1d_nb`, exact, so start-independent).
+    The one kernel of `breakout_nb` (close over the highs) and
+    `signals.strategies.nb.below_channel_nb` (close under the lows). Warm-up: 0 for rows
+    `t < lookback`; `lookback < 1` gives all 0. A NaN in the window makes its extreme NaN, so
+    the row is 0; with `finite_only` any non-finite band value or close gives 0 too. Windowed
+    over `lookback + 1` rows, O(T): the extreme of `_rolling_extreme_1d_nb` (van Herk /
+    Gil-Werman blocks, exact, so start-independent).
     """
     n_rows, n_cols = close.shape
     out = np.zeros((n_rows, n_cols), dtype=np.uint8)
@@ -121,24 +123,42 @@ def breakout_nb(close, high, lookback):
         return out
     chunk = _chunk_rows_nb(lookback)
     suffix = np.empty(lookback)
-    high_max = np.empty(chunk)
+    extreme = np.empty(chunk)
     close_buf = np.empty(n_rows if n_cols > 1 else 0)
-    high_buf = np.empty(n_rows if n_cols > 1 else 0)
+    band_buf = np.empty(n_rows if n_cols > 1 else 0)
     res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
     for j in range(n_cols):
         c = _column_nb(close, j, close_buf)
-        h = _column_nb(high, j, high_buf)
+        b = _column_nb(band, j, band_buf)
         res = _out_column_nb(out, j, res_buf)
         for t in range(min(lookback, n_rows)):
             res[t] = 0
         for lo in range(lookback, n_rows, chunk):
             hi = min(n_rows, lo + chunk)
-            # the maxima of the windows ending one row earlier
-            _rolling_extreme_1d_nb(h, lookback, True, False, lo - 1, hi - 1, high_max, suffix)
+            # the extremes of the windows ending one row earlier
+            _rolling_extreme_1d_nb(b, lookback, above, finite_only, lo - 1, hi - 1, extreme,
+                                   suffix)  # fmt: skip
             for t in range(lo, hi):
-                res[t] = 1 if c[t] > high_max[t - lo] else 0
+                ok = np.isfinite(c[t]) or not finite_only
+                if above:
+                    res[t] = 1 if ok and c[t] > extreme[t - lo] else 0
+                else:
+                    res[t] = 1 if ok and c[t] < extreme[t - lo] else 0
         _store_column_nb(out, j, res)
     return out
+
+
+@njit(cache=True)
+def breakout_nb(close, high, lookback):
+    """Return 1 where `close[t] > max(high[t - lookback .. t - 1])` (Donchian breakout).
+
+    Reference: `tests/reference/indicators.py::breakout_ref`.
+
+    Warm-up: 0 for rows `t < lookback`; `lookback < 1` gives all 0. NaN rule: NaN close or any
+    NaN high in the window gives 0. Windowed over `lookback + 1` rows, O(T)
+    (`channel_break_nb`).
+    """
+    return channel_break_nb(close, high, lookback, True, False)
 
 
 @njit(cache=True)

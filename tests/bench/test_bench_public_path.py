@@ -67,7 +67,7 @@ def config_of(strategy: str, *, risk: bool = True) -> PlatformConfig:
             auto_trim=False,
         )  # fmt: skip
         u = data["universe"]
-        u.update(core=[], max_universe_size=100_000, min_quote_volume_usd=0)
+        u.update(max_universe_size=100_000, min_quote_volume_usd=0)
     data["universe"]["core"] = []  # synthetic panels hold only BTC-USD and ETH-USD of the core
     return parse_model(PlatformConfig, data, "bench")
 
