@@ -13,13 +13,15 @@ step safe to crash in:
    `live_bridge.orders` to what the venue says; cash and positions are compared with the
    balances, and a difference beyond the product increments is a reconcile mismatch that
    stops new entries (trading state `reduce_only`) until a later reconciliation finds none.
+   A daemon `halted` by a refused key (401/403) is active again once these calls have
+   authenticated, before the bar is decided.
 2. **Decide**: fetch the closed bars into the rolling window (`window_bars`, the decision
    path's warm-up by default, so stage 1 reproduces the backtest's row exactly), run stage 1
    (`signals.pipeline.decision_inputs`) and the shared `step_nb` on its last row.
 3. **Intend**: the decided orders go into the store, status `intended`, in one transaction
    with the kernel state and the cycle record, before any is sent.
 4. **Act** by mode: DRY_RUN logs them; PAPER fills them at the next cycle with the simulator's
-   fill model; LIVE checks the quote and book, previews and creates each with its
+   fill model and the backtest's per-order draws (`sim.nb.fill_draws_nb`); LIVE checks the quote and book, previews and creates each with its
    deterministic client order id `247-<bar>-<seq>-<symbol>-<B|S>`, and records the answer
    (`open`, `rejected`, `failed`, or `unknown` when no answer came).
 
