@@ -21,9 +21,10 @@ step safe to crash in:
 3. **Intend**: the decided orders go into the store, status `intended`, in one transaction
    with the kernel state and the cycle record, before any is sent.
 4. **Act** by mode: DRY_RUN logs them; PAPER fills them at the next cycle with the simulator's
-   fill model and the backtest's per-order draws (`sim.nb.fill_draws_nb`); LIVE checks the quote and book, previews and creates each with its
-   deterministic client order id `247-<bar>-<seq>-<symbol>-<B|S>`, and records the answer
-   (`open`, `rejected`, `failed`, or `unknown` when no answer came).
+   fill model and the backtest's per-order draws (`sim.nb.fill_draws_nb`); LIVE checks the
+   quote and book, previews and creates each with its deterministic client order id
+   `247-<bar>-<seq>-<symbol>-<B|S>`, and records the answer (`open`, `rejected`, `failed`, or
+   `unknown` when no answer came).
 
 A restarted daemon that finds its bar already decided reconciles and sends the orders of that
 bar the venue does not have yet, provided the bar is still the newest closed one; an order
