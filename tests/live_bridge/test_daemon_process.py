@@ -241,18 +241,25 @@ def test_second_daemon_on_the_same_state_file_exits_2_and_writes_nothing(venue, 
     try:
         first = rig.start()
         rig.step_until_open_order(first)
-        rows_before = table_rows(rig.state_path)
-        assert rows_before["orders"]
-        assert rows_before["kernel_state"]
-        prints_before = state_prints(rig.state_path)
-        second = run_cli(rig)
-        prints_after = state_prints(rig.state_path)
+        # the first daemon keeps polling its open order and writes what it learns; it is
+        # paused (still holding the lock) so any change to the files is the second one's
+        first.proc.send_signal(signal.SIGSTOP)
+        try:
+            rows_before = table_rows(rig.state_path)
+            assert rows_before["orders"]
+            assert rows_before["kernel_state"]
+            prints_before = state_prints(rig.state_path)
+            second = run_cli(rig)
+            prints_after = state_prints(rig.state_path)
+            rows_after = table_rows(rig.state_path)
+        finally:
+            first.proc.send_signal(signal.SIGCONT)
         line = one_error_line(second)
         assert str(rig.state_path) in line
         assert f"PID {first.proc.pid}" in line
         assert second.stdout == ""
         assert prints_after == prints_before
-        assert table_rows(rig.state_path) == rows_before
+        assert rows_after == rows_before
         assert first.alive
         # a dead holder's lock is taken over, and the takeover names the dead PID
         first.proc.kill()
