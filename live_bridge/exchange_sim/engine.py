@@ -286,6 +286,7 @@ class ExchangeEngine:
             self._fills: list[dict[str, Any]] = []
             self._fees_paid = Decimal(0)
             self._volume = Decimal(0)
+            self._candle_overrides: dict[tuple[str, int], dict[str, str | None]] = {}
 
     def configure(
         self,
@@ -412,6 +413,16 @@ class ExchangeEngine:
             wanted = [s for s in self.symbols if not product_ids or s in product_ids]
             return [self.product_wire(s) for s in wanted]
 
+    def set_candle(self, symbol: str, start_s: int, **fields: str | None) -> None:
+        """Serve `fields` in place of the computed ones in the candle of `symbol` at `start_s`.
+
+        A test hook for malformed venue data: values are wire strings (``high="1"``), None
+        removes the field. It applies to the candle starting at `start_s` (epoch seconds) at
+        any granularity, when that candle is served; `reset()` removes every override.
+        """
+        with self._lock:
+            self._candle_overrides.setdefault((symbol, int(start_s)), {}).update(fields)
+
     def candles(
         self, symbol: str, start_s: int, end_s: int, granularity: str
     ) -> list[dict[str, str]]:
@@ -467,7 +478,7 @@ class ExchangeEngine:
                     agg[2] = min(agg[2], lw)
                     agg[3] = c
                     agg[4] += v
-            return [
+            wire = [
                 {
                     "start": str(b // NS),
                     "low": repr(a[2]),
@@ -478,6 +489,14 @@ class ExchangeEngine:
                 }
                 for b, a in sorted(out.items(), reverse=True)
             ]
+            for candle in wire:
+                override = self._candle_overrides.get((symbol, int(candle["start"])), {})
+                for name, value in override.items():
+                    if value is None:
+                        candle.pop(name, None)
+                    else:
+                        candle[name] = value
+            return wire
 
     def pricebook(self, symbol: str, levels: int = 1) -> dict[str, Any]:
         """Return the synthetic book of `symbol` with `levels` per side (current time)."""

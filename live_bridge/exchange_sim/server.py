@@ -262,6 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
         admin = path.startswith("/sim/")
         lost: Fault | None = None  # a commit_then_fail: process the request, then lose the answer
         if not admin:
+            with sim._requests_lock:
+                sim._requests.append(f"{method} {self.path}")
             delay = sim.faults.latency_for(path)
             if delay:
                 time.sleep(delay)
@@ -464,6 +466,8 @@ class ExchangeServer:
         self._tmpdir: Path | None = None
         self._ca_path: Path | None = None
         self._routes = self._build_routes()
+        self._requests: list[str] = []
+        self._requests_lock = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -528,6 +532,21 @@ class ExchangeServer:
     def ca_path(self) -> str | None:
         """Return the path of the CA PEM to trust (None without TLS or before `start()`)."""
         return None if self._ca_path is None else str(self._ca_path)
+
+    def requests_seen(self, path_prefix: str = "") -> list[str]:
+        """Return ``"METHOD /path?query"`` of each request received, oldest first.
+
+        Admin (`/sim/...`) requests are not logged; faulted ones are. `path_prefix` keeps
+        those whose path starts with it (e.g. ``"/api/v3/brokerage/market/"``).
+        """
+        with self._requests_lock:
+            seen = list(self._requests)
+        return [r for r in seen if r.partition(" ")[2].startswith(path_prefix)]
+
+    def clear_requests(self) -> None:
+        """Forget the requests logged so far (see `requests_seen`)."""
+        with self._requests_lock:
+            self._requests.clear()
 
     # --- auth -----------------------------------------------------------------------------
 
