@@ -21,7 +21,7 @@ import difflib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -390,6 +390,37 @@ class PlatformConfig(_Strict, frozen=True, extra="forbid"):
         backtest = parse_model(type(self.backtest), data, "`--seed`")
         return self.model_copy(update={"backtest": backtest})
 
+    def with_overrides(self, overrides: Mapping[str, Any]) -> PlatformConfig:
+        """Return a new validated config with dotted-key `overrides` applied.
+
+        Keys follow `sim sweep --grid`: `strategies.<name>.<param>` (or the full form
+        `strategies.strategies.<name>.params.<param>`), `strategies.<name>.enabled`,
+        `strategies.<name>.budget.<field>`, and any `policy.*`, `universe.*` or `backtest.*`
+        key of `flat()` or field of the models (a dict field such as `universe.products` also
+        takes keys below it, checked by its model). `override_keys` lists them.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown key (named, with the closest valid keys), or a value the models
+            refuse (the message names the key; the pydantic `ValidationError` is the cause).
+
+        Examples
+        --------
+        >>> cfg = PlatformConfig().with_overrides({"backtest.seed": 7})
+        >>> cfg.backtest.seed
+        7
+        """
+        data = self.model_dump(mode="python")
+        for key, value in overrides.items():
+            _set_path(data, override_path(key, self), value)
+        source = "with_overrides(" + ", ".join(f"{k}={v!r}" for k, v in overrides.items()) + ")"
+        config: PlatformConfig = parse_model(PlatformConfig, data, source)
+        from signals.strategies.registry import validate_strategies  # noqa: PLC0415 (cycle)
+
+        validate_strategies(config.strategies, source)
+        return config
+
     def flat(self) -> dict[str, Any]:
         """Return the config flattened to dotted keys (for MLflow params and sweep grids)."""
         out: dict[str, Any] = {}
@@ -403,6 +434,109 @@ class PlatformConfig(_Strict, frozen=True, extra="forbid"):
 
         walk("", self.model_dump(mode="json"))
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# dotted override keys (`PlatformConfig.with_overrides`, `sim sweep --grid`)
+# --------------------------------------------------------------------------------------------
+
+STRATEGY_BUDGET_KEYS = ("max_at_risk_pct", "max_new_trades_per_bar")
+_SECTIONS = ("policy", "universe", "backtest")
+
+
+def _model_paths(model: type[BaseModel], prefix: str) -> tuple[set[str], set[str]]:
+    # (every field path below `model`, the paths of its dict-valued fields)
+    paths: set[str] = set()
+    dicts: set[str] = set()
+    for name, info in model.model_fields.items():
+        path = f"{prefix}.{name}"
+        paths.add(path)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            sub_paths, sub_dicts = _model_paths(annotation, path)
+            paths |= sub_paths
+            dicts |= sub_dicts
+        elif getattr(annotation, "__origin__", None) is dict:
+            dicts.add(path)
+    return paths, dicts
+
+
+def _strategy_classes() -> dict[str, Any]:
+    from signals.strategies import STRATEGIES  # noqa: PLC0415 (strategies import config)
+
+    return dict(STRATEGIES)
+
+
+def override_keys(config: PlatformConfig | None = None) -> list[str]:
+    """Return every dotted key `with_overrides` (and `sim sweep --grid`) takes, sorted.
+
+    Strategy keys come from the registry (`strategies.<name>.<param>`, `.enabled`,
+    `.budget.<field>`), the others from `config.flat()`, the defaults' and the models' fields.
+    """
+    keys: set[str] = set()
+    for name, cls in _strategy_classes().items():
+        keys.update(f"strategies.{name}.{p}" for p in cls.Params.model_fields)
+        keys.add(f"strategies.{name}.enabled")
+        keys.update(f"strategies.{name}.budget.{b}" for b in STRATEGY_BUDGET_KEYS)
+    flats = [PlatformConfig().flat()] + ([config.flat()] if config is not None else [])
+    for flat in flats:
+        keys.update(k for k in flat if k.split(".")[0] in _SECTIONS)
+    for section in _SECTIONS:
+        model = PlatformConfig.model_fields[section].annotation
+        assert isinstance(model, type)  # noqa: S101 (the three sections are models)
+        keys |= _model_paths(model, section)[0]
+    return sorted(keys)
+
+
+def _unknown_key(key: str, config: PlatformConfig) -> ConfigError:
+    close = difflib.get_close_matches(key, override_keys(config), n=5, cutoff=0.6)
+    hint = f"; close valid keys: {', '.join(f'`{c}`' for c in close)}" if close else ""
+    msg = f"config key `{key}` is not a known config key{hint} (see `override_keys()`)"
+    return ConfigError(msg)
+
+
+def override_path(key: str, config: PlatformConfig) -> tuple[str, ...]:
+    """Return the path of dotted `key` into `config.model_dump()`.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key, naming it with the closest valid keys.
+    """
+    parts = key.split(".")
+    if parts[0] == "strategies" and len(parts) >= 3:
+        if parts[1] == "strategies" and len(parts) == 5 and parts[3] == "params":
+            parts = ["strategies", parts[2], parts[4]]  # full form -> shorthand
+        classes = _strategy_classes()
+        name = parts[1]
+        if name in classes:
+            if len(parts) == 3 and parts[2] in classes[name].Params.model_fields:
+                return ("strategies", "strategies", name, "params", parts[2])
+            if parts[2:] == ["enabled"] or (
+                len(parts) == 4 and parts[2] == "budget" and parts[3] in STRATEGY_BUDGET_KEYS
+            ):
+                return ("strategies", "strategies", name, *parts[2:])
+        raise _unknown_key(key, config)
+    if parts[0] in _SECTIONS:
+        if key in override_keys(config):
+            return tuple(parts)
+        model = PlatformConfig.model_fields[parts[0]].annotation
+        assert isinstance(model, type)  # noqa: S101 (the three sections are models)
+        dicts = _model_paths(model, parts[0])[1]
+        if any(key.startswith(d + ".") for d in dicts):
+            return tuple(parts)  # a key below a dict field: its model checks it
+    raise _unknown_key(key, config)
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
 
 
 # --------------------------------------------------------------------------------------------
