@@ -186,8 +186,11 @@ def _print_summary(report: dict, out: Path) -> None:
         ("total pnl", f"{summary['total_pnl_pct']:+.2f} %  (final equity "
                       f"{summary['final_equity_usd']:,.2f} USD)"),
         ("max drawdown", f"{summary['max_drawdown_pct']:.2f} %"),
+        ("benchmark", f"{summary['benchmark_return_pct']:+.2f} %  (equal-weight buy and hold)"),
         ("trades", f"{summary['total_trades']}  win rate {summary['win_rate']:.1f} %  "
-                   f"profit factor {summary['profit_factor']:.2f}"),
+                   f"profit factor {summary['profit_factor']:.2f}  expectancy "
+                   f"{summary['expectancy_usd']:+.2f} USD  avg hold "
+                   f"{summary['avg_trade_duration_hours']:.1f} h"),
         ("sharpe/sortino", f"{summary['sharpe']:.2f} / {summary['sortino']:.2f}  calmar "
                            f"{summary['calmar']:.2f}"),
         ("exposure", f"{summary['exposure_time_pct']:.1f} % of bars  turnover "

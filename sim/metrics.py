@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 
 from sim.engine import BacktestResult
 
+HOUR_NS = 3_600 * 1_000_000_000
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 PROFIT_FACTOR_CAP = 100.0
 """Profit factor with no losing trade would be infinite; JSON has no infinity, so it is capped."""
@@ -26,6 +28,27 @@ def max_drawdown_frac(equity: np.ndarray) -> float:
     return float(np.max(1.0 - equity / peak))
 
 
+def benchmark_return_pct(close: np.ndarray) -> float:
+    """Return the equal-weight buy-and-hold return (%) of the symbols of `close` (`[T, S]`).
+
+    Each symbol gets an equal share of the cash at its first finite close and is held to its
+    last finite close, with no fee and no rebalancing, so the return is the mean of
+    `last / first - 1` over the symbols; a symbol with no finite close is left out (0 with
+    none). Reference: `sim.metrics` tests (a hand-computed panel).
+    """
+    if close.ndim != 2 or close.shape[0] == 0:
+        return 0.0
+    finite = np.isfinite(close)
+    has = finite.any(axis=0)
+    if not has.any():
+        return 0.0
+    first_row = np.argmax(finite, axis=0)
+    last_row = close.shape[0] - 1 - np.argmax(finite[::-1], axis=0)
+    cols = np.flatnonzero(has)
+    growth = close[last_row[cols], cols] / close[first_row[cols], cols]
+    return float(np.mean(growth) - 1.0) * 100.0
+
+
 def summary_metrics(result: BacktestResult) -> dict[str, float | int]:
     """Return the summary metrics (percent units where named `_pct`).
 
@@ -33,6 +56,10 @@ def summary_metrics(result: BacktestResult) -> dict[str, float | int]:
     bars per year from the bar length); Calmar is the annualised return over max drawdown.
     Exposure time is the share of bars with any open position; turnover is traded notional over
     mean equity; `profit_factor` is gross profit / gross loss over closed trades, capped at 100.
+    `benchmark_return_pct` is the equal-weight buy-and-hold of the panel's symbols over the
+    curve's bars (`benchmark_return_pct`); `avg_trade_duration_hours` the mean time from a
+    closed trade's entry fill to its exit fill; `expectancy_usd` the mean PnL per closed trade
+    (win rate x mean win - loss rate x mean loss), 0 with no trade.
     """
     equity = result.curve["equity_usd"].to_numpy()
     initial = result.initial_cash_usd
@@ -84,4 +111,14 @@ def summary_metrics(result: BacktestResult) -> dict[str, float | int]:
         "final_equity_usd": final,
         "total_orders": int(result.orders.height),
         "total_fills": int(fills.height),
+        "benchmark_return_pct": benchmark_return_pct(result.panel.close[result.trade_start_row :]),
+        "avg_trade_duration_hours": _mean_hours(result.trades),
+        "expectancy_usd": float(pnl.mean()) if pnl.size else 0.0,
     }
+
+
+def _mean_hours(trades: pl.DataFrame) -> float:
+    if trades.height == 0:
+        return 0.0
+    held_ns = (trades["exit_ts"].dt.epoch("ns") - trades["entry_ts"].dt.epoch("ns")).to_numpy()
+    return float(np.mean(held_ns)) / HOUR_NS

@@ -7,24 +7,39 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sim.metrics import PROFIT_FACTOR_CAP, max_drawdown_frac, summary_metrics
+from sim.metrics import (
+    PROFIT_FACTOR_CAP,
+    benchmark_return_pct,
+    max_drawdown_frac,
+    summary_metrics,
+)
 
 HOUR_NS = 3_600 * 1_000_000_000
 BARS_PER_YEAR = 8_760
 
 
-def _result(equity, pnl=(), initial=100.0, fills=None):
+def _result(equity, pnl=(), initial=100.0, fills=None, close=None, held_hours=None):
     equity = np.asarray(equity, dtype=np.float64)
     if fills is None:
         fills = pl.DataFrame({"qty": [], "price": [], "fee_usd": []}, schema=dict.fromkeys(
             ("qty", "price", "fee_usd"), pl.Float64))  # fmt: skip
+    if close is None:
+        close = np.full((equity.size, 1), 100.0)
+    held_ns = [int(h * HOUR_NS) for h in (held_hours or [1.0] * len(pnl))]
+    entry = pl.Series([0] * len(pnl), dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
+    trades = pl.DataFrame(
+        {"pnl_usd": pl.Series(list(pnl), dtype=pl.Float64), "entry_ts": entry,
+         "exit_ts": pl.Series(held_ns, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))}
+    )  # fmt: skip
     return SimpleNamespace(
         curve=pl.DataFrame({"equity_usd": equity, "exposure_frac": np.zeros_like(equity)}),
-        trades=pl.DataFrame({"pnl_usd": list(pnl)}, schema={"pnl_usd": pl.Float64}),
+        trades=trades,
         fills=fills,
         orders=pl.DataFrame({"x": [0] * fills.height}),
         inputs=SimpleNamespace(bar_ns=HOUR_NS),
         initial_cash_usd=initial,
+        panel=SimpleNamespace(close=np.asarray(close, dtype=np.float64)),
+        trade_start_row=0,
     )
 
 
@@ -97,3 +112,25 @@ def test_summary_short_curve_large_gain_cagr_finite():
     summary = summary_metrics(_result([100.0, 125.0]))
     assert math.isfinite(summary["cagr_pct"])
     assert summary["cagr_pct"] == pytest.approx((1e6 - 1) * 100)
+
+
+def test_summary_benchmark_equal_weight_buy_and_hold():
+    # A +10 %; B -20 % (bought at its first finite close, 50 on row 1; held to 40); C has no
+    # finite close and is left out: the mean of 1.10 and 0.80 is 0.95, so -5 %
+    close = np.array([[100.0, np.nan, np.nan], [105.0, 50.0, np.nan], [110.0, 40.0, np.nan]])
+    summary = summary_metrics(_result([100.0, 100.0, 100.0], close=close))
+    assert summary["benchmark_return_pct"] == pytest.approx(-5.0, rel=1e-12)
+    assert benchmark_return_pct(np.full((3, 2), np.nan)) == 0.0
+    assert benchmark_return_pct(np.empty((0, 2))) == 0.0
+
+
+def test_summary_duration_and_expectancy_from_closed_trades():
+    summary = summary_metrics(
+        _result([100.0, 100.0], pnl=[10.0, -4.0, 3.0], held_hours=[2.0, 5.0, 0.5])
+    )
+    assert summary["avg_trade_duration_hours"] == pytest.approx(2.5, rel=1e-12)
+    # win rate 2/3 x mean win 6.5 - loss rate 1/3 x mean loss 4 = 3.0 = mean PnL
+    assert summary["expectancy_usd"] == pytest.approx(3.0, rel=1e-12)
+    empty = summary_metrics(_result([100.0, 100.0]))
+    assert empty["avg_trade_duration_hours"] == 0.0
+    assert empty["expectancy_usd"] == 0.0
