@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signals.errors import ConfigError, PlatformError
+from signals.strategies.registry import add_strategies_from, import_user_strategies
 
 NS = 1_000_000_000
 
@@ -227,6 +228,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="universe.yaml core/rotational/excluded symbols absent from live.yaml `symbols` "
         "only warn (default: an error); an absent regime.reference_symbol is always an error",
     )
+    add_strategies_from(p)
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))  # fmt: skip
 
 
@@ -253,6 +255,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     log = logging.getLogger("live_bridge")
+    import_user_strategies(args)
     platform = load_config(args.config)
     live = resolve_mode(_live_config(args), args.mode, args.confirm_live)
     if args.speed is not None:

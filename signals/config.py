@@ -344,6 +344,11 @@ class StrategyEntry(_Strict, frozen=True, extra="forbid"):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Strategy parameters, validated by the strategy."
     )
+    module: str | None = Field(
+        None,
+        description="Where a user strategy lives: a dotted module name or a .py file (relative "
+        "to the config folder), imported before the name is looked up.",
+    )
 
 
 class StrategiesConfig(_Strict, frozen=True, extra="forbid"):
@@ -747,5 +752,5 @@ def load_config(config_dir: str | Path) -> PlatformConfig:
     config = PlatformConfig(**parts)
     from signals.strategies.registry import validate_strategies  # noqa: PLC0415 (cycle)
 
-    validate_strategies(config.strategies, str(folder / "strategies.yaml"))
+    validate_strategies(config.strategies, str(folder / "strategies.yaml"), folder)
     return config

@@ -8,16 +8,18 @@ bars: this is what makes the live window reproduce the backtest bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel
 
 from signals.bars import Panel, first_bar_no
 from signals.config import PlatformConfig
 from signals.enums import Regime
 from signals.indicators.nb import bars_since_valid_nb, realized_vol_nb, rolling_sum_nb
 from signals.regime.nb import regime_nb, regime_warmup_bars
-from signals.strategies import StrategyContext, enabled_strategies
+from signals.strategies import Proposals, StrategyContext, enabled_strategies
 from signals.triggers.nb import bad_tick_mask_nb
 from signals.universe.nb import (
     TIER_CORE,
@@ -95,6 +97,54 @@ def _ban_bars(config: PlatformConfig, bar_ns: int) -> int:
     return int(np.ceil(config.universe.temporary_ban_hours * HOUR_NS / bar_ns))
 
 
+def strategy_context(
+    panel: Panel,
+    regime: np.ndarray,
+    bad_tick: np.ndarray,
+    bar_ns: int,
+    params: BaseModel,
+) -> StrategyContext:
+    """Return the read-only context a strategy's `propose` sees over `panel` (`regime` and
+    `bad_tick`: stage 1 of the same bars)."""
+    return StrategyContext(
+        ts_ns=panel.ts_ns, symbols=panel.symbols, open=panel.open, high=panel.high,
+        low=panel.low, close=panel.close, volume=panel.volume, regime=regime, bad_tick=bad_tick,
+        bar_ns=bar_ns, params=params,
+    )  # fmt: skip
+
+
+def combine_proposals(
+    proposals: Sequence[Proposals], shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Combine the enabled strategies' proposals (in name order) into one per bar and symbol.
+
+    The highest positive weight wins; an exit (weight 0) is taken only where no strategy
+    wants to hold; a negative or NaN weight is no opinion. Returns C-ordered `[T, S]`
+    `(weight, stop_pct, take_pct, strategy)`: float64 x 3 (NaN = no opinion / the policy's
+    default) and int64 index into `proposals` (-1 = none). The backtest, the live bridge and
+    the sweep of any strategy (`sim.sweep`) all combine here.
+    """
+    weight = np.full(shape, np.nan)
+    stop_pct = np.full(shape, np.nan)
+    take_pct = np.full(shape, np.nan)
+    chosen = np.full(shape, -1, dtype=np.int64)
+    best = np.full(shape, -np.inf)
+    for k, p in enumerate(proposals):
+        w = p.weight
+        take_it = (w > best) & (w > 0.0) | ((w == 0.0) & (chosen < 0))
+        weight = np.where(take_it, w, weight)
+        stop_pct = np.where(take_it, p.stop_pct, stop_pct)
+        take_pct = np.where(take_it, p.take_pct, take_pct)
+        chosen = np.where(take_it, k, chosen)
+        best = np.where(take_it & (w > 0.0), w, best)
+    return (
+        np.ascontiguousarray(weight),
+        np.ascontiguousarray(stop_pct),
+        np.ascontiguousarray(take_pct),
+        np.ascontiguousarray(chosen),
+    )
+
+
 def decision_inputs(
     panel: Panel, config: PlatformConfig, bar_ns: int | None = None
 ) -> DecisionInputs:
@@ -142,32 +192,17 @@ def decision_inputs(
     vol = realized_vol_nb(close_f, config.policy.execution.slippage_vol_window, bar_no)
 
     strategies = enabled_strategies(config.strategies)
-    weight = np.full((n_bars, n_symbols), np.nan)
-    stop_pct = np.full((n_bars, n_symbols), np.nan)
-    take_pct = np.full((n_bars, n_symbols), np.nan)
-    chosen = np.full((n_bars, n_symbols), -1, dtype=np.int64)
-    best = np.full((n_bars, n_symbols), -np.inf)
-    for k, strategy in enumerate(strategies):
-        ctx = StrategyContext(
-            ts_ns=panel.ts_ns, symbols=panel.symbols, open=panel.open, high=panel.high,
-            low=panel.low, close=close, volume=volume, regime=regime, bad_tick=bad_tick,
-            bar_ns=bar_ns, params=strategy.params,
-        )  # fmt: skip
-        proposals = strategy.cls.propose(ctx)
-        w = proposals.weight
-        # the highest positive weight wins; an exit (0) only where nobody wants to hold
-        take_it = (w > best) & (w > 0.0) | ((w == 0.0) & (chosen < 0))
-        weight = np.where(take_it, w, weight)
-        stop_pct = np.where(take_it, proposals.stop_pct, stop_pct)
-        take_pct = np.where(take_it, proposals.take_pct, take_pct)
-        chosen = np.where(take_it, k, chosen)
-        best = np.where(take_it & (w > 0.0), w, best)
+    proposals = [
+        s.cls.propose(strategy_context(panel, regime, bad_tick, bar_ns, s.params))
+        for s in strategies
+    ]
+    weight, stop_pct, take_pct, chosen = combine_proposals(proposals, (n_bars, n_symbols))
     return DecisionInputs(
         strategy_names=tuple(s.name for s in strategies),
-        weight=np.ascontiguousarray(weight),
-        stop_pct=np.ascontiguousarray(stop_pct),
-        take_pct=np.ascontiguousarray(take_pct),
-        strategy=np.ascontiguousarray(chosen),
+        weight=weight,
+        stop_pct=stop_pct,
+        take_pct=take_pct,
+        strategy=chosen,
         block_reason=block_reason,
         regime=regime,
         bad_tick=bad_tick,

@@ -31,9 +31,9 @@ def _say(msg: str) -> None:
     sys.stderr.flush()
 
 
-def numba_cache_is_warm() -> bool:
-    """Return True when the simulator's compiled kernels are already in numba's cache."""
-    pattern = "nb._simulate_loop_nb-*.nbi"
+def numba_cache_is_warm(pattern: str = "nb._simulate_loop_nb-*.nbi") -> bool:
+    """Return True when numba's cache holds an index of `pattern` (default: the simulator's
+    bar loop), i.e. the kernel was compiled before (an edited source recompiles anyway)."""
     places = [PROJECT_ROOT / "sim" / "__pycache__"]
     cache_dir = os.environ.get("NUMBA_CACHE_DIR")
     if cache_dir:
@@ -94,7 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None) -> int:
     from signals.bars import frame_hash, load_bars, to_panel  # noqa: PLC0415
     from signals.config import check_config_symbols, load_config  # noqa: PLC0415
+    from signals.strategies.registry import import_user_strategies  # noqa: PLC0415
 
+    import_user_strategies(args)
     config = load_config(args.config)
     if args.seed is not None:
         config = config.with_seed(args.seed)
@@ -279,6 +281,8 @@ def add_allow_missing_symbols(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the `sim` argument parser (its subparsers share its one-line errors)."""
+    from signals.strategies.registry import add_strategies_from  # noqa: PLC0415
+
     parser = _Parser(
         prog="sim",
         description="247trader backtests: run, check data, gate regressions, sweep parameters.",
@@ -309,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
     add_allow_missing_symbols(run)
+    add_strategies_from(run)
     run.set_defaults(handler=cmd_run)
 
     data = sub.add_parser("data", help="validate or synthesise bar data")

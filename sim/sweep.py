@@ -20,6 +20,7 @@ import difflib
 import itertools
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -180,10 +181,7 @@ def resolve_key(key: str, config: PlatformConfig) -> GridKey:
             parts = ["strategies", parts[2], parts[4]]  # full form -> shorthand
         name = parts[1]
         if name in classes and len(parts) == 3 and parts[2] in classes[name].Params.model_fields:
-            param = parts[2]
-            if name in KERNEL_STRATEGIES:
-                return GridKey(key, name, param, ())
-            return GridKey(key, None, None, ("strategies", "strategies", name, "params", param))
+            return GridKey(key, name, parts[2], ())
         if name in classes and parts[2:] in (["enabled"], ["budget", "max_at_risk_pct"],
                                              ["budget", "max_new_trades_per_bar"]):  # fmt: skip
             return GridKey(key, None, None, ("strategies", "strategies", name, *parts[2:]))
@@ -235,6 +233,14 @@ class Group:
     rules_p: np.ndarray  # float64[C, len(RULES_FIELDS)]
     ma_p: np.ndarray  # float64[C, len(MA_FIELDS)]
     combos: list[dict[str, Any]]  # strategy keys -> value, per row
+    names: tuple[str, ...] = ()  # the enabled strategies, in name order
+    params: list[tuple[BaseModel, ...]] = field(default_factory=list)  # per row, as `names`
+
+    @property
+    def in_kernel(self) -> bool:
+        """Whether every enabled strategy runs inside `sim.sweep_nb.sweep_nb`; otherwise the
+        proposals come from each strategy's `propose` and only the simulation is in numba."""
+        return all(n in KERNEL_STRATEGIES for n in self.names)
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,21 @@ def _params_row(cls: Any, params: BaseModel, fields: tuple[str, ...]) -> list[fl
     return [float(getattr(params, f)) for f in fields]
 
 
+def _dropped_notes(reasons: list[str]) -> list[str]:
+    # one line for all dropped combinations: reasons that differ only in their numbers
+    # (`fast` must be < `slow`, was 20 >= 20 / 25 >= 20 / ...) count as one
+    if not reasons:
+        return []
+    shapes: dict[str, list[str]] = {}
+    for reason in reasons:
+        shapes.setdefault(re.sub(r"-?\d+(\.\d+)?", "N", reason), []).append(reason)
+    parts = [
+        f"{len(group)} x {group[0]}" + (" (and alike)" if len(group) > 1 else "")
+        for group in shapes.values()
+    ]
+    return [f"{len(reasons)} combinations dropped: " + "; ".join(parts)]
+
+
 def build_plan(config: PlatformConfig, grid: dict[str, list[Any]]) -> SweepPlan:
     """Resolve and validate `grid` against `config`; return the combinations to run.
 
@@ -277,7 +298,7 @@ def build_plan(config: PlatformConfig, grid: dict[str, list[Any]]) -> SweepPlan:
     base = config.model_dump(mode="python")
     classes = _strategy_classes()
     groups: list[Group] = []
-    dropped: dict[str, int] = {}
+    dropped: list[str] = []
     for group_values in itertools.product(*(grid[k] for k in group_keys)):
         values = dict(zip(group_keys, group_values, strict=True))
         data = config.model_dump(mode="python") if values else base
@@ -290,13 +311,6 @@ def build_plan(config: PlatformConfig, grid: dict[str, list[Any]]) -> SweepPlan:
         validate_strategies(group_config.strategies, source)
         entries = group_config.strategies.strategies
         enabled = [n for n in sorted(entries) if entries[n].enabled]
-        others = [n for n in enabled if n not in KERNEL_STRATEGIES]
-        if others:
-            msg = (
-                f"sweeps run strategies {list(KERNEL_STRATEGIES)} in numba, "
-                f"`{others[0]}` is enabled (disable it or extend sim/sweep_nb.py)"
-            )
-            raise ConfigError(msg)
         for k in strat_keys:
             name = resolved[k].strategy
             if name not in enabled:
@@ -305,26 +319,28 @@ def build_plan(config: PlatformConfig, grid: dict[str, list[Any]]) -> SweepPlan:
                     f"(add `--grid strategies.{name}.enabled=true` or enable it in strategies.yaml)"
                 )
                 raise ConfigError(msg)
-        base_params = {
-            n: dict(entries[n].params) if n in entries else {} for n in KERNEL_STRATEGIES
-        }
+        base_params = {n: dict(entries[n].params) if n in entries else {} for n in classes}
         rules_rows: list[list[float]] = []
         ma_rows: list[list[float]] = []
         combos: list[dict[str, Any]] = []
+        param_rows: list[tuple[BaseModel, ...]] = []
         for combo_values in itertools.product(*(checked[k] for k in strat_keys)):
             combo = dict(zip(strat_keys, combo_values, strict=True))
             params = {n: dict(p) for n, p in base_params.items()}
             for k, v in combo.items():
                 params[resolved[k].strategy or ""][resolved[k].param or ""] = v
             try:
-                rules = classes["rules"].Params.model_validate(params["rules"])
-                ma = classes["ma_cross"].Params.model_validate(params["ma_cross"])
+                validated = {
+                    n: classes[n].Params.model_validate(params[n])
+                    for n in {*enabled, *KERNEL_STRATEGIES}
+                }
             except ValidationError as e:
                 reason = e.errors()[0]["msg"].removeprefix("Value error, ")
-                dropped[reason] = dropped.get(reason, 0) + 1
+                dropped.append(reason)
                 continue
-            rules_rows.append(_params_row(classes["rules"], rules, RULES_FIELDS))
-            ma_rows.append(_params_row(classes["ma_cross"], ma, MA_FIELDS))
+            rules_rows.append(_params_row(classes["rules"], validated["rules"], RULES_FIELDS))
+            ma_rows.append(_params_row(classes["ma_cross"], validated["ma_cross"], MA_FIELDS))
+            param_rows.append(tuple(validated[n] for n in enabled))
             combos.append(combo)
         if not combos:
             continue
@@ -337,9 +353,11 @@ def build_plan(config: PlatformConfig, grid: dict[str, list[Any]]) -> SweepPlan:
                 rules_p=np.ascontiguousarray(rules_rows, dtype=np.float64),
                 ma_p=np.ascontiguousarray(ma_rows, dtype=np.float64),
                 combos=combos,
+                names=tuple(enabled),
+                params=param_rows,
             )
         )
-    notes = [f"{n} combinations dropped: {reason}" for reason, n in sorted(dropped.items())]
+    notes = _dropped_notes(dropped)
     if not groups:
         msg = (
             "`--grid` must leave at least one valid combination, left none ("
@@ -379,6 +397,9 @@ class GroupInputs:
     bars_per_year: float
     rules_slot: int
     ma_slot: int
+    symbols: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # the enabled strategies, in name order (`Group.names`)
+    classes: tuple[Any, ...] = ()  # their classes (a dask worker imports them by module)
 
 
 def check_plan_symbols(
@@ -452,6 +473,9 @@ def group_inputs(panel: Any, group: Group) -> GroupInputs:
         bars_per_year=YEAR_NS / inputs.bar_ns,
         rules_slot=group.rules_slot,
         ma_slot=group.ma_slot,
+        symbols=tuple(panel.symbols),
+        names=group.names,
+        classes=tuple(_strategy_classes()[n] for n in group.names),
     )
 
 
@@ -520,6 +544,90 @@ def run_chunk(
     return sweep_shared_nb(*args, *shared)  # type: ignore[call-arg]
 
 
+def combined_proposals(
+    g: GroupInputs,
+    params: tuple[BaseModel, ...],
+    lo: int = 0,
+    hi: int | None = None,
+    trade_start: int = 0,
+    cache: dict[tuple[str, str], Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return one combination's combined proposals over bars `[lo, hi)`, as the backtest makes
+    them: each enabled strategy's `propose` (`params` in `g.names` order) over the same context
+    `signals.pipeline.decision_inputs` builds, then `combine_proposals`; rows before
+    `trade_start` become no opinion (they only warm the strategies up).
+
+    `cache` (optional) keeps each strategy's proposals by its parameters, so a strategy held
+    constant in a grid proposes once per chunk.
+    """
+    from signals.pipeline import combine_proposals  # noqa: PLC0415
+    from signals.strategies import StrategyContext  # noqa: PLC0415
+
+    hi = g.close.shape[0] if hi is None else hi
+    proposals = []
+    for name, cls, p in zip(g.names, g.classes, params, strict=True):
+        key = (name, p.model_dump_json())
+        if cache is not None and key in cache:
+            proposals.append(cache[key])
+            continue
+        ctx = StrategyContext(
+            ts_ns=g.ts_ns[lo:hi], symbols=g.symbols, open=g.open[lo:hi], high=g.high[lo:hi],
+            low=g.low[lo:hi], close=g.close[lo:hi], volume=g.volume[lo:hi],
+            regime=g.regime[lo:hi], bad_tick=g.bad_tick[lo:hi], bar_ns=g.bar_ns, params=p,
+        )  # fmt: skip
+        proposal = cls.propose(ctx)
+        if cache is not None:
+            cache[key] = proposal
+        proposals.append(proposal)
+    weight, stop_pct, take_pct, chosen = combine_proposals(proposals, (hi - lo, g.close.shape[1]))
+    weight[:trade_start] = np.nan
+    stop_pct[:trade_start] = np.nan
+    take_pct[:trade_start] = np.nan
+    chosen[:trade_start] = -1
+    return weight, stop_pct, take_pct, chosen
+
+
+def _simulation_args(g: GroupInputs, lo: int, hi: int) -> tuple[Any, ...]:
+    # `simulate_summary_nb`'s arguments around the proposals, over bars [lo, hi)
+    return (
+        g.ts_ns[lo:hi], g.bar_ns, g.open[lo:hi], g.high[lo:hi], g.low[lo:hi], g.close[lo:hi],
+    )  # fmt: skip
+
+
+def _simulation_rest(g: GroupInputs, lo: int, hi: int, trade_start: int) -> tuple[Any, ...]:
+    return (
+        g.block_reason[lo:hi], g.regime[lo:hi], g.vol[lo:hi], g.product_status, g.params,
+        g.static, g.fill, g.initial_cash, g.seed, g.bars_per_year, trade_start,
+    )  # fmt: skip
+
+
+def run_proposals_chunk(
+    g: GroupInputs,
+    params: Sequence[tuple[BaseModel, ...]],
+    lo: int = 0,
+    hi: int | None = None,
+    trade_start: int = 0,
+) -> np.ndarray:
+    """Return float64[C, N_METRICS] for the parameter rows `params` of a group whose enabled
+    strategies are not all kernel strategies (the executor task for such a group).
+
+    Proposals are computed here, one combination after another (`combined_proposals`), and
+    simulated together in numba (`sim.sweep_nb.sweep_proposals_nb`, `prange` over them). Memory:
+    C x T x S x 32 bytes for the stacked proposals, so a task holds a few per thread.
+    """
+    from sim.sweep_nb import sweep_proposals_nb  # noqa: PLC0415
+
+    _load_simulator_first(g)
+    hi = g.close.shape[0] if hi is None else hi
+    cache: dict[tuple[str, str], Any] = {}
+    rows = [combined_proposals(g, p, lo, hi, trade_start, cache) for p in params]
+    weight, stop_pct, take_pct, chosen = (np.stack([r[i] for r in rows]) for i in range(4))
+    return sweep_proposals_nb(  # type: ignore[call-arg]
+        *_simulation_args(g, lo, hi), *_simulation_rest(g, lo, hi, trade_start)[:10],
+        trade_start, weight, stop_pct, take_pct, chosen,
+    )  # fmt: skip
+
+
 def shared_indicators(
     g: GroupInputs, rules_p: np.ndarray, ma_p: np.ndarray, lo: int = 0, hi: int | None = None
 ) -> tuple[Any, ...]:
@@ -560,12 +668,26 @@ def run_one(
     lo: int = 0,
     hi: int | None = None,
     trade_start: int = 0,
+    params: tuple[BaseModel, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return `(metrics, equity curve)` of one parameter row (serial; walk-forward tests)."""
+    """Return `(metrics, equity curve)` of one parameter row (serial; walk-forward tests).
+
+    `params` (the row's `Group.params`) runs the strategies' own `propose` instead of the
+    kernel rows `rules_row`/`ma_row` (then ignored): a group outside the kernel strategies.
+    """
     from sim.sweep_nb import combo_run_nb  # noqa: PLC0415
 
     _load_simulator_first(g)
     hi = g.close.shape[0] if hi is None else hi
+    if params is not None:
+        from sim.sweep_nb import simulate_summary_nb  # noqa: PLC0415
+
+        n = hi - lo
+        metrics, curve = simulate_summary_nb(  # type: ignore[call-arg]
+            *_simulation_args(g, lo, hi), *combined_proposals(g, params, lo, hi, trade_start),
+            *_simulation_rest(g, lo, hi, trade_start), np.empty(n), np.empty(n), np.empty(n),
+        )  # fmt: skip
+        return metrics, curve.copy()
     metrics, curve = combo_run_nb(  # type: ignore[call-arg]
         *_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_row, ma_row
     )
@@ -658,11 +780,18 @@ class _Task(NamedTuple):
     stop: int
 
 
-def _tasks(plan: SweepPlan, chunk: int) -> list[_Task]:
+PROPOSAL_TASK_BYTES = 256 * 2**20
+"""Stacked proposals one task of a group outside the kernel strategies may hold (4 float64/
+int64 `[T, S]` arrays a combination): its chunk is cut to fit, one combination at least."""
+
+
+def _tasks(plan: SweepPlan, chunk: int, cells: int) -> list[_Task]:
+    # `cells`: bars x symbols of the runs (sizes the proposals of a non-kernel group's task)
     out: list[_Task] = []
     for gi, g in enumerate(plan.groups):
         n = len(g.combos)
-        out.extend(_Task(gi, i, min(i + chunk, n)) for i in range(0, n, chunk))
+        size = chunk if g.in_kernel else max(1, min(chunk, PROPOSAL_TASK_BYTES // (32 * cells)))
+        out.extend(_Task(gi, i, min(i + size, n)) for i in range(0, n, size))
     return out
 
 
@@ -695,7 +824,9 @@ def run_plan(
 
     from sim.sweep_nb import N_METRICS  # noqa: PLC0415
 
-    tasks = _tasks(plan, chunk or default_chunk(plan.n_combos, engine))
+    n_bars = (inputs[0].close.shape[0] if hi is None else hi) - lo if inputs else 0
+    cells = max(1, n_bars * (inputs[0].close.shape[1] if inputs else 1))
+    tasks = _tasks(plan, chunk or default_chunk(plan.n_combos, engine), cells)
     offsets = np.cumsum([0] + [len(g.combos) for g in plan.groups])
     out = np.empty((plan.n_combos, N_METRICS))
     pending: dict[cf.Future[np.ndarray], _Task] = {}
@@ -715,17 +846,25 @@ def run_plan(
             for task in queue:
                 g = plan.groups[task.group]
                 shared = None
-                if in_process:  # each group's distinct indicators once, for all its chunks
+                if (
+                    in_process and g.in_kernel
+                ):  # each group's distinct indicators once, for all its chunks
                     if task.group not in group_shared:
                         group_shared.clear()  # tasks run group by group: keep one
                         group_shared[task.group] = shared_indicators(
                             inputs[task.group], g.rules_p, g.ma_p, lo, hi
                         )
                     shared = _chunk_rows(group_shared[task.group], task.start, task.stop)
-                fut = engine.executor.submit(
-                    run_chunk, inputs[task.group], g.rules_p[task.start : task.stop],
-                    g.ma_p[task.start : task.stop], lo, hi, trade_start, shared,
-                )  # fmt: skip
+                if g.in_kernel:
+                    fut = engine.executor.submit(
+                        run_chunk, inputs[task.group], g.rules_p[task.start : task.stop],
+                        g.ma_p[task.start : task.stop], lo, hi, trade_start, shared,
+                    )  # fmt: skip
+                else:
+                    fut = engine.executor.submit(
+                        run_proposals_chunk, inputs[task.group],
+                        g.params[task.start : task.stop], lo, hi, trade_start,
+                    )  # fmt: skip
                 pending[fut] = task
                 if len(pending) >= engine.in_flight:
                     return
@@ -749,7 +888,11 @@ def _compile_worker_kernel(g: GroupInputs, group: Group, lo: int) -> None:
     # together wrote a cache entry that crashed (SIGSEGV) the next process to load it:
     # tests/integration/test_sweep_dask.py, then tests/sim/test_sweep.py on the same
     # NUMBA_CACHE_DIR (reproduced 2026-12-01, also on the previous release).
-    run_chunk(g, group.rules_p[:1], group.ma_p[:1], lo, min(lo + 8, g.close.shape[0]))
+    hi = min(lo + 8, g.close.shape[0])
+    if group.in_kernel:
+        run_chunk(g, group.rules_p[:1], group.ma_p[:1], lo, hi)
+    else:
+        run_proposals_chunk(g, group.params[:1], lo, hi)
 
 
 def results_table(plan: SweepPlan, metrics: np.ndarray) -> pl.DataFrame:
@@ -885,6 +1028,7 @@ def _combo_index(plan: SweepPlan, i: int) -> tuple[int, int]:
 def max_warmup(plan: SweepPlan) -> int:
     """Return the warm-up bars (history before a window) the slowest combination needs."""
     from signals.pipeline import warmup_bars  # noqa: PLC0415
+    from signals.strategies import STRATEGIES  # noqa: PLC0415
     from sim.sweep_nb import MA_FIELDS, RULES_FIELDS  # noqa: PLC0415
 
     need = 0
@@ -896,6 +1040,15 @@ def max_warmup(plan: SweepPlan) -> int:
                     need = max(need, int(g.rules_p[:, RULES_FIELDS.index(f)].max()) + 2)
         if g.ma_slot >= 0:
             need = max(need, int(g.ma_p[:, MA_FIELDS.index("slow")].max()) + 2)
+        if not g.in_kernel:
+            need = max(
+                need,
+                *(
+                    STRATEGIES[n].warmup_bars(p) + 2
+                    for row in g.params
+                    for n, p in zip(g.names, row, strict=True)
+                ),
+            )
     return need
 
 
@@ -948,8 +1101,9 @@ def walk_forward(
         g = plan.groups[gi]
         t_lo = max(0, w.train_end - warm)
         test_metrics, curve = run_one(
-            inputs[gi], g.rules_p[ci], g.ma_p[ci], t_lo, w.test_end, w.train_end - t_lo
-        )
+            inputs[gi], g.rules_p[ci], g.ma_p[ci], t_lo, w.test_end, w.train_end - t_lo,
+            None if g.in_kernel else g.params[ci],
+        )  # fmt: skip
         initial = inputs[gi].initial_cash
         level = initial if level is None else level
         curves.append(level * curve / initial)
@@ -977,8 +1131,10 @@ def walk_forward(
     stitched = {k: float(s[METRIC_NAMES.index(k)]) for k in keep}
     stitched["total_trades"] = float(trades)
     stitched["n_windows"] = float(len(windows))
+    counts = [f"test_{m}" for m in ("total_trades", "total_orders", "total_fills")]
     frame = pl.DataFrame(rows).with_columns(
-        pl.col("train_start", "test_start", "test_end_bar").cast(pl.Datetime("ns", "UTC"))
+        pl.col("train_start", "test_start", "test_end_bar").cast(pl.Datetime("ns", "UTC")),
+        pl.col(*counts).cast(pl.Int64),
     )
     return WalkForwardResult(frame, stitched, stitched_curve)
 
@@ -1007,6 +1163,7 @@ Examples:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `sim sweep`."""
+    from signals.strategies.registry import add_strategies_from  # noqa: PLC0415
     from sim.cli import (  # noqa: PLC0415
         DEFAULT_CONFIG,
         DEFAULT_DATA,
@@ -1057,14 +1214,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the sweep to MLflow")
     add_allow_missing_symbols(p)
+    add_strategies_from(p)
     p.set_defaults(handler=cmd_sweep)  # fmt: skip
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, PlatformConfig, str]:
     from signals.bars import load_bars, to_panel  # noqa: PLC0415
     from signals.config import load_config  # noqa: PLC0415
+    from signals.strategies.registry import import_user_strategies  # noqa: PLC0415
     from sim.cli import DEFAULT_DATA, _parse_ts  # noqa: PLC0415
 
+    import_user_strategies(args)
     config = load_config(args.config)
     if args.seed is not None:
         config = config.with_seed(args.seed)
@@ -1108,15 +1268,35 @@ _SHOWN = ("total_pnl_pct", "sharpe", "max_drawdown_pct", "total_trades", "win_ra
           "profit_factor")  # fmt: skip
 
 
+def short_names(columns: Sequence[str]) -> dict[str, str]:
+    """Return `{key: shortest unique dotted suffix}` for the dotted grid keys of `columns`
+    (`strategies.ma_cross.enabled` -> `ma_cross.enabled` when `rules.enabled` is there too,
+    `strategies.ma_cross.fast` -> `fast`), so the printed table's headers never collide."""
+    taken = {c for c in columns if "." not in c}
+    out: dict[str, str] = {}
+    dotted = [c for c in columns if "." in c]
+    for c in dotted:
+        parts = c.split(".")
+        for k in range(1, len(parts) + 1):
+            short = ".".join(parts[-k:])
+            clash = any(o != c and o.endswith("." + short) or o == short for o in dotted)
+            if not clash and short not in taken:
+                break
+        out[c] = short
+        taken.add(short)
+    return out
+
+
 def _print_table(table: pl.DataFrame, n: int, metric: str) -> None:
     # the full table goes to --out / MLflow; the terminal gets the keys and the main metrics
     shown = [c for c in table.columns if not c.startswith(("test_", "train_")) or c in (
-        f"train_{metric}", f"test_{metric}", "test_total_pnl_pct")]  # fmt: skip
+        "train_start", "test_start", "test_end_bar", f"train_{metric}", f"test_{metric}",
+        "test_total_pnl_pct", "test_total_trades")]  # fmt: skip
     if "window" not in table.columns:
         metrics = [metric, *(m for m in _SHOWN if m != metric)]
         shown = [c for c in table.columns if c not in _METRICS_SET] + metrics
     view = table.head(n).select(shown)
-    view = view.rename({c: c.rsplit(".", 1)[-1] for c in view.columns if "." in c})
+    view = view.rename(short_names(view.columns))
     with pl.Config(tbl_rows=n, tbl_cols=-1, tbl_width_chars=160, float_precision=3,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):  # fmt: skip
         print(view)
@@ -1124,7 +1304,7 @@ def _print_table(table: pl.DataFrame, n: int, metric: str) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run `sim sweep`: the grid (or walk-forward), the table, MLflow."""
-    from sim.cli import EXIT_OK, _say  # noqa: PLC0415
+    from sim.cli import EXIT_OK, _say, numba_cache_is_warm  # noqa: PLC0415
 
     started = time.perf_counter()
     check_metric(args.metric)
@@ -1146,6 +1326,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_plan_symbols(plan, panel.symbols, allow_missing=args.allow_missing_symbols)
     for note in plan.dropped:
         _say(note)
+    kernel = "sweep_shared_nb" if all(g.in_kernel for g in plan.groups) else "sweep_proposals_nb"
+    if not numba_cache_is_warm(f"sweep_nb.{kernel}-*.nbi"):
+        _say("compiling the sweep kernels (first run on this numba cache: about a minute, then "
+             "cached)")  # fmt: skip
     engine = dask_engine(args.address) if args.engine == "dask" else local_engine()
     progress = not args.no_progress
     wf: WalkForwardResult | None = None
@@ -1167,6 +1351,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     sweep_secs = time.perf_counter() - started
+    if args.out:  # first: the results are safe before anything is printed or logged
+        _write_table(table, Path(args.out))
     n_bars, n_symbols = panel.close.shape
     print(f"sweep        {plan.n_combos} combinations x {n_bars} bars x {n_symbols} symbols "
           f"({source}), engine {args.engine}, {sweep_secs:.2f} s")  # fmt: skip
@@ -1174,12 +1360,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"walk-forward {len(table)} windows ({args.walk_forward}), best by {args.metric}")
         _print_table(table, max(args.top, len(table)), args.metric)
         print("out-of-sample (stitched): " + ", ".join(
-            f"{k} {v:.3f}" for k, v in wf.stitched.items()))  # fmt: skip
+            f"{k} {int(v)}" if k in ("total_trades", "n_windows") else f"{k} {v:.3f}"
+            for k, v in wf.stitched.items()))  # fmt: skip
     else:
         print(f"top {min(args.top, len(table))} by {args.metric}")
         _print_table(table, args.top, args.metric)
     if args.out:
-        _write_table(table, Path(args.out))
         print(f"table        {args.out}")
     if not args.no_mlflow:
         from sim.sweep_tracking import log_sweep  # noqa: PLC0415

@@ -436,6 +436,24 @@ def run_weights_nb(
                 stop_pct[t, s] = np.nan
                 take_pct[t, s] = np.nan
                 chosen[t, s] = -1
+    return simulate_summary_nb(
+        ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
+        regime, vol, product_status, params, static, fill, initial_cash, seed, bars_per_year,
+        trade_start, equity, cash, exposure,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def simulate_summary_nb(
+    ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
+    regime, vol, product_status, params, static, fill, initial_cash, seed, bars_per_year,
+    trade_start, equity, cash, exposure,
+):  # fmt: skip
+    """Return `(metrics[N_METRICS], equity[T - trade_start])` of one run from its combined
+    proposals (`signals.pipeline.combine_proposals` form; rows before `trade_start` must be no
+    opinion). `equity`/`cash`/`exposure` are float64[T] work buffers (the curve returned is a
+    view of `equity`). Every sweep path reduces a run to its metrics here.
+    """
     out = simulate_nb(
         ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
         regime, vol, product_status, params, static, fill, initial_cash, seed, equity, cash,
@@ -457,6 +475,32 @@ def run_weights_nb(
         bars_per_year,
     )  # fmt: skip
     return metrics, curve
+
+
+@njit(parallel=True, cache=True)
+def sweep_proposals_nb(
+    ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
+    static, fill, initial_cash, seed, bars_per_year, trade_start, weight, stop_pct, take_pct,
+    chosen,
+):  # fmt: skip
+    """Return float64[B, N_METRICS]: `simulate_summary_nb` of each of `B` runs given their
+    combined proposals stacked on axis 0 (`weight[B, T, S]`, `stop_pct`/`take_pct`/`chosen`
+    `[B, T, S]`), `prange` over the runs. The sweep of any registered strategy
+    (`sim.sweep.run_chunk` for a group outside the kernel strategies) computes the
+    proposals in Python, a chunk at a time, and simulates them here.
+    """
+    n_runs = weight.shape[0]
+    n_bars = close.shape[0]
+    out = np.empty((n_runs, N_METRICS))
+    for c in prange(n_runs):
+        metrics, _curve = simulate_summary_nb(
+            ts_ns, bar_ns, open_, high, low, close, weight[c], stop_pct[c], take_pct[c],
+            chosen[c], block_reason, regime, vol, product_status, params, static, fill,
+            initial_cash, seed, bars_per_year, trade_start, np.empty(n_bars), np.empty(n_bars),
+            np.empty(n_bars),
+        )  # fmt: skip
+        out[c] = metrics
+    return out
 
 
 # ============================================================================================
