@@ -169,16 +169,26 @@ def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None
     except OSError as e:
         msg = f"`--out` must be a writable file, was {str(out)!r} ({e.strerror or e})"
         raise DataError(msg) from e
-    _print_summary(report, out)
+    sheet = None
+    if not args.no_tearsheet:
+        from sim.tearsheet import HTML_ARTIFACT, write_run_tearsheet  # noqa: PLC0415
+
+        try:
+            sheet = write_run_tearsheet(report, result, config, out)
+        except OSError as e:
+            msg = f"the tearsheet beside `--out` must be writable, was not ({e.strerror or e})"
+            raise DataError(msg) from e
+    _print_summary(report, out, sheet)
     if tracker is not None:
-        run_id = tracker.log(report, result, config, out)
+        extra = {HTML_ARTIFACT: sheet} if sheet is not None else {}
+        run_id = tracker.log(report, result, config, out, extra_artifacts=extra)
         if run_id:
             print(f"mlflow run   {run_id}")
     print(f"wall time    {time.perf_counter() - started:.2f} s")
     return EXIT_OK
 
 
-def _print_summary(report: dict, out: Path) -> None:
+def _print_summary(report: dict, out: Path, tearsheet: Path | None = None) -> None:
     meta, summary = report["metadata"], report["summary"]
     rows = [
         ("data", f"{meta['data_source']} ({len(meta['symbols'])} symbols x {meta['n_bars']} bars, "
@@ -203,6 +213,8 @@ def _print_summary(report: dict, out: Path) -> None:
         top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:6]
         rows.append(("no-trade top", ", ".join(f"{k} {v}" for k, v in top)))
     rows.append(("report", str(out)))
+    if tearsheet is not None:
+        rows.append(("tearsheet", str(tearsheet)))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
@@ -314,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
     add_allow_missing_symbols(run)
     add_strategies_from(run)
+    run.add_argument(
+        "--no-tearsheet",
+        action="store_true",
+        help="do not write the HTML tearsheet (<report>.html) and its series beside the report",
+    )
     run.set_defaults(handler=cmd_run)
 
     data = sub.add_parser("data", help="validate or synthesise bar data")
@@ -338,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_extras() -> None:
-    for module in ("sim.gate", "sim.sweep"):
+    for module in ("sim.gate", "sim.sweep", "sim.tearsheet"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

@@ -10,7 +10,7 @@ overrides), named `run-seed<seed>-<config_hash>`:
 * tags: seed, config_hash, data_hash, git_commit, data_source, profile and `sim.kind=run`;
 * metrics: every numeric summary metric, in one `log_batch` call;
 * artifacts: `report.json`, `equity_curve.parquet` and `equity_drawdown.png`, uploaded in one
-  `log_artifacts` call.
+  `log_artifacts` call, with `tearsheet.html` when `sim run` wrote one (`sim.tearsheet`).
 
 Cost, measured on the 2-core dev machine (8,760-bar curve, 52 params, 15 metrics):
 
@@ -253,6 +253,13 @@ def write_plot(ts: np.ndarray, equity: np.ndarray, title: str, path: Path) -> Pa
     return path
 
 
+def copy_artifacts(files: Mapping[str, Path], folder: Path) -> list[Path]:
+    """Copy each file of `files` into `folder` under its artifact name (a safe key)."""
+    import shutil  # noqa: PLC0415
+
+    return [Path(shutil.copyfile(path, folder / safe_key(name))) for name, path in files.items()]
+
+
 def write_artifacts(report: Mapping[str, Any], curve: pl.DataFrame, folder: Path) -> list[Path]:
     """Write the report JSON, the curve as Parquet and the equity/drawdown PNG into `folder`."""
     paths = write_data_artifacts(report, curve, folder)
@@ -316,6 +323,7 @@ def log_run(
     out_path: str | Path | None = None,
     *,
     tracking_uri: str | None = None,
+    extra_artifacts: Mapping[str, Path] | None = None,
 ) -> str | None:
     """Log one backtest to MLflow and return the run id.
 
@@ -334,6 +342,8 @@ def log_run(
         Where the report was written; it is logged as the run's `sim.report_path` tag.
     tracking_uri
         The `--tracking-uri` flag; see `resolve_tracking_uri` for the fallbacks.
+    extra_artifacts
+        More files to log, by artifact name (`sim run` adds its `tearsheet.html`).
 
     Returns
     -------
@@ -353,6 +363,7 @@ def log_run(
     with tempfile.TemporaryDirectory(prefix="sim-mlflow-") as tmp:
         try:
             write_artifacts(report, result.curve, Path(tmp))
+            copy_artifacts(extra_artifacts or {}, Path(tmp))
         except OSError as e:
             raise ConfigError(store_refused(uri, f"logging failed: {e}")) from e
         return log_prepared(uri, experiment_name(), payload, Path(tmp))

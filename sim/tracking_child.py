@@ -140,6 +140,8 @@ class TrackingChild:
         result: tracking._HasCurve,
         config: PlatformConfig,
         out_path: str | Path | None = None,
+        *,
+        extra_artifacts: Mapping[str, Path] | None = None,
     ) -> str | None:
         """Log the run through the child, as `sim.tracking.log_run` would; return the run id.
 
@@ -153,8 +155,9 @@ class TrackingChild:
         proc = self.proc
         if proc is None or proc.stdin is None or proc.stdout is None:
             return tracking.log_run(
-                report, result, config, out_path, tracking_uri=self.tracking_uri
-            )
+                report, result, config, out_path, tracking_uri=self.tracking_uri,
+                extra_artifacts=extra_artifacts,
+            )  # fmt: skip
         uri = self.tracking_uri
         payload = tracking.run_payload(report, config, out_path)
         folder = Path(tempfile.mkdtemp(prefix="sim-mlflow-"))
@@ -167,6 +170,7 @@ class TrackingChild:
             plot_in_child = self.ready()
             try:
                 tracking.write_data_artifacts(report, result.curve, artifacts)
+                tracking.copy_artifacts(extra_artifacts or {}, artifacts)
                 ts, equity = tracking.plot_series(result.curve)
                 if plot_in_child:
                     np.save(folder / "ts.npy", ts, allow_pickle=False)
@@ -196,7 +200,9 @@ class TrackingChild:
         self.close()
         if not any(a.get("received") for a in answer):
             # It never took the payload: nothing was logged, so log here (same code, slower).
-            return tracking.log_run(report, result, config, out_path, tracking_uri=uri)
+            return tracking.log_run(
+                report, result, config, out_path, tracking_uri=uri, extra_artifacts=extra_artifacts
+            )
         last = answer[-1]
         if "run_id" in last:
             return str(last["run_id"])
