@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None) -> int:
-    from signals.bars import frame_hash, load_bars, to_panel  # noqa: PLC0415
+    from signals.bars import frame_hash, to_panel  # noqa: PLC0415
     from signals.config import check_config_symbols, load_config  # noqa: PLC0415
     from signals.strategies.registry import import_user_strategies  # noqa: PLC0415
 
@@ -109,7 +109,9 @@ def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None
             f"(pass --data PATH or run `sim data synth --out {DEFAULT_DATA}`)"
         )
         raise DataError(msg)
-    frame = load_bars(data_path)
+    from sim.data_tools import load_bars_or_hint  # noqa: PLC0415
+
+    frame = load_bars_or_hint(data_path, sort=args.sort)
     start_ns, end_ns = _parse_ts(args.start, "--start"), _parse_ts(args.end, "--end")
     if start_ns is not None or end_ns is not None:
         import polars as pl  # noqa: PLC0415
@@ -227,9 +229,10 @@ def _print_summary(report: dict, out: Path, tearsheet: Path | None = None) -> No
 
 def cmd_data_validate(args: argparse.Namespace) -> int:
     """Validate a bar file and print what it holds, including gaps."""
-    from signals.bars import load_bars, validate_bars  # noqa: PLC0415
+    from signals.bars import validate_bars  # noqa: PLC0415
+    from sim.data_tools import load_bars_or_hint  # noqa: PLC0415
 
-    frame = load_bars(args.path)
+    frame = load_bars_or_hint(args.path, sort=args.sort)
     report = validate_bars(frame)
     print(f"ok: {report.n_bars} bars, {len(report.symbols)} symbols ({', '.join(report.symbols)})")
     bar = f"{report.bar_ns // 60_000_000_000} min" if report.bar_ns else "unknown (one bar)"
@@ -264,6 +267,36 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    """Download Coinbase candles into a resumable Parquet cache (`sim.data_tools`)."""
+    from sim.data_tools import cmd_fetch  # noqa: PLC0415
+
+    return cmd_fetch(args)
+
+
+def cmd_data_resample(args: argparse.Namespace) -> int:
+    """Resample a bar file to a coarser bar (`sim.data_tools.resample_bars`)."""
+    from sim.data_tools import cmd_resample  # noqa: PLC0415
+
+    return cmd_resample(args)
+
+
+RESAMPLE_RULES = (
+    "Per symbol: open = first open, high = max high, low = min low, close = last close, "
+    "volume = sum of volume, over the source bars whose open time falls in the bin. Bins are "
+    "[start, start + TO) in UTC, aligned to the Unix epoch (4h bins open at 00, 04, 08 ... UTC, "
+    "1d at midnight), and labelled by their start (ts = bar open time). Missing source bars: a "
+    "bin without any source bar is not written (gaps stay gaps, never filled); a bin with some "
+    "bars missing is built from the bars present and counted in the output. A first or last "
+    "bin the data covers only in part (e.g. a trailing bin still in progress) is dropped "
+    "unless --keep-partial."
+)
+GRANULARITIES = (
+    "ONE_MINUTE FIVE_MINUTE FIFTEEN_MINUTE THIRTY_MINUTE ONE_HOUR TWO_HOUR FOUR_HOUR SIX_HOUR "
+    "ONE_DAY"
+)
+
+
 # --------------------------------------------------------------------------------------------
 # parser
 # --------------------------------------------------------------------------------------------
@@ -289,6 +322,72 @@ def add_allow_missing_symbols(parser: argparse.ArgumentParser) -> None:
         help="universe.yaml core/rotational/excluded symbols absent from the data only warn "
         "(default: an error); an absent regime.reference_symbol is always an error",
     )
+
+
+def add_sort(parser: argparse.ArgumentParser) -> None:
+    """Add `--sort` (sort rows by symbol and time before validating), for newest-first dumps."""
+    parser.add_argument(
+        "--sort",
+        action="store_true",
+        help="sort the rows by (symbol, ts) before validating, e.g. for a newest-first API "
+        "dump (default: an unsorted file is an error)",
+    )
+
+
+def _add_data_tools(data_sub: argparse._SubParsersAction) -> None:
+    fetch = data_sub.add_parser(
+        "fetch",
+        help="download Coinbase candles into a resumable Parquet cache (public, no API key)",
+        description="Download candles through the Coinbase SDK's public get_public_candles, in "
+        "pages, into a Parquet bar file. A rerun fetches only the ranges not cached yet; each "
+        "page is validated and written atomically before the next request.",
+    )
+    fetch.add_argument("--product", required=True, help="product id, e.g. BTC-USD")
+    fetch.add_argument("--granularity", required=True, help=f"one of {GRANULARITIES}")
+    fetch.add_argument("--start", required=True, help="first bucket, ISO UTC (inclusive)")
+    fetch.add_argument(
+        "--end", help="end of the range, ISO UTC (exclusive; default and cap: last closed bucket)"
+    )
+    fetch.add_argument(
+        "--out", help="cache file (default: data/cache/<PRODUCT>_<GRANULARITY>.parquet)"
+    )
+    fetch.add_argument(
+        "--page-candles", type=int, default=300, help="buckets per request, 1..350 (default 300)"
+    )
+    fetch.add_argument(
+        "--max-pages", type=int, help="stop after this many requests; rerun to continue"
+    )
+    fetch.add_argument(
+        "--retries", type=int, default=3, help="retries of a 429/5xx/lost request (default 3)"
+    )
+    fetch.add_argument(
+        "--base-url", help="venue host[:port], no scheme (default: api.coinbase.com)"
+    )
+    fetch.add_argument(
+        "--ca-path",
+        help="CA bundle to trust instead of the system's (e.g. the exchange simulator's)",
+    )
+    fetch.add_argument(
+        "--timeout-secs", type=float, default=30.0, help="per-request timeout (default 30)"
+    )
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    fetch.set_defaults(handler=cmd_data_fetch, error_prog=fetch.prog)
+
+    resample = data_sub.add_parser(
+        "resample",
+        help="resample a bar file to a coarser bar (OHLCV rules in --help)",
+        description=RESAMPLE_RULES,
+    )
+    resample.add_argument("path", help="bar file, .parquet or .csv")
+    resample.add_argument(
+        "--to", required=True, help="target bar: minutes, hours or days, e.g. 15m, 4h, 1d"
+    )
+    resample.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    resample.add_argument(
+        "--keep-partial", action="store_true", help="keep a partial first or last bin"
+    )
+    add_sort(resample)
+    resample.set_defaults(handler=cmd_data_resample, error_prog=resample.prog)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="report path (default: reports/run_seed<SEED>.json)")
     run.add_argument("--start", help="first bar to use, ISO UTC (inclusive)")
     run.add_argument("--end", help="end of the bars to use, ISO UTC (exclusive)")
+    add_sort(run)
     run.add_argument(
         "--tracking-uri",
         default=None,
@@ -339,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="check a bar file against the schema; report gaps"
     )
     validate.add_argument("path", help="bar file, .parquet or .csv")
+    add_sort(validate)
     validate.set_defaults(handler=cmd_data_validate)
     synth = data_sub.add_parser("synth", help="write a seeded synthetic multi-asset panel")
     synth.add_argument("--out", required=True, help="output file, .parquet or .csv")
@@ -348,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bars", type=int, default=8760, help="hourly bars per symbol (default 8760)"
     )
     synth.set_defaults(handler=cmd_data_synth)
+    _add_data_tools(data_sub)
 
     for add in EXTRA_COMMANDS:
         add(sub)
@@ -383,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except PlatformError as e:
-        _say(f"error: {e}")
+        # the data tools name their command, as argparse does for a bad argument
+        prog = getattr(args, "error_prog", None)
+        _say(f"{prog}: error: {e}" if prog else f"error: {e}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _say("interrupted")
