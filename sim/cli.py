@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_extras() -> None:
-    for module in ("sim.gate", "sim.sweep", "sim.tearsheet"):
+    for module in ("sim.gate", "sim.sweep", "sim.tearsheet", "sim.lookahead"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as e:
