@@ -130,8 +130,10 @@ def load_report(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         msg = f"report `{path}` must be JSON, was not ({e.msg} at line {e.lineno})"
         raise DataError(msg) from e
-    need = ("metadata", "summary", "trades", "no_trade_reasons")
-    missing = [k for k in need if not isinstance(report, dict) or k not in report]
+    need = ("metadata", "summary")  # a baseline (`sim gate`) has no trades or reasons
+    missing = [
+        k for k in need if not isinstance(report, dict) or not isinstance(report.get(k), dict)
+    ]
     if missing:
         msg = (
             f"report `{path}` must be a `sim run` report with {', '.join(need)}, "
@@ -626,7 +628,7 @@ def _series_sections(report: Mapping[str, Any], series: pl.DataFrame) -> tuple[l
             f"price) and exits (green won, red lost). Shown: {_esc(shown)}."
         )
         sections.append(_section("prices", "Trades on price", note,
-                                 _fig_prices(ts, closes, report["trades"])))  # fmt: skip
+                                 _fig_prices(ts, closes, report.get("trades", []))))  # fmt: skip
     else:
         sections.append(_section("prices", "Trades on price", "The run made no trades."))
     return sections, hold_pct
@@ -688,7 +690,7 @@ def render_tearsheet(report: Mapping[str, Any], series: pl.DataFrame | None) -> 
         "same report byte for byte.", _table(("key", "value"), run_rows, left=2),
     )  # fmt: skip
 
-    trades = report["trades"]
+    trades = report.get("trades", [])
     symbol_rows = _symbol_pnl(trades)
     if symbol_rows:
         pnl_parts = [
@@ -713,7 +715,7 @@ def render_tearsheet(report: Mapping[str, Any], series: pl.DataFrame | None) -> 
     else:
         pnl_parts = ["<p>No closed trades.</p>"]
 
-    reasons = report["no_trade_reasons"]
+    reasons = report.get("no_trade_reasons", {})
     total = sorted(reasons.get("total", {}).items(), key=lambda kv: (-kv[1], kv[0]))
     if total:
         by_symbol = reasons.get("by_symbol", {})
