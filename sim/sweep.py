@@ -1,11 +1,13 @@
 """Parameter sweeps: grids of configs over the same data, walk-forward, and the `sim sweep` CLI.
 
 A grid is a list of `KEY=VALUES` specs. Keys of strategy parameters
-(`strategies.rules.<param>`, `strategies.ma_cross.<param>`) vary *inside* one numba call
-(`sim/sweep_nb.py::sweep_nb`, `prange` across combinations). Every other key (`policy.*`,
-`universe.*`, `backtest.*`, `strategies.<name>.enabled`, `strategies.<name>.budget.*`) makes
-*groups*: one config per distinct value set, with stage 1 computed once per group and one
-kernel call per chunk of that group's strategy combinations.
+(`strategies.<name>.<param>`) vary across the combinations of a group: for `rules` and
+`ma_cross` *inside* one numba call (`sim/sweep_nb.py::sweep_nb`, `prange` across
+combinations); for any other registered strategy each combination's proposals come from the
+strategy's own `propose` and are simulated in numba (`sweep_proposals_nb`, `prange`).
+Every other key (`policy.*`, `universe.*`, `backtest.*`, `strategies.<name>.enabled`,
+`strategies.<name>.budget.*`) makes *groups*: one config per distinct value set, with stage 1
+computed once per group and one kernel call per chunk of that group's strategy combinations.
 
 Work is cut into chunks and handed to a `concurrent.futures.Executor`: in-process for the
 `local` engine, `distributed.Client.get_executor()` for `dask`. The chunk function
@@ -1146,8 +1148,10 @@ def walk_forward(
 _HELP = """\
 Run every combination of the grid over the same data and print the best.
 
-Strategy parameters (strategies.rules.<param>, strategies.ma_cross.<param>) vary inside one
-numba kernel, in parallel across combinations. Other keys (policy.*, universe.*, backtest.*,
+Strategy parameters (strategies.<name>.<param>, any registered strategy, yours too with
+--strategies-from or a `module:` entry) vary across combinations run in parallel: `rules` and
+`ma_cross` inside one numba kernel; any other strategy proposes in Python (its own `propose`)
+and the simulation runs in numba. Other keys (policy.*, universe.*, backtest.*,
 strategies.<name>.enabled, strategies.<name>.budget.*) run as separate groups: one stage-1
 computation and kernel call per distinct non-strategy config, so they cost more per value.
 
@@ -1157,6 +1161,7 @@ Examples:
   sim sweep --grid strategies.ma_cross.enabled=true --grid strategies.rules.enabled=false \\
             --grid strategies.ma_cross.fast=5:50:5 --grid strategies.ma_cross.slow=20:200:20
   sim sweep --grid strategies.rules.exit_lookback=12,24,48 --walk-forward 90d:30d
+  sim sweep --strategies-from my_strategies.py --grid strategies.bb_revert.window=10:40:10
   sim sweep --grid ... --engine dask --address tcp://127.0.0.1:8786
 """
 
@@ -1296,7 +1301,9 @@ def _print_table(table: pl.DataFrame, n: int, metric: str) -> None:
         metrics = [metric, *(m for m in _SHOWN if m != metric)]
         shown = [c for c in table.columns if c not in _METRICS_SET] + metrics
     view = table.head(n).select(shown)
-    view = view.rename(short_names(view.columns))
+    view = view.rename(short_names(view.columns)).with_columns(
+        pl.selectors.datetime().dt.strftime("%Y-%m-%d %H:%M")
+    )
     with pl.Config(tbl_rows=n, tbl_cols=-1, tbl_width_chars=160, float_precision=3,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):  # fmt: skip
         print(view)
