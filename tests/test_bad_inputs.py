@@ -238,6 +238,7 @@ BAR_COMMANDS = {
     "sweep": ("sim", "sweep", "--no-mlflow", "--no-progress", "--grid", GRID, "--data", "{}",
               "--out", "out/t.csv"),
     "exchange-sim": ("live-bridge", "exchange-sim", "--no-tls", "--port", "0", "--data", "{}"),
+    "check-lookahead": ("sim", "check", "lookahead", "--cuts", "1", "--data", "{}"),
 }  # fmt: skip
 
 
