@@ -207,7 +207,12 @@ def read_cache(
             "fetch metadata; choose another path or delete the file"
         )
         raise FetchError(msg)
-    info = json.loads(meta)
+    try:
+        info = json.loads(meta)
+        covered = [(int(lo), int(hi)) for lo, hi in info.get("covered", [])]
+    except (ValueError, TypeError, AttributeError) as e:
+        msg = f"`--out` {str(path)!r} must hold readable fetch metadata, was {meta[:80]!r}"
+        raise FetchError(msg) from e
     if (info.get("product"), info.get("granularity")) != (product, granularity):
         msg = (
             f"`--out` {str(path)!r} must cache {product} {granularity}, was a cache of "
@@ -217,7 +222,6 @@ def read_cache(
     if dict(frame.schema) != BAR_SCHEMA:
         msg = f"`--out` {str(path)!r} must hold the bar schema, was {dict(frame.schema)}"
         raise FetchError(msg)
-    covered = [(int(lo), int(hi)) for lo, hi in info.get("covered", [])]
     return frame, covered
 
 
@@ -360,11 +364,11 @@ def _call(
             if attempt == retries:
                 msg = f"{what}: no answer after {retries + 1} attempts ({type(e).__name__}: {e})"
                 raise FetchError(msg) from e
-        except ValueError as e:  # a body that is not JSON
-            msg = f"{what}: the venue's answer is not valid JSON ({e})"
+        except (ValueError, TypeError) as e:  # not JSON, or not the shape the SDK parses
+            msg = f"{what}: the venue's answer is not valid candle JSON ({e})"
             raise FetchError(msg) from e
         sleep(min(30.0, backoff_secs * 2**attempt))
-    msg = f"{what}: `retries` must be >= 0, was {retries}"  # unreachable for retries >= 0
+    msg = f"`--retries` must be >= 0, was {retries}"
     raise FetchError(msg)
 
 
@@ -438,6 +442,9 @@ def fetch_candles(
         raise FetchError(msg)
     if not 1 <= page_candles <= MAX_CANDLES_PER_REQUEST:
         msg = f"`--page-candles` must be in 1..{MAX_CANDLES_PER_REQUEST}, was {page_candles}"
+        raise FetchError(msg)
+    if retries < 0:
+        msg = f"`--retries` must be >= 0, was {retries}"
         raise FetchError(msg)
     if max_pages is not None and max_pages < 1:
         msg = f"`--max-pages` must be >= 1, was {max_pages}"
@@ -531,6 +538,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if out.is_dir() or out.suffix != ".parquet":
         msg = f"`--out` must be a .parquet file path, was {str(out)!r}"
         raise FetchError(msg)
+    if not args.timeout_secs > 0:
+        msg = f"`--timeout-secs` must be > 0, was {args.timeout_secs}"
+        raise FetchError(msg)
     client = make_public_client(args.base_url, args.ca_path, args.timeout_secs)
     result = fetch_candles(
         client,
@@ -562,7 +572,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             f"note: {result.empty_buckets} buckets have no bar (the venue omits buckets "
             "without trades; gaps are kept, not filled)"
         )
-    print(f"cache {result.path}: {result.n_bars} bars")
+    try:  # the default path, under the project, shown relative to the working directory
+        shown = result.path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        shown = result.path
+    print(f"cache {shown}: {result.n_bars} bars")
     return 0
 
 

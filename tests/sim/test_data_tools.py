@@ -351,6 +351,22 @@ def test_fetch_refuses_a_cache_of_another_product_or_a_plain_bar_file(
     venue_bars.write_parquet(plain)
     with pytest.raises(FetchError, match="without fetch metadata"):
         _fetch(client, plain)
+    garbled = tmp_path / "garbled.parquet"
+    venue_bars.write_parquet(garbled, metadata={CACHE_METADATA_KEY: "{not json"})
+    with pytest.raises(FetchError, match="must hold readable fetch metadata"):
+        _fetch(client, garbled)
+
+
+def test_fetch_retries_a_dropped_connection_and_a_429(sim, client, venue_bars, tmp_path):
+    sim.faults.drop(1, path_prefix=CANDLES_PATH)
+    sim.faults.rate_limit(1, path_prefix=CANDLES_PATH)
+    sleeps: list[float] = []
+    out = tmp_path / "c.parquet"
+    result = _fetch(client, out, sleep=sleeps.append, backoff_secs=0.01)
+    assert result.complete
+    assert sleeps == [0.01, 0.02]  # the first page: dropped, then 429, then answered
+    assert len(sim.requests_seen(CANDLES_PATH)) == 8
+    assert_frame_equal(load_bars(out), _venue(venue_bars, 0, 600))
 
 
 def test_cli_fetch_prints_summary_and_default_path_is_under_data_cache(sim, tmp_path, capsys):
@@ -380,6 +396,9 @@ def test_cli_fetch_prints_summary_and_default_path_is_under_data_cache(sim, tmp_
         (["--granularity", "ONE_HOUR", "--page-candles", "351"], "`--page-candles` must be in"),
         (["--granularity", "ONE_HOUR", "--end", "2023-12-01"], "`--end` must be after"),
         (["--granularity", "ONE_HOUR", "--out", "x.csv"], "`--out` must be a .parquet file"),
+        (["--granularity", "ONE_HOUR", "--retries", "-1"], "`--retries` must be >= 0, was -1"),
+        (["--granularity", "ONE_HOUR", "--max-pages", "0"], "`--max-pages` must be >= 1, was 0"),
+        (["--granularity", "ONE_HOUR", "--timeout-secs", "0"], "`--timeout-secs` must be > 0"),
     ],
 )
 def test_cli_fetch_bad_arguments_one_line_exit_2(sim, capsys, extra, expected):
