@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
-    data = sub.add_parser("data", help="validate or synthesise bar data")
+    data = sub.add_parser("data", help="validate, synthesise, fetch or resample bar data")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     validate = data_sub.add_parser(
         "validate", help="check a bar file against the schema; report gaps"
