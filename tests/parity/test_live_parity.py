@@ -24,8 +24,10 @@ DEFAULT_CYCLES = 1_000
 ALL_BARS = 10**9  # every bar after the warm-up: `pytest -m slow tests/parity`
 
 
-def _replay(venue, tmp_path, n_cycles, on_cycle=None, delay_ns=0):
-    config = parity_config()
+def _replay(venue, tmp_path, n_cycles, on_cycle=None, delay_ns=0, config=None, same_start=False):
+    # same_start: the backtest may trade from the daemon's first bar only (a strategy whose
+    # warm-up is shorter than the daemon's window would otherwise trade before the daemon runs)
+    config = config or parity_config()
     panel = to_panel(venue.bars)
     bar_ns = int(panel.ts_ns[1] - panel.ts_ns[0])
     first = warmup_bars(config, bar_ns)
@@ -41,7 +43,8 @@ def _replay(venue, tmp_path, n_cycles, on_cycle=None, delay_ns=0):
         assert not result.skipped
         sent[result.bar_no] = daemon_orders([r for r in result.orders if r.status in SENT])
         divergences[result.bar_no] = result.divergences
-    backtest = run_backtest(panel.slice(0, last), config)
+    trade_start = int(panel.ts_ns[first]) if same_start else None
+    backtest = run_backtest(panel.slice(0, last), config, trade_start=trade_start)
     expected = orders_by_bar(backtest.orders, bar_ns)
     return daemon, backtest, sent, expected, divergences, first, last, bar_ns, panel
 
@@ -121,3 +124,37 @@ def test_live_daemon_with_faults_diverges_only_where_forced(venue, tmp_path, cap
     assert all(s != "SOL-USD" or side == -1 for b in after for s, side, *_ in sent[b])
     assert all(any("SOL-USD" in d for d in divergences[b]) for b in after)
     assert any("DIVERGENCE" in r.message and "SOL-USD" in r.message for r in caplog.records)
+
+
+@pytest.mark.integration
+def test_live_daemon_runs_a_user_strategy_like_the_backtest(venue, tmp_path):
+    # a strategy from the user's own file, named by a `module:` entry, trades live as backtested
+    from signals.config import StrategyEntry
+    from signals.strategies.registry import import_strategies
+    from tests.sim.test_user_strategies import USER_MODULE
+
+    path = tmp_path / "user_dips.py"
+    path.write_text(USER_MODULE)
+    import_strategies(str(path))
+    base = parity_config()
+    entries = {
+        n: e.model_copy(update={"enabled": False}) for n, e in base.strategies.strategies.items()
+    }
+    entries["dip_buyer"] = StrategyEntry(
+        enabled=True, module=str(path), params={"lookback": 24, "drop_pct": 2.0},
+        budget=base.strategies.strategies["rules"].budget,
+    )  # fmt: skip
+    config = base.model_copy(
+        update={"strategies": base.strategies.model_copy(update={"strategies": entries})}
+    )
+    daemon, backtest, sent, expected, divergences, *_ = _replay(
+        venue, tmp_path, 400, config=config, same_start=True
+    )
+    assert set(backtest.orders["strategy"]) == {"dip_buyer"}
+    assert sum(len(v) for v in sent.values()) > 5, "the replay must exercise orders"
+    mismatched = [b for b in sent if not same_orders(sent[b], expected.get(b, []))]
+    assert not mismatched, f"first differing bar {mismatched[:1]}"
+    assert not any(divergences.values())
+    np.testing.assert_allclose(
+        daemon.positions[:, Pos.Qty], backtest.final_positions[:, Pos.Qty], rtol=1e-12, atol=0
+    )
