@@ -249,6 +249,11 @@ def test_to_vectorbt_final_value_and_trades_equal_ours(full_run, late_run, which
     assert float(pf.positions.closed.pnl.sum()) == pytest.approx(
         float(result.trades["pnl_usd"].sum()), rel=1e-9
     )
+    # vectorbt's own benchmark (buy and hold, cash split evenly) is our benchmark_return_pct
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        benchmark = float(pf.stats()["Benchmark Return [%]"])
+    assert benchmark == pytest.approx(summary_metrics(result)["benchmark_return_pct"], rel=1e-9)
 
 
 # --------------------------------------------------------------------------------------------
