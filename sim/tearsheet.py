@@ -210,7 +210,7 @@ def _legend_above(ax: Axes, ncols: int, fontsize: float | None = None) -> None:
 
 def _png(fig: Figure, alt: str) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 

@@ -53,14 +53,14 @@ def position_qty(result: BacktestResult) -> np.ndarray:
 
     Rebuilt from the fills (buys add, sells subtract, each on its fill bar), so the value
     marked at the last finite close sums to the run's gross exposure (`exposure_frac` times
-    equity).
+    equity). Rows are the curve's: the panel's from `result.trade_start_row` on.
     """
     panel = result.panel
-    n_bars, n_symbols = panel.close.shape
-    qty = np.zeros((n_bars, n_symbols))
+    ts_ns = panel.ts_ns[result.trade_start_row :]
+    qty = np.zeros((ts_ns.size, len(panel.symbols)))
     fills = result.fills
     if fills.height:
-        bar = np.searchsorted(panel.ts_ns, fills["ts"].dt.epoch("ns").to_numpy())
+        bar = np.searchsorted(ts_ns, fills["ts"].dt.epoch("ns").to_numpy())
         index = {s: j for j, s in enumerate(panel.symbols)}
         col = fills["symbol"].replace_strict(index, return_dtype=pl.Int64).to_numpy()
         signed = np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0) * fills["qty"].to_numpy()
@@ -74,20 +74,21 @@ def position_qty(result: BacktestResult) -> np.ndarray:
 def buy_and_hold(close: np.ndarray, initial_cash_usd: float) -> np.ndarray:
     """Return the equity of an equal-weight buy-and-hold of every column of `close`, `[T]`.
 
-    Each symbol gets `initial_cash_usd / S`, bought at its first finite close (its share waits
-    in cash until then; a symbol with no bar at all keeps it in cash), and is marked at its last
-    finite close. No fees, no slippage, no rebalancing.
+    The symbols with a finite close each get an equal share of `initial_cash_usd`, bought at
+    their first finite close (the share waits in cash until then) and marked at their last
+    finite close; a symbol with no close at all is left out, as in
+    `sim.metrics.benchmark_return_pct`, whose return the last value gives. No fees, no
+    slippage, no rebalancing.
     """
-    n_symbols = close.shape[1]
-    if n_symbols == 0:
-        return np.full(close.shape[0], initial_cash_usd)
-    share = initial_cash_usd / n_symbols
-    marked = forward_fill(close)
     finite = np.isfinite(close)
     has_bar = finite.any(axis=0)
-    first = np.argmax(finite, axis=0)
-    entry = np.where(has_bar, close[first, np.arange(n_symbols)], np.nan)
-    units = np.where(has_bar, share / np.where(has_bar, entry, 1.0), 0.0)
+    if not has_bar.any():
+        return np.full(close.shape[0], initial_cash_usd)
+    close = close[:, has_bar]
+    share = initial_cash_usd / close.shape[1]
+    first = np.argmax(finite[:, has_bar], axis=0)
+    units = share / close[first, np.arange(close.shape[1])]
+    marked = forward_fill(close)
     held = np.where(np.isfinite(marked), marked * units[None, :], share)
     return held.sum(axis=1)
 
@@ -133,15 +134,16 @@ def tearsheet_series(result: BacktestResult, themes: Mapping[str, Sequence[str]]
     panel = result.panel
     curve = result.curve
     equity = curve["equity_usd"].to_numpy()
-    marked = np.nan_to_num(forward_fill(panel.close), nan=0.0)
+    close = panel.close[result.trade_start_row :]
+    marked = np.nan_to_num(forward_fill(close), nan=0.0)
     values = position_qty(result) * marked
     columns: dict[str, pl.Series | np.ndarray] = {c: curve[c] for c in curve.columns}
-    columns["buy_hold_usd"] = buy_and_hold(panel.close, result.initial_cash_usd)
+    columns["buy_hold_usd"] = buy_and_hold(close, result.initial_cash_usd)
     for name, frac in theme_exposure(values, equity, panel.symbols, themes).items():
         columns[THEME_PREFIX + name] = frac
     index = {s: j for j, s in enumerate(panel.symbols)}
     for symbol in price_symbols(result.trades):
-        columns[CLOSE_PREFIX + symbol] = panel.close[:, index[symbol]]
+        columns[CLOSE_PREFIX + symbol] = close[:, index[symbol]]
     return pl.DataFrame(columns)
 
 

@@ -92,9 +92,34 @@ def test_buy_and_hold_late_symbol_waits_in_cash_then_buys_at_first_close():
     np.testing.assert_allclose(td.buy_and_hold(close, 1000.0), expected, rtol=1e-12)
 
 
-def test_buy_and_hold_symbol_without_bars_keeps_its_share_in_cash():
+def test_buy_and_hold_symbol_without_bars_left_out():
     close = np.array([[10.0, np.nan], [5.0, np.nan]])
-    np.testing.assert_allclose(td.buy_and_hold(close, 100.0), [100.0, 75.0], rtol=1e-12)
+    np.testing.assert_allclose(td.buy_and_hold(close, 100.0), [100.0, 50.0], rtol=1e-12)
+    np.testing.assert_allclose(td.buy_and_hold(close[:, 1:], 100.0), [100.0, 100.0])
+
+
+def test_buy_and_hold_last_value_is_summary_benchmark(sample_result):
+    from sim.metrics import summary_metrics
+
+    hold = td.buy_and_hold(sample_result.panel.close, sample_result.initial_cash_usd)
+    expected = summary_metrics(sample_result)["benchmark_return_pct"]
+    assert (hold[-1] / sample_result.initial_cash_usd - 1.0) * 100.0 == pytest.approx(
+        expected, rel=1e-9
+    )
+
+
+def test_tearsheet_series_trade_start_rows_match_curve():
+    config = load_config(PROJECT_ROOT / "config").with_seed(42)
+    panel = to_panel(load_bars(SAMPLE))
+    result = run_backtest(panel, config, trade_start=int(panel.ts_ns[4000]))
+    series = td.tearsheet_series(result, config.universe.themes)
+    assert series.height == result.curve.height == panel.n_bars - 4000
+    assert series["ts"].equals(result.curve["ts"])
+    np.testing.assert_allclose(
+        series.select(pl.selectors.starts_with(td.THEME_PREFIX)).sum_horizontal().to_numpy(),
+        series["exposure_frac"].to_numpy(),
+        atol=1e-12,
+    )
 
 
 def test_theme_exposure_unthemed_only_when_held():
