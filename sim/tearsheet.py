@@ -403,8 +403,8 @@ def _fig_sweep(table: pl.DataFrame, x: str, y: str, metric: str, best_high: bool
     for xv, yv, value in table.select(x, y, metric).iter_rows():
         if value is not None:
             grid[ys.index(yv), xs.index(xv)] = value
-    width = min(3.0 + 0.8 * len(xs), _WIDTH_IN)
-    fig = _figure(1.3 + 0.45 * len(ys), width, left_in=1.0, right_in=1.3, top_in=0.2,
+    width = min(3.4 + 1.1 * len(xs), _WIDTH_IN)
+    fig = _figure(1.1 + 0.55 * len(ys), width, left_in=1.2, right_in=1.3, top_in=0.2,
                   bottom_in=0.7)  # fmt: skip
     ax = fig.add_subplot()
     image = ax.imshow(grid, cmap="viridis" if best_high else "viridis_r", aspect="auto",
@@ -414,13 +414,12 @@ def _fig_sweep(table: pl.DataFrame, x: str, y: str, metric: str, best_high: bool
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     if len(xs) * len(ys) <= 400:
-        finite = grid[np.isfinite(grid)]
-        mid = float(np.median(finite)) if finite.size else 0.0
         for (i, j), value in np.ndenumerate(grid):
             if np.isfinite(value):
-                light = (value < mid) == best_high
-                ax.text(j, i, _num(value), ha="center", va="center", fontsize=8,
-                        color="white" if light else "black")  # fmt: skip
+                red, green, blue, _ = image.cmap(image.norm(value))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.55
+                ax.text(j, i, f"{value:.3g}", ha="center", va="center", fontsize=9,
+                        color="white" if dark else "black")  # fmt: skip
     height = fig.get_figheight()
     cax = fig.add_axes((1.0 - 1.1 / width, 0.7 / height, 0.15 / width, 1.0 - 0.9 / height))
     fig.colorbar(image, cax=cax, label=metric)
@@ -812,7 +811,7 @@ def render_sweep_heatmap(table: pl.DataFrame, x: str, y: str, metric: str, title
         + _section("heatmap", f"{metric} over {x} and {y}", note,
                    _fig_sweep(cells, x, y, metric, best_high))
         + _section("best", f"Best 10 by {metric}", "From the full table.",
-                   _table((*shown, *extra), rows, left=0))
+                   _table([c.rsplit(".", 1)[-1] for c in (*shown, *extra)], rows, left=0))
     )  # fmt: skip
     return _page(title, body)
 
