@@ -127,15 +127,17 @@ def test_live_daemon_with_faults_diverges_only_where_forced(venue, tmp_path, cap
 
 
 @pytest.mark.integration
-def test_live_daemon_runs_a_user_strategy_like_the_backtest(venue, tmp_path):
+def test_live_daemon_runs_a_user_strategy_like_the_backtest(venue, tmp_path, request):
     # a strategy from the user's own file, named by a `module:` entry, trades live as backtested
     from signals.config import StrategyEntry
+    from signals.strategies import STRATEGIES
     from signals.strategies.registry import import_strategies
     from tests.sim.test_user_strategies import USER_MODULE
 
     path = tmp_path / "user_dips.py"
     path.write_text(USER_MODULE)
     import_strategies(str(path))
+    request.addfinalizer(lambda: STRATEGIES.pop("dip_buyer", None))
     base = parity_config()
     entries = {
         n: e.model_copy(update={"enabled": False}) for n, e in base.strategies.strategies.items()

@@ -78,10 +78,14 @@ def fixture_panel() -> Panel:
 
 
 @pytest.fixture(name="user_file", scope="module")
-def fixture_user_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fixture_user_file(tmp_path_factory: pytest.TempPathFactory):
+    """The user module's file, imported afresh (its `dip_buyer` registered) for this module."""
     path = tmp_path_factory.mktemp("user") / "dip_strategies.py"
     path.write_text(USER_MODULE)
-    return path
+    STRATEGIES.pop("dip_buyer", None)  # another test file's `dip_buyer` must not linger
+    import_strategies(str(path))
+    yield path
+    STRATEGIES.pop("dip_buyer", None)
 
 
 @pytest.fixture(name="ma_clone", scope="module")
