@@ -31,14 +31,28 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from signals.durations import format_duration, is_duration, parse_duration_ns
 from signals.errors import ConfigError
 from signals.symbols import SymbolError, canonical_symbol
-from signals.types import Bps, Fraction, NonNegFloat, NonNegInt, Pct, PositiveFloat, PositiveInt
+from signals.types import (
+    BAR_INTERVAL_CONTEXT,
+    Bps,
+    Duration,
+    Fraction,
+    NonNegBars,
+    NonNegFloat,
+    NonNegInt,
+    Pct,
+    PositiveBars,
+    PositiveFloat,
+    PositiveInt,
+)
 
 MAX_FEE_BPS = 500.0
 """Sanity bound for maker/taker fees: Coinbase's worst public tier is 60/80 bps."""
@@ -60,6 +74,9 @@ class _Strict(BaseModel, frozen=True, extra="forbid"):
 RegimeName = Literal["bull", "chop", "bear", "crash"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_BAR_INTERVAL = "1h"
+"""`backtest.bar_interval` by default: the shipped data's hourly bars."""
 
 DEFAULT_KEY = "default"
 """The key of `products` and `spread_bps_estimate` that applies to every unlisted symbol."""
@@ -135,10 +152,10 @@ class RiskConfig(_Strict, frozen=True, extra="forbid"):
     stop_loss_pct: Pct = Field(
         10.0, description="Per-position stop, % below entry; 0 disables; a strategy may be tighter."
     )
-    cooldown_after_fill_bars: NonNegInt = Field(
+    cooldown_after_fill_bars: NonNegBars = Field(
         4, description="No re-entry for N bars after a fill."
     )
-    cooldown_after_stop_bars: NonNegInt = Field(
+    cooldown_after_stop_bars: NonNegBars = Field(
         24, description="No re-entry for N bars after a stop."
     )
     daily_loss_stop_pct: Pct = Field(3.0, description="No new entries for the rest of the UTC day.")
@@ -149,7 +166,7 @@ class RiskConfig(_Strict, frozen=True, extra="forbid"):
         15.0, description="Latching breaker on drawdown from peak equity."
     )
     kill_switch: bool = Field(False, description="True: no new orders at all (exits included).")
-    max_data_staleness_bars: NonNegInt = Field(
+    max_data_staleness_bars: NonNegBars = Field(
         0, description="Bars a symbol's newest bar may be missing before it gets no entries."
     )
     regime_multipliers: dict[RegimeName, NonNegFloat] = Field(
@@ -196,7 +213,7 @@ class ExecutionConfig(_Strict, frozen=True, extra="forbid"):
     slippage_vol_mult: NonNegFloat = Field(
         0.1, description="Slippage added per unit of one-bar realized volatility (fraction)."
     )
-    slippage_vol_window: PositiveInt = Field(24, description="Bars of realized volatility.")
+    slippage_vol_window: PositiveBars = Field(24, description="Bars of realized volatility.")
     partial_fills: bool = Field(True, description="Post-only fills may be partial (seeded RNG).")
     min_fill_fraction: Fraction = Field(0.3, description="Smallest partial fill, fraction of size.")
 
@@ -247,11 +264,11 @@ class RegimeConfig(_Strict, frozen=True, extra="forbid"):
     reference_symbol: Symbol = Field(
         "BTC-USD", description="Asset whose trend/vol sets the regime; must be in the data."
     )
-    fast_bars: PositiveInt = Field(24, description="Fast trend SMA, bars.")
-    slow_bars: PositiveInt = Field(168, description="Slow trend SMA, bars.")
-    vol_window_bars: PositiveInt = Field(24, description="Realized-volatility window, bars.")
-    vol_baseline_bars: PositiveInt = Field(168, description="Baseline of realized vol, bars.")
-    crash_lookback_bars: PositiveInt = Field(24, description="Crash drawdown window, bars.")
+    fast_bars: PositiveBars = Field(24, description="Fast trend SMA, bars.")
+    slow_bars: PositiveBars = Field(168, description="Slow trend SMA, bars.")
+    vol_window_bars: PositiveBars = Field(24, description="Realized-volatility window, bars.")
+    vol_baseline_bars: PositiveBars = Field(168, description="Baseline of realized vol, bars.")
+    crash_lookback_bars: PositiveBars = Field(24, description="Crash drawdown window, bars.")
     crash_drop_pct: Pct = Field(10.0, description="Drop over the lookback that means crash, %.")
     crash_vol_mult: PositiveFloat = Field(2.5, description="Vol over baseline that means crash.")
 
@@ -272,7 +289,7 @@ class UniverseConfig(_Strict, frozen=True, extra="forbid"):
     )
     excluded: SymbolList = Field(default_factory=list, description="Never eligible.")
     max_universe_size: PositiveInt = Field(20, description="Keep the N most liquid eligible.")
-    quote_volume_window_bars: PositiveInt = Field(24, description="Window of quote volume, bars.")
+    quote_volume_window_bars: PositiveBars = Field(24, description="Window of quote volume, bars.")
     min_quote_volume_usd: NonNegFloat = Field(
         1_000_000.0, description="Minimum rolling quote volume over the window, USD."
     )
@@ -288,7 +305,7 @@ class UniverseConfig(_Strict, frozen=True, extra="forbid"):
     bad_tick_volume_ratio: PositiveFloat = Field(
         1.5, description="Bad-tick guard: a jump with volume below this x average is masked."
     )
-    bad_tick_volume_window: PositiveInt = Field(24, description="Bad-tick guard volume window.")
+    bad_tick_volume_window: PositiveBars = Field(24, description="Bad-tick guard volume window.")
     themes: dict[str, SymbolList] = Field(
         default_factory=dict, description="Theme name -> symbols (L1, DeFi, memes ...)."
     )
@@ -362,6 +379,11 @@ class BacktestConfig(_Strict, frozen=True, extra="forbid"):
 
     seed: NonNegInt = Field(42, description="Drives every random draw (slippage, partial fills).")
     initial_cash_usd: PositiveFloat = Field(10_000.0, description="Starting cash, USD.")
+    bar_interval: Duration = Field(
+        DEFAULT_BAR_INTERVAL,
+        description="Bar length that lookbacks given as durations are converted with (`48h` is "
+        "48 bars at 1h); the data's bar spacing must equal it when a duration is used.",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,10 +405,36 @@ class PlatformConfig(_Strict, frozen=True, extra="forbid"):
     universe: UniverseConfig = Field(default_factory=UniverseConfig)
     strategies: StrategiesConfig = Field(default_factory=StrategiesConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    _durations: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def durations(self) -> dict[str, str]:
+        """Return the lookbacks given as durations: dotted key (the `with_overrides` form) ->
+        the duration as written (`{"strategies.rules.breakout_lookback": "48h"}`).
+
+        The config holds them as bars of `backtest.bar_interval`; `check_bar_interval` refuses
+        data of another bar spacing while this is not empty.
+        """
+        return dict(self._durations)
+
+    def with_durations(self, durations: Mapping[str, str]) -> PlatformConfig:
+        """Return a copy that also records `durations` (key -> duration) as `durations` does.
+
+        For code that converts durations itself (`sim sweep` grid values) before running.
+        """
+        config = self.model_copy()
+        config._durations = {**self._durations, **durations}
+        return config
 
     def config_hash(self) -> str:
-        """Return the first 16 hex of SHA-256 over the canonical JSON of the whole config."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Return the first 16 hex of SHA-256 over the canonical JSON of the whole config.
+
+        `backtest.bar_interval` is left out: it only converts durations to bars when the config
+        loads, and the bars are hashed, so `48h` at 1h and `48` hash alike.
+        """
+        data = self.model_dump(mode="json")
+        data["backtest"].pop("bar_interval", None)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def with_seed(self, seed: int) -> PlatformConfig:
@@ -417,13 +465,29 @@ class PlatformConfig(_Strict, frozen=True, extra="forbid"):
         7
         """
         data = self.model_dump(mode="python")
-        for key, value in overrides.items():
-            _set_path(data, override_path(key, self), value)
+        # durations this config was given are applied again, so that a new
+        # `backtest.bar_interval` converts them too; the caller's overrides win
+        paths = {override_path(key, self): value for key, value in self._durations.items()}
+        given = {override_path(key, self): (key, value) for key, value in overrides.items()}
+        paths.update({path: value for path, (_, value) in given.items()})
+        for path, value in paths.items():
+            _set_path(data, path, value)
         source = "with_overrides(" + ", ".join(f"{k}={v!r}" for k, v in overrides.items()) + ")"
         config: PlatformConfig = parse_model(PlatformConfig, data, source)
         from signals.strategies.registry import validate_strategies  # noqa: PLC0415 (cycle)
 
-        validate_strategies(config.strategies, source)
+        strategies = validate_strategies(
+            config.strategies, source, bar_interval=config.backtest.bar_interval
+        )
+        config = config.model_copy(update={"strategies": strategies})
+        resolved = config.model_dump(mode="python")
+        keys = {path: key for key, path in ((k, override_path(k, self)) for k in self._durations)}
+        keys.update({path: key for path, (key, _) in given.items()})
+        config._durations = {
+            keys[path]: value
+            for path, value in paths.items()
+            if is_duration(value) and _is_int(_get_path(resolved, path))
+        }
         return config
 
     def flat(self) -> dict[str, Any]:
@@ -533,6 +597,30 @@ def override_path(key: str, config: PlatformConfig) -> tuple[str, ...]:
     raise _unknown_key(key, config)
 
 
+def _get_path(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _duration_keys(raw: Any, resolved: Any, prefix: str) -> dict[str, str]:
+    # the dotted keys where the input held a duration and the model holds bars
+    if isinstance(raw, Mapping) and isinstance(resolved, Mapping):
+        out: dict[str, str] = {}
+        for key, value in raw.items():
+            if key in resolved:
+                out |= _duration_keys(value, resolved[key], f"{prefix}.{key}")
+        return out
+    return {prefix: raw} if is_duration(raw) and _is_int(resolved) else {}
+
+
 def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = data
     for part in path[:-1]:
@@ -638,6 +726,27 @@ def check_config_symbols(
     return missing
 
 
+def check_bar_interval(config: PlatformConfig, bar_ns: int) -> None:
+    """Raise `ConfigError` when a lookback was given as a duration and the data's bars are not
+    `backtest.bar_interval` apart (the durations would count bars of the wrong length).
+
+    `bar_ns` is the data's bar spacing (`signals.pipeline.infer_bar_ns`). A config of bar
+    counts only runs on data of any spacing, as it always has. `run_backtest`, `sim run` and
+    `sim sweep` call it; the message names the interval, the spacing and the durations.
+    """
+    durations = config.durations
+    interval = config.backtest.bar_interval
+    if not durations or parse_duration_ns(interval) == bar_ns:
+        return
+    listed = ", ".join(f"`{key}` {value}" for key, value in sorted(durations.items()))
+    msg = (
+        f"`backtest.bar_interval` must be the data's bar spacing when lookbacks are durations, "
+        f"was {interval} for bars {format_duration(bar_ns)} apart (durations: {listed}); set "
+        f"`bar_interval: {format_duration(bar_ns)}` in backtest.yaml, or give the lookbacks in bars"
+    )
+    raise ConfigError(msg)
+
+
 def _suggest(key: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
@@ -685,15 +794,36 @@ def format_validation_error(error: ValidationError, model: type[BaseModel], sour
     return "; ".join(lines)
 
 
-def parse_model(model: type[BaseModel], data: Any, source: str) -> Any:
-    """Validate `data` against `model`, raising `ConfigError` with a readable message."""
+def _interval_of(data: Mapping[str, Any]) -> str | None:
+    # `backtest.bar_interval` of a whole-config mapping, when it is a valid duration
+    value = _get_path(data, ("backtest", "bar_interval"))
+    if value is None:
+        return DEFAULT_BAR_INTERVAL
+    try:
+        ok = isinstance(value, str) and parse_duration_ns(value) > 0
+    except ValueError:
+        ok = False
+    return value if ok else None
+
+
+def parse_model(
+    model: type[BaseModel], data: Any, source: str, *, bar_interval: str | None = None
+) -> Any:
+    """Validate `data` against `model`, raising `ConfigError` with a readable message.
+
+    Lookbacks given as durations (`48h`) become bars of `bar_interval`; for `PlatformConfig`
+    it defaults to the data's own `backtest.bar_interval`. Without one a duration is refused.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
         msg = f"{source}: the top level must be a mapping, was {type(data).__name__}"
         raise ConfigError(msg)
+    if bar_interval is None and model is PlatformConfig:
+        bar_interval = _interval_of(data)
+    context = {BAR_INTERVAL_CONTEXT: bar_interval} if bar_interval is not None else None
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, model, source)) from e
 
@@ -742,15 +872,29 @@ def load_config(config_dir: str | Path) -> PlatformConfig:
             msg = f"config file `{path}` is not one of {sorted(known | {'live.yaml'})}{hint}"
             raise ConfigError(msg)
     parts: dict[str, Any] = {}
-    for name, model in CONFIG_FILES.items():
-        path = folder / name
+    durations: dict[str, str] = {}
+    bar_interval = DEFAULT_BAR_INTERVAL
+    # backtest.yaml first: its `bar_interval` converts the other files' durations
+    for name in sorted(CONFIG_FILES, key=lambda n: n != "backtest.yaml"):
+        model, path, section = CONFIG_FILES[name], folder / name, name.removesuffix(".yaml")
         if not path.exists():
-            parts[name.removesuffix(".yaml")] = model()
+            parts[section] = model()
             continue
         data = read_yaml(path)
-        parts[name.removesuffix(".yaml")] = parse_model(model, data, str(path))
+        parts[section] = parse_model(model, data, str(path), bar_interval=bar_interval)
+        if section == "backtest":
+            bar_interval = parts[section].bar_interval
+        elif section != "strategies":
+            durations |= _duration_keys(data, parts[section].model_dump(), section)
     config = PlatformConfig(**parts)
     from signals.strategies.registry import validate_strategies  # noqa: PLC0415 (cycle)
 
-    validate_strategies(config.strategies, str(folder / "strategies.yaml"), folder)
+    raw = config.strategies.strategies
+    strategies = validate_strategies(
+        config.strategies, str(folder / "strategies.yaml"), folder, bar_interval=bar_interval
+    )
+    for name, entry in strategies.strategies.items():
+        durations |= _duration_keys(raw[name].params, entry.params, f"strategies.{name}")
+    config = config.model_copy(update={"strategies": strategies})
+    config._durations = durations
     return config

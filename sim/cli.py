@@ -93,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None) -> int:
     from signals.bars import frame_hash, to_panel  # noqa: PLC0415
-    from signals.config import check_config_symbols, load_config  # noqa: PLC0415
+    from signals.config import check_bar_interval, check_config_symbols, load_config  # noqa: PLC0415
     from signals.strategies.registry import import_user_strategies  # noqa: PLC0415
 
     import_user_strategies(args)
@@ -130,7 +130,9 @@ def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None
 
     from signals.pipeline import infer_bar_ns, warmup_bars  # noqa: PLC0415
 
-    need = warmup_bars(config, infer_bar_ns(panel.ts_ns))
+    bar_ns = infer_bar_ns(panel.ts_ns)
+    check_bar_interval(config, bar_ns)  # durations in the config need bars of its interval
+    need = warmup_bars(config, bar_ns)
     if need >= panel.n_bars:
         msg = (
             f"lookbacks need {need} bars of warm-up, must be shorter than the data, "

@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 
 from signals.bars import Panel
-from signals.config import PlatformConfig, check_config_symbols
+from signals.config import PlatformConfig, check_bar_interval, check_config_symbols
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import PURPOSE_NAMES, REASON_NAMES, Side
 from signals.errors import DataError
-from signals.pipeline import DecisionInputs, decision_inputs
+from signals.pipeline import DecisionInputs, decision_inputs, infer_bar_ns
 from sim.enums import ORDER_STATUS_NAMES, FillParams
 from sim.nb import new_curves, simulate
 
@@ -127,7 +127,11 @@ def run_backtest(
     `sim sweep`'s walk-forward, so nothing is decided before it and the first fill is on a
     later bar. The curve, and so the metrics, start at the first bar at or after it
     (`BacktestResult.trade_start_row`); orders, fills and trades are the run's.
+
+    A config whose lookbacks were given as durations (`48h`) needs data whose bars are
+    `backtest.bar_interval` apart (`check_bar_interval`: a `ConfigError` otherwise).
     """
+    check_bar_interval(config, infer_bar_ns(panel.ts_ns) if inputs is None else inputs.bar_ns)
     if inputs is None:
         check_config_symbols(config, panel.symbols, allow_missing=allow_missing_symbols)
         inputs = decision_inputs(panel, config)

@@ -35,8 +35,10 @@ import polars as pl
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from signals.bars import first_bar_no
-from signals.config import PlatformConfig, check_config_symbols, parse_model
+from signals.config import PlatformConfig, check_bar_interval, check_config_symbols, parse_model
+from signals.durations import is_duration, parse_duration_ns
 from signals.errors import ConfigError, DataError
+from signals.types import BAR_INTERVAL_CONTEXT
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 KERNEL_STRATEGIES = ("ma_cross", "rules")
@@ -202,10 +204,12 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     return TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[arg-type]
 
 
-def _check_value(gk: GridKey, value: Any) -> Any:
+def _check_value(gk: GridKey, value: Any, bar_interval: str) -> Any:
+    # a duration (`48h`) becomes bars of `bar_interval`, as in strategies.yaml
     cls = _strategy_classes()[gk.strategy or ""]
+    context = {BAR_INTERVAL_CONTEXT: bar_interval}
     try:
-        return _field_adapter(cls.Params, gk.param or "").validate_python(value)
+        return _field_adapter(cls.Params, gk.param or "").validate_python(value, context=context)
     except ValidationError as e:
         reason = e.errors()[0]["msg"]
         msg = f"`--grid {gk.key}` value {value!r}: {reason}"
@@ -294,9 +298,18 @@ def build_plan(config: PlatformConfig, grid: dict[str, list[Any]]) -> SweepPlan:
         msg = "`--grid` must be given at least once, was missing"
         raise ConfigError(msg)
     resolved = {k: resolve_key(k, config) for k in grid}
+    if any(g.path == ("backtest", "bar_interval") for g in resolved.values()):
+        msg = (
+            "`--grid backtest.bar_interval` must not be swept (every combination runs on the "
+            "same data, whose bar spacing it must equal), was given; set it in backtest.yaml"
+        )
+        raise ConfigError(msg)
     strat_keys = tuple(k for k, g in resolved.items() if g.strategy)
     group_keys = tuple(k for k, g in resolved.items() if not g.strategy)
-    checked = {k: [_check_value(resolved[k], v) for v in grid[k]] for k in strat_keys}
+    interval = config.backtest.bar_interval
+    checked = {k: [_check_value(resolved[k], v, interval) for v in grid[k]] for k in strat_keys}
+    # grid values given as durations: `check_bar_interval` then checks the data's bar spacing
+    durations = {k: v for k in grid for v in grid[k] if is_duration(v)}
     base = config.model_dump(mode="python")
     classes = _strategy_classes()
     groups: list[Group] = []
@@ -309,7 +322,7 @@ def build_plan(config: PlatformConfig, grid: dict[str, list[Any]]) -> SweepPlan:
         source = "--grid " + ", ".join(f"{k}={v}" for k, v in values.items())
         group_config: PlatformConfig = (
             parse_model(PlatformConfig, data, source) if values else config
-        )
+        ).with_durations({**config.durations, **durations})
         validate_strategies(group_config.strategies, source)
         entries = group_config.strategies.strategies
         enabled = [n for n in sorted(entries) if entries[n].enabled]
@@ -435,10 +448,11 @@ def group_inputs(panel: Any, group: Group) -> GroupInputs:
         step_params,
         step_static,
     )
-    from signals.pipeline import decision_inputs  # noqa: PLC0415
+    from signals.pipeline import decision_inputs, infer_bar_ns  # noqa: PLC0415
     from sim.engine import fill_params  # noqa: PLC0415
 
     config = group.config
+    check_bar_interval(config, infer_bar_ns(panel.ts_ns))
     entries = config.strategies.strategies
     # stage 1 without strategies: the strategy parts vary per combination, in the kernel
     no_strategies = config.model_copy(
@@ -971,20 +985,26 @@ class Window(NamedTuple):
 
 
 def parse_walk_forward(text: str, bar_ns: int) -> tuple[int, int]:
-    """Return `(train_bars, test_bars)` from `TRAIN:TEST`; each is bars or `<n>h` / `<n>d`."""
+    """Return `(train_bars, test_bars)` from `TRAIN:TEST`; each is bars or a duration such as
+    `90d` (`signals.durations`: m, h, d, w), rounded down to whole bars of `bar_ns`."""
 
     def bars(part: str) -> int:
         part = part.strip().lower()
-        unit = {"h": 3_600 * 10**9, "d": 86_400 * 10**9}.get(part[-1:]) if part else None
-        number = part[:-1] if unit else part
-        try:
-            n = int(number)
-        except ValueError:
-            n = 0
+        if is_duration(part):
+            length_ns = parse_duration_ns(part)
+            n = max(1, length_ns // bar_ns) if length_ns > 0 else 0
+        else:
+            try:
+                n = int(part)
+            except ValueError:
+                n = 0
         if n <= 0:
-            msg = f"`--walk-forward` must be TRAIN:TEST in bars or <n>h/<n>d, was {text!r}"
+            msg = (
+                f"`--walk-forward` must be TRAIN:TEST in bars or durations such as 90d "
+                f"(units m, h, d, w), was {text!r}"
+            )
             raise ConfigError(msg)
-        return max(1, n * unit // bar_ns) if unit else n
+        return n
 
     parts = text.split(":")
     if len(parts) != 2:

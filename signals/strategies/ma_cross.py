@@ -9,14 +9,14 @@ from signals.bars import first_bar_no
 from signals.strategies.base import Proposals, Strategy, StrategyContext
 from signals.strategies.nb import ma_cross_weights_nb
 from signals.strategies.registry import register
-from signals.types import Pct, PositiveInt
+from signals.types import Pct, PositiveBars
 
 
 class MaCrossParams(BaseModel, frozen=True, extra="forbid"):
     """Parameters of `ma_cross`."""
 
-    fast: PositiveInt = Field(10, description="Fast SMA window, bars.")
-    slow: PositiveInt = Field(50, description="Slow SMA window, bars.")
+    fast: PositiveBars = Field(10, description="Fast SMA window, bars.")
+    slow: PositiveBars = Field(50, description="Slow SMA window, bars.")
     target_weight_pct: Pct = Field(5.0, description="Target position, % of equity.")
     stop_loss_pct: Pct = Field(0.0, description="Stop below the fill price, %; 0 = policy's.")
 

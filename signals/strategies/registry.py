@@ -202,18 +202,36 @@ def _lookup(
 
 
 def validate_strategies(
-    config: StrategiesConfig, source: str, base_dir: str | Path | None = None
-) -> None:
-    """Check every entry names a registered strategy with valid parameters (strict).
+    config: StrategiesConfig,
+    source: str,
+    base_dir: str | Path | None = None,
+    *,
+    bar_interval: str | None = None,
+) -> StrategiesConfig:
+    """Check every entry names a registered strategy with valid parameters (strict); return
+    `config` with each parameter given as a duration (`48h`) turned into bars of `bar_interval`.
 
     An entry's `module` is imported first (`import_strategies`, relative file paths against
-    `base_dir`); an unknown name is looked up among the installed entry points.
+    `base_dir`); an unknown name is looked up among the installed entry points. Without
+    `bar_interval` a duration is a `ConfigError`. Every other value is kept as written, so a
+    config without durations comes back equal (and with the same hash).
     """
     from signals.config import parse_model  # noqa: PLC0415
+    from signals.durations import is_duration  # noqa: PLC0415
 
+    changed = {}
     for name, entry in config.strategies.items():
         cls = _lookup(name, source, entry.module, base_dir)
-        parse_model(cls.Params, entry.params, f"{source} (strategies.{name}.params)")
+        params = parse_model(
+            cls.Params, entry.params, f"{source} (strategies.{name}.params)",
+            bar_interval=bar_interval,
+        )  # fmt: skip
+        if any(is_duration(v) for v in entry.params.values()):
+            bars = {k: getattr(params, k) if is_duration(v) else v for k, v in entry.params.items()}
+            changed[name] = entry.model_copy(update={"params": bars})
+    if not changed:
+        return config
+    return config.model_copy(update={"strategies": {**config.strategies, **changed}})
 
 
 def enabled_strategies(

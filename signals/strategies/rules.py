@@ -10,21 +10,21 @@ from signals.strategies.base import Proposals, Strategy, StrategyContext
 from signals.strategies.nb import below_channel_nb, rules_combine_nb
 from signals.strategies.registry import register
 from signals.triggers.nb import breakout_nb, mean_reversion_nb, momentum_nb, volume_spike_nb
-from signals.types import Pct, PositiveFloat, PositiveInt
+from signals.types import Pct, PositiveBars, PositiveFloat
 
 
 class RulesParams(BaseModel, frozen=True, extra="forbid"):
     """Parameters of `rules` (bars are the data's bar length, hourly for the shipped set)."""
 
-    breakout_lookback: PositiveInt = Field(48, description="Donchian breakout window, bars.")
-    momentum_lookback: PositiveInt = Field(24, description="Momentum window, bars.")
+    breakout_lookback: PositiveBars = Field(48, description="Donchian breakout window, bars.")
+    momentum_lookback: PositiveBars = Field(24, description="Momentum window, bars.")
     momentum_threshold_pct: float = Field(2.0, description="Log-return threshold, %.")
-    volume_lookback: PositiveInt = Field(24, description="Volume average window, bars.")
+    volume_lookback: PositiveBars = Field(24, description="Volume average window, bars.")
     volume_spike_ratio: PositiveFloat = Field(2.0, description="Volume / average for a spike.")
     mean_reversion: bool = Field(False, description="Also buy oversold dips in chop regimes.")
-    mean_reversion_lookback: PositiveInt = Field(72, description="Z-score window, bars.")
+    mean_reversion_lookback: PositiveBars = Field(72, description="Z-score window, bars.")
     mean_reversion_z: PositiveFloat = Field(2.5, description="Z-score below -z is oversold.")
-    exit_lookback: PositiveInt = Field(24, description="Exit below the N-bar low, bars.")
+    exit_lookback: PositiveBars = Field(24, description="Exit below the N-bar low, bars.")
     target_weight_pct: Pct = Field(5.0, description="Target position, % of equity.")
     stop_loss_pct: Pct = Field(6.0, description="Stop below the fill price, %; 0 = policy's.")
     take_profit_pct: Pct = Field(15.0, description="Take profit above the fill price, %; 0 = off.")
