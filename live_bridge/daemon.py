@@ -88,7 +88,7 @@ from live_bridge.reconcile import (
 )
 from live_bridge.store import FillRow, KernelState, OrderRow, StateStore
 from signals.bars import BAR_SCHEMA, Panel, bar_violations
-from signals.config import PlatformConfig, check_reference_symbol
+from signals.config import PlatformConfig, check_bar_interval, check_reference_symbol
 from signals.decision.nb import (
     DAY_NS,
     apply_fill_nb,
@@ -220,7 +220,8 @@ class LiveDaemon:
     Raises
     ------
     ConfigError
-        A configured symbol is not listed by the venue.
+        A configured symbol is not listed by the venue, or the config's lookbacks are
+        durations and `live.yaml`'s `granularity` is not `backtest.bar_interval`.
     DataError
         The state file holds another universe.
     """
@@ -253,6 +254,8 @@ class LiveDaemon:
         # `live-bridge run` has checked the universe lists against them as well
         check_reference_symbol(platform, self.symbols)
         self.bar_ns = live.bar_ns()
+        # lookbacks given as durations were converted with `backtest.bar_interval`
+        check_bar_interval(platform, self.bar_ns)
         self.window_bars = live.window_bars or warmup_bars(platform, self.bar_ns)
         self.strategy_names = tuple(s.name for s in enabled_strategies(platform.strategies))
         self.params = step_params(platform)

@@ -114,6 +114,25 @@ def test_daemon_refuses_symbols_without_the_regime_reference(venue, tmp_path, ma
         adapter.close()
 
 
+def test_daemon_refuses_durations_of_another_bar_length(venue, tmp_path, market):
+    # `48h` was converted to bars of `backtest.bar_interval` (1h): 5-minute bars would be wrong
+    platform = market["config"].with_overrides({"strategies.rules.breakout_lookback": "2d"})
+    live = LiveConfig(
+        mode="LIVE", read_only=False, symbols=list(market["panel"].symbols),
+        state_path=str(tmp_path / "s.db"), base_url=venue.server.base_url,
+        ca_path=str(venue.server.ca_path), granularity="FIVE_MINUTE",
+    )  # fmt: skip
+    adapter = venue_adapter(venue, live)
+    store = StateStore(live.state_path)
+    try:
+        with pytest.raises(ConfigError, match=r"was 1h for bars 5m apart"):
+            LiveDaemon(platform, live, adapter, store, now_ns=venue.clock.now_ns)
+        assert store.load_state() is None
+    finally:
+        store.close()
+        adapter.close()
+
+
 # --- (a) restart and resume -----------------------------------------------------------------
 
 
