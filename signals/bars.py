@@ -227,8 +227,10 @@ def _normalise(raw: pl.DataFrame, *, symbol: str | None, source: str) -> pl.Data
 
     uniques = frame["symbol"].unique().to_list()
     mapping = {s: canonical_symbol(s) for s in uniques}
+    renamed = {s: c for s, c in mapping.items() if s != c}
     frame = frame.with_columns(
-        pl.col("symbol").replace_strict(mapping, return_dtype=pl.String),
+        # only when a spelling changes: a pass over every row's string costs ~0.5 s at 10 M rows
+        pl.col("symbol").replace(renamed) if renamed else pl.col("symbol"),
         _parse_ts(frame["ts"], source),
     )
     for name in VALUE_COLUMNS:
@@ -502,8 +504,30 @@ def bar_violations(
 
 
 def _first_violation(frame: pl.DataFrame, now: datetime) -> str | None:
+    if not _may_violate(frame, now):
+        return None
     hits = bar_violations(frame, now=now, limit=1)
     return hits[0][2] if hits else None
+
+
+def _may_violate(frame: pl.DataFrame, now: datetime) -> bool:
+    """Return False only when no row breaks a rule of `_rules` (a cheap pass over the frame).
+
+    A duplicated (symbol, ts) always shows as a `ts` that does not increase within its symbol
+    somewhere, so the costly `duplicated` rule (a hash over every (symbol, ts) pair: 3 of 4 s
+    of validating 500 x 20k bars) runs only when this pass finds something; `bar_violations`
+    then names the first offending row by the full rules, messages unchanged.
+    """
+    rules = _rules(now)
+    del rules["duplicated"], rules["unsorted"]
+    ts = pl.col("ts")
+    if frame["symbol"].is_sorted():  # the usual layout: one block per symbol
+        same_symbol = pl.col("symbol") == pl.col("symbol").shift(1)
+        not_increasing = same_symbol & (ts.diff() <= pl.duration(nanoseconds=0))
+    else:
+        not_increasing = ts.diff().over("symbol") <= pl.duration(nanoseconds=0)
+    flags = pl.any_horizontal([*rules.values(), not_increasing]).fill_null(False)
+    return bool(frame.select(flags.any()).item())
 
 
 def _message(rule: str, row: dict[str, Any], now: datetime) -> str:
@@ -668,28 +692,38 @@ def first_bar_no(ts_ns: np.ndarray, bar_ns: int) -> int:
     return int(ts_ns[0] // bar_ns) if ts_ns.shape[0] else 0
 
 
-def to_panel(frame: pl.DataFrame) -> Panel:
+def to_panel(frame: pl.DataFrame, *, validate: bool = True) -> Panel:
     """Return the wide `Panel` of a bar frame.
 
     The time index is the sorted union of all timestamps; symbols are sorted alphabetically.
-    The frame is validated first (`validate_bars`). Missing bars are NaN, never filled.
+    The frame is validated first (`validate_bars`) unless `validate=False`, for a frame that
+    `load_bars` returned (it validated it) or a row subset of one. Missing bars are NaN,
+    never filled.
     """
-    validate_bars(frame)
-    ts_all = frame["ts"].cast(pl.Int64).to_numpy()
-    sym_all = frame["symbol"].to_numpy().astype(str)
-    ts_index = np.unique(ts_all)
-    symbols = np.unique(sym_all)
-    rows = np.searchsorted(ts_index, ts_all)
-    cols = np.searchsorted(symbols, sym_all)
-    shape = (ts_index.size, symbols.size)
+    if validate:
+        validate_bars(frame)
+    symbols = frame["symbol"].unique().sort()
+    # row and column of every bar from polars' hashed codes: sorting 10 M strings or
+    # timestamps in numpy (np.unique + searchsorted) took most of a 500 x 20k panel's build
+    ts_index = frame["ts"].cast(pl.Int64).unique().sort()
+    row_numbers = pl.int_range(ts_index.len(), eager=True)
+    codes = frame.select(
+        pl.col("ts").cast(pl.Int64).replace_strict(ts_index, row_numbers).alias("row"),
+        pl.col("symbol").cast(pl.Enum(symbols)).to_physical().cast(pl.Int64).alias("col"),
+    )
+    n_bars, n_symbols = ts_index.len(), symbols.len()
+    # scattered symbol-major (a file's rows run symbol by symbol, so the writes are nearly
+    # sequential), then one transposing copy to `[T, S]`: 1.05 against 1.56-1.88 s for the five
+    # columns of 500 x 20k bars scattered straight into `[T, S]` (same process, 2026-12-07)
+    flat = codes["col"].to_numpy() * n_bars + codes["row"].to_numpy()
     arrays: dict[str, np.ndarray] = {}
     for name in VALUE_COLUMNS:
-        out = np.full(shape, np.nan, dtype=np.float64)
-        out[rows, cols] = frame[name].to_numpy()
-        arrays[name] = out
+        by_symbol = np.full((n_symbols, n_bars), np.nan, dtype=np.float64)
+        by_symbol.reshape(-1)[flat] = frame[name].to_numpy()
+        arrays[name] = np.ascontiguousarray(by_symbol.T)
     return Panel(
-        ts_ns=np.ascontiguousarray(ts_index, dtype=np.int64),
-        symbols=tuple(str(s) for s in symbols),
+        ts_ns=np.ascontiguousarray(ts_index.to_numpy(), dtype=np.int64),
+        symbols=tuple(symbols.to_list()),
         **arrays,
     )
 

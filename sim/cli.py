@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace, started: float, tracker: TrackingChild | None
         if frame.height == 0:
             msg = f"`--start`/`--end` must select some bars of `{data_path}`, selected none"
             raise DataError(msg)
-    panel = to_panel(frame)
+    panel = to_panel(frame, validate=False)  # `load_bars` validated it; a row subset stays valid
     # before any work: `run_backtest` is handed the inputs below and leaves this check to us
     check_config_symbols(config, panel.symbols, allow_missing=args.allow_missing_symbols)
 

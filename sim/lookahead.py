@@ -370,7 +370,7 @@ def cmd_check_lookahead(args: argparse.Namespace) -> int:
     if not data_path.exists():
         msg = f"data file `{data_path}` must exist, was missing (pass --data PATH)"
         raise DataError(msg)
-    panel = to_panel(load_bars(data_path))
+    panel = to_panel(load_bars(data_path), validate=False)  # `load_bars` validated it
     check_config_symbols(config, panel.symbols, allow_missing=args.allow_missing_symbols)
     report = check_lookahead(panel, config, args.cuts, args.seed, progress=True)
     try:

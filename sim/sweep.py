@@ -1267,7 +1267,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, PlatformConfig, str]:
     if frame.height == 0:
         msg = f"`--start`/`--end` must select some bars of `{path}`, selected none"
         raise DataError(msg)
-    return to_panel(frame), config, str(path)
+    # `load_bars` validated the frame; a row subset of it stays valid
+    return to_panel(frame, validate=False), config, str(path)
 
 
 def _check_out(out: Path) -> None:

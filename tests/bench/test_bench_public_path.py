@@ -168,7 +168,7 @@ def test_public_path_measure(request, tmp_path):
     path = tmp_path / "panel.parquet"
     synth_bars(seed=1, n_symbols=500, n_bars=20_000).write_parquet(path)
     started = time.perf_counter()
-    to_panel(load_bars(path))
+    to_panel(load_bars(path), validate=False)  # as `sim run` and `sim sweep` build it
     build = time.perf_counter() - started
     print(f"\n500x20k panel from Parquet: {build:.2f} s")
     payload = {

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from signals.bars import (
@@ -632,3 +633,70 @@ def test_frame_hash_independent_of_file_format(tmp_path):
     from_csv = load_bars(_write(frame, tmp_path / "a.csv"))
     from_parquet = load_bars(_write(frame, tmp_path / "a.parquet"))
     assert frame_hash(from_csv) == frame_hash(from_parquet) == frame_hash(frame)
+
+
+# --- the panel build and the cheap validity pass, against plain references --------------------
+
+
+def _to_panel_reference(frame: pl.DataFrame):
+    """The plain build: numpy sort of every timestamp and symbol, then 2-D scatter."""
+    ts_all = frame["ts"].cast(pl.Int64).to_numpy()
+    sym_all = frame["symbol"].to_numpy().astype(str)
+    ts_index, symbols = np.unique(ts_all), np.unique(sym_all)
+    rows, cols = np.searchsorted(ts_index, ts_all), np.searchsorted(symbols, sym_all)
+    arrays = {}
+    for name in ("open", "high", "low", "close", "volume"):
+        out = np.full((ts_index.size, symbols.size), np.nan)
+        out[rows, cols] = frame[name].to_numpy()
+        arrays[name] = out
+    return ts_index, tuple(symbols.tolist()), arrays
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=bar_frames(max_symbols=4, max_bars=30), seed=st.integers(0, 2**32 - 1))
+def test_to_panel_equals_the_plain_build_in_any_row_order(frame, seed):
+    # symbol blocks in any order, and rows of different symbols interleaved
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=seed).sort("ts", maintain_order=True)
+    for f in (frame, shuffled):
+        panel = to_panel(f)
+        ts_index, symbols, arrays = _to_panel_reference(f)
+        np.testing.assert_array_equal(panel.ts_ns, ts_index)
+        assert panel.symbols == symbols
+        for name, expected in arrays.items():
+            np.testing.assert_array_equal(getattr(panel, name), expected)
+            assert getattr(panel, name).flags.c_contiguous
+
+
+_BREAKS = ("none", "duplicate", "swap", "nan", "negative", "high_low", "far_duplicate")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    frame=bar_frames(max_symbols=3, max_bars=12, min_bars=2),
+    breaks=st.lists(st.sampled_from(_BREAKS), min_size=1, max_size=3),
+    where=st.integers(0, 10_000),
+    interleave=st.booleans(),
+)
+def test_cheap_validity_pass_never_misses_a_violation(frame, breaks, where, interleave):
+    from signals.bars import _may_violate, bar_violations
+
+    rows = frame.to_dicts()
+    for kind in breaks:
+        i = where % len(rows)
+        if kind == "duplicate":
+            rows.insert(i + 1, dict(rows[i]))
+        elif kind == "far_duplicate":
+            rows.append(dict(rows[i]))
+        elif kind == "swap" and i + 1 < len(rows):
+            rows[i], rows[i + 1] = rows[i + 1], rows[i]
+        elif kind == "nan":
+            rows[i]["close"] = float("nan")
+        elif kind == "negative":
+            rows[i]["volume"] = -1.0
+        elif kind == "high_low":
+            rows[i]["high"], rows[i]["low"] = rows[i]["low"] * 0.5, rows[i]["high"]
+    broken = pl.DataFrame(rows, schema=frame.schema)
+    if interleave:
+        broken = broken.sort("ts", maintain_order=True)
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert _may_violate(broken, now) == bool(bar_violations(broken, now=now))
