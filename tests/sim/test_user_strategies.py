@@ -357,3 +357,34 @@ def test_sweep_help_example_runs_and_prints_distinct_headers(tmp_path) -> None:
     assert "ma_cross.enabled" in done.stdout
     assert "rules.enabled" in done.stdout
     assert pl.read_parquet(out).height == 90
+
+
+def test_cold_cache_sweep_says_it_is_compiling(monkeypatch, capsys, tmp_path) -> None:
+    import sim.cli
+
+    seen: list[str] = []
+
+    def cold(pattern: str = "") -> bool:
+        seen.append(pattern)
+        return False
+
+    monkeypatch.setattr(sim.cli, "numba_cache_is_warm", cold)
+    argv = ["sweep", "--grid", "strategies.rules.exit_lookback=12,24", "--no-mlflow",
+            "--no-progress", "--end", "2024-03-01"]  # fmt: skip
+    assert sim.cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "compiling the sweep kernels" in err
+    assert seen == ["sweep_nb.sweep_shared_nb-*.nbi"]
+
+
+def test_walk_forward_table_prints_dates_and_integer_trades(capsys) -> None:
+    import sim.cli
+
+    argv = ["sweep", "--grid", "strategies.rules.exit_lookback=12,24", "--no-mlflow",
+            "--no-progress", "--walk-forward", "60d:30d", "--end", "2024-06-01"]  # fmt: skip
+    assert sim.cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "2024-03-01 00:00" in out  # the first test window's start, as a date
+    stitched = next(line for line in out.splitlines() if line.startswith("out-of-sample"))
+    trades = stitched.split("total_trades ")[1].split(",")[0]
+    assert trades.isdigit(), stitched
