@@ -730,9 +730,10 @@ def check_bar_interval(config: PlatformConfig, bar_ns: int) -> None:
     """Raise `ConfigError` when a lookback was given as a duration and the data's bars are not
     `backtest.bar_interval` apart (the durations would count bars of the wrong length).
 
-    `bar_ns` is the data's bar spacing (`signals.pipeline.infer_bar_ns`). A config of bar
-    counts only runs on data of any spacing, as it always has. `run_backtest`, `sim run` and
-    `sim sweep` call it; the message names the interval, the spacing and the durations.
+    `bar_ns` is the data's bar spacing (`signals.pipeline.infer_bar_ns`). A config without
+    durations runs on data of any spacing, as it always has. `run_backtest`, `sim run`,
+    `sim sweep` and the live daemon (with live.yaml's `granularity`) call it; the message names
+    the interval, the spacing and the durations.
     """
     durations = config.durations
     interval = config.backtest.bar_interval
