@@ -20,6 +20,7 @@ from signals.enums import Regime
 from signals.indicators.nb import bars_since_valid_nb, realized_vol_nb, rolling_sum_nb
 from signals.regime.nb import regime_nb, regime_warmup_bars
 from signals.strategies import Proposals, StrategyContext, enabled_strategies
+from signals.strategies.nb import combine_into_nb
 from signals.triggers.nb import bad_tick_mask_nb
 from signals.universe.nb import (
     TIER_CORE,
@@ -118,11 +119,11 @@ def combine_proposals(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Combine the enabled strategies' proposals (in name order) into one per bar and symbol.
 
-    The highest positive weight wins; an exit (weight 0) is taken only where no strategy
-    wants to hold; a negative or NaN weight is no opinion. Returns C-ordered `[T, S]`
-    `(weight, stop_pct, take_pct, strategy)`: float64 x 3 (NaN = no opinion / the policy's
-    default) and int64 index into `proposals` (-1 = none). The backtest, the live bridge and
-    the sweep of any strategy (`sim.sweep`) all combine here.
+    The rule is `signals.strategies.nb.combine_into_nb` (the highest positive weight wins; an
+    exit only where no strategy wants to hold). Returns C-ordered `[T, S]` `(weight,
+    stop_pct, take_pct, strategy)`: float64 x 3 (NaN = no opinion / the policy's default) and
+    int64 index into `proposals` (-1 = none). Raises `ValueError` naming the strategy's index
+    and array for a proposal of another shape than `[T, S]` (`[1, S]` for stop/take).
     """
     weight = np.full(shape, np.nan)
     stop_pct = np.full(shape, np.nan)
@@ -130,19 +131,29 @@ def combine_proposals(
     chosen = np.full(shape, -1, dtype=np.int64)
     best = np.full(shape, -np.inf)
     for k, p in enumerate(proposals):
-        w = p.weight
-        take_it = (w > best) & (w > 0.0) | ((w == 0.0) & (chosen < 0))
-        weight = np.where(take_it, w, weight)
-        stop_pct = np.where(take_it, p.stop_pct, stop_pct)
-        take_pct = np.where(take_it, p.take_pct, take_pct)
-        chosen = np.where(take_it, k, chosen)
-        best = np.where(take_it & (w > 0.0), w, best)
-    return (
-        np.ascontiguousarray(weight),
-        np.ascontiguousarray(stop_pct),
-        np.ascontiguousarray(take_pct),
-        np.ascontiguousarray(chosen),
-    )
+        combine_into_nb(
+            _proposal_array(p.weight, shape, k, "weight", rows_ok=False),
+            _proposal_array(p.stop_pct, shape, k, "stop_pct"),
+            _proposal_array(p.take_pct, shape, k, "take_pct"),
+            k, weight, stop_pct, take_pct, chosen, best,
+        )  # fmt: skip
+    return weight, stop_pct, take_pct, chosen
+
+
+def _proposal_array(
+    x: np.ndarray, shape: tuple[int, int], k: int, name: str, *, rows_ok: bool = True
+) -> np.ndarray:
+    # a strategy's array as the combine kernel takes it: C-ordered float64 `[T, S]`, or one
+    # `[1, S]` row where a constant is allowed
+    arr = np.asarray(x)
+    allowed = [shape, (1, shape[1])] if rows_ok else [shape]
+    if arr.shape not in allowed:
+        msg = (
+            f"strategy #{k}'s `{name}` must have shape "
+            f"{' or '.join(str(a) for a in allowed)}, was {arr.shape}"
+        )
+        raise ValueError(msg)
+    return np.ascontiguousarray(arr, dtype=np.float64)
 
 
 def decision_inputs(

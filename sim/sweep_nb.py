@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from signals.indicators.nb import sma_nb
-from signals.strategies.nb import below_channel_nb, rules_combine_nb
+from signals.strategies.nb import below_channel_nb, combine_into_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
     cross_value_nb,
@@ -262,7 +262,7 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
     """
     n_bars, n_symbols = sma_fast.shape
     target = p[2] / 100.0
-    # a negative target is no opinion in combined form (`_combine_nb` never takes it)
+    # a negative target is no opinion in combined form (the combine never takes it)
     entry = target if target >= 0.0 else np.nan
     start = min(max(trade_start, 1), n_bars)
     if n_symbols == 1:
@@ -291,29 +291,13 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
 @njit(cache=True)
 def _no_opinion_before_nb(w, trade_start):
     # one strategy's weights in combined form, in place: a negative weight (which
-    # `_combine_nb` never takes) and any row before `trade_start` become no opinion (NaN)
+    # the combine never takes) and any row before `trade_start` become no opinion (NaN)
     n_bars, n_symbols = w.shape
     for t in range(n_bars):
         for s in range(n_symbols):
             if t < trade_start or w[t, s] < 0.0:
                 w[t, s] = np.nan
     return w
-
-
-@njit(cache=True)
-def _combine_nb(w, stop_k, take_k, k, weight, stop_pct, take_pct, chosen, best):
-    # decision_inputs: the highest positive weight wins; an exit only where nobody holds
-    n_bars, n_symbols = w.shape
-    for t in range(n_bars):
-        for s in range(n_symbols):
-            x = w[t, s]
-            if (x > best[t, s] and x > 0.0) or (x == 0.0 and chosen[t, s] < 0):
-                weight[t, s] = x
-                stop_pct[t, s] = stop_k
-                take_pct[t, s] = take_k
-                chosen[t, s] = k
-                if x > 0.0:
-                    best[t, s] = x
 
 
 @njit(cache=True)
@@ -425,11 +409,15 @@ def run_weights_nb(
         best[:] = -np.inf
         for k in range(max(rules_slot, ma_slot) + 1):
             if k == rules_slot:
-                _combine_nb(
-                    rules_w, rules_stop, rules_take, k, weight, stop_pct, take_pct, chosen, best
-                )
+                w, stop_k, take_k = rules_w, rules_stop, rules_take
             elif k == ma_slot:
-                _combine_nb(ma_w, ma_stop, ma_take, k, weight, stop_pct, take_pct, chosen, best)
+                w, stop_k, take_k = ma_w, ma_stop, ma_take
+            else:
+                continue
+            combine_into_nb(
+                w, np.full((1, n_symbols), stop_k), np.full((1, n_symbols), take_k), k, weight,
+                stop_pct, take_pct, chosen, best,
+            )  # fmt: skip
         for t in range(min(trade_start, n_bars)):
             for s in range(n_symbols):
                 weight[t, s] = np.nan

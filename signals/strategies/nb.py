@@ -86,3 +86,32 @@ def ma_cross_weights_nb(close, fast, slow, first_bar_no, target_weight, out):
     several times faster to first touch than numba's: a 1M-bar backtest's largest proposal).
     """
     return ma_cross_into_nb(close, fast, slow, first_bar_no, out, target_weight, 0.0, np.nan)
+
+
+@njit(cache=True)
+def combine_into_nb(weight_k, stop_k, take_k, k, weight, stop_pct, take_pct, chosen, best):
+    """Fold strategy `k`'s proposals into the running combination of the strategies before it.
+
+    The one combine rule (the backtest, the live bridge and every sweep path call it, in
+    strategy name order): the highest positive weight wins; an exit (0) is taken only where no
+    strategy wants to hold; a negative or NaN weight is no opinion. `weight_k` float64
+    `[T, S]`; `stop_k`/`take_k` float64 `[T, S]` or one `[1, S]` row for every bar. Updates in
+    place `weight`, `stop_pct`, `take_pct` (float64 `[T, S]`, start NaN), `chosen` (int64
+    `[T, S]`, start -1) and `best` (float64 `[T, S]`, start -inf).
+    Reference: `tests/reference/strategies.py::combine_ref` (numpy).
+    """
+    n_bars, n_symbols = weight_k.shape
+    stop_rows = stop_k.shape[0] > 1
+    take_rows = take_k.shape[0] > 1
+    for t in range(n_bars):
+        t_stop = t if stop_rows else 0
+        t_take = t if take_rows else 0
+        for s in range(n_symbols):
+            x = weight_k[t, s]
+            if (x > best[t, s] and x > 0.0) or (x == 0.0 and chosen[t, s] < 0):
+                weight[t, s] = x
+                stop_pct[t, s] = stop_k[t_stop, s]
+                take_pct[t, s] = take_k[t_take, s]
+                chosen[t, s] = k
+                if x > 0.0:
+                    best[t, s] = x

@@ -47,3 +47,24 @@ def cross_weights_ref(cross, target_weight) -> np.ndarray:
     out[cross > 0] = target_weight
     out[cross < 0] = 0.0
     return out
+
+
+def combine_ref(proposals, shape):
+    """Plain numpy combine of `(weight, stop_pct, take_pct)` triples in strategy order.
+
+    The highest positive weight wins; an exit (0) only where nobody holds; anything else is
+    no opinion. Returns `(weight, stop_pct, take_pct, chosen)`.
+    """
+    weight = np.full(shape, np.nan)
+    stop_pct = np.full(shape, np.nan)
+    take_pct = np.full(shape, np.nan)
+    chosen = np.full(shape, -1, dtype=np.int64)
+    best = np.full(shape, -np.inf)
+    for k, (w, stop, take) in enumerate(proposals):
+        take_it = (w > best) & (w > 0.0) | ((w == 0.0) & (chosen < 0))
+        weight = np.where(take_it, w, weight)
+        stop_pct = np.where(take_it, stop, stop_pct)
+        take_pct = np.where(take_it, take, take_pct)
+        chosen = np.where(take_it, k, chosen)
+        best = np.where(take_it & (w > 0.0), w, best)
+    return weight, stop_pct, take_pct, chosen

@@ -14,7 +14,12 @@ from signals.strategies.nb import (
     rules_combine_nb,
 )
 from tests.reference.indicators import ma_cross_ref
-from tests.reference.strategies import below_channel_ref, cross_weights_ref, rules_combine_ref
+from tests.reference.strategies import (
+    below_channel_ref,
+    combine_ref,
+    cross_weights_ref,
+    rules_combine_ref,
+)
 from tests.signals.test_step_reference import run_step_nb
 from tests.strategies import kernel_arrays, step_cases
 
@@ -110,3 +115,48 @@ def test_nothing_to_decide_true_means_step_emits_and_counts_nothing(case):
         assert not reasons.any()
         np.testing.assert_array_equal(after_positions, positions)
         np.testing.assert_array_equal(after_account, account)
+
+
+_WEIGHTS = st.sampled_from([np.nan, 0.0, -0.1, 0.05, 0.1, 0.2, 0.0375])
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    n_bars=st.integers(1, 30),
+    n_symbols=st.integers(1, 3),
+    n_strategies=st.integers(1, 4),
+)
+def test_combine_kernel_matches_reference(data, n_bars, n_symbols, n_strategies):
+    from signals.pipeline import combine_proposals
+    from signals.strategies import Proposals
+
+    shape = (n_bars, n_symbols)
+    proposals = []
+    for _ in range(n_strategies):
+        w = np.asarray(data.draw(st.lists(_WEIGHTS, min_size=n_bars * n_symbols,
+                                          max_size=n_bars * n_symbols))).reshape(shape)  # fmt: skip
+        rows = [1 if data.draw(st.booleans()) else n_bars for _ in range(2)]
+        stop, take = (
+            np.asarray(data.draw(st.lists(st.sampled_from([np.nan, 0.02, 0.06]),
+                                          min_size=r * n_symbols, max_size=r * n_symbols)))
+            .reshape(r, n_symbols)
+            for r in rows
+        )  # fmt: skip
+        proposals.append(Proposals(weight=w, stop_pct=stop, take_pct=take))
+    got = combine_proposals(proposals, shape)
+    expected = combine_ref([(p.weight, p.stop_pct, p.take_pct) for p in proposals], shape)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+        assert g.flags.c_contiguous
+
+
+def test_combine_refuses_a_proposal_of_the_wrong_shape():
+    import pytest
+
+    from signals.pipeline import combine_proposals
+    from signals.strategies import Proposals
+
+    bad = Proposals(weight=np.zeros((3, 2)), stop_pct=np.zeros((2, 2)), take_pct=np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"strategy #0's `stop_pct` must have shape"):
+        combine_proposals([bad], (3, 2))
