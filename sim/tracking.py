@@ -4,9 +4,13 @@
 sits inside the function that needs it; importing this module is cheap.
 
 One `sim run` becomes one MLflow run in experiment `247trader` (env `SIM_MLFLOW_EXPERIMENT`
-overrides), named `run-seed<seed>-<config_hash>`:
+overrides), named `<enabled strategies joined by +>-<data file stem>-seed<seed>`
+(`rules-sample_hourly-seed42`; the config hash is a tag):
 
-* params: the flattened config (`PlatformConfig.flat()`), values stringified;
+* params: the flattened config in the keys `sim sweep --grid` and
+  `PlatformConfig.with_overrides` take (`strategies.rules.breakout_lookback`, `policy.*`,
+  `universe.*`, `backtest.*`; `flat_params`), values stringified. Sweep children log the same
+  keys (`sim.sweep_tracking`), so `mlflow.search_runs` compares them column for column;
 * tags: seed, config_hash, data_hash, git_commit, data_source, profile and `sim.kind=run`;
 * metrics: every numeric summary metric, in one `log_batch` call;
 * artifacts: `report.json`, `equity_curve.parquet` and `equity_drawdown.png`, uploaded in one
@@ -37,7 +41,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,6 +68,9 @@ _MAX_PARAM_VALUE = 6000
 _MAX_KEY = 250
 _PARAMS_PER_BATCH = 100
 _MAX_TAG_VALUE = 8000
+_MAX_RUN_NAME = 250
+STRATEGY_ENTRY_FIELDS = ("enabled", "budget", "params", "module")
+"""Fields of `signals.config.StrategyEntry` (not imported here: it would import pydantic)."""
 # Keys keep letters, digits, `_`, `.`, `-` and spaces; `/` (a path separator in artifact and
 # file stores) and anything else becomes `_`.
 _UNSAFE_KEY = re.compile(r"[^\w.\- ]")
@@ -128,10 +135,81 @@ def experiment_name() -> str:
     return os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT
 
 
+def name_for(strategies: Sequence[str], data_source: str | None, seed: object) -> str:
+    """Return `<strategies joined by +>-<data file stem>-seed<seed>`, e.g.
+    `rules+ma_cross-sample_hourly-seed42` (`none` without strategies, `data` without a file).
+
+    Examples
+    --------
+    >>> name_for(["ma_cross", "rules"], "data/sample_hourly.parquet", 42)
+    'ma_cross+rules-sample_hourly-seed42'
+    """
+    names = "+".join(strategies) or "none"
+    stem = Path(data_source).stem if data_source else "data"
+    return f"{names}-{stem}-seed{seed}"[:_MAX_RUN_NAME]
+
+
 def run_name(report: Mapping[str, Any]) -> str:
-    """Return `run-seed<seed>-<config_hash>` for a report."""
+    """Return the run name of a report: its strategies, data file stem and seed (`name_for`)."""
     meta = report["metadata"]
-    return f"run-seed{meta['seed']}-{meta['config_hash']}"
+    return name_for(meta.get("strategies") or [], meta.get("data_source"), meta.get("seed"))
+
+
+def grid_key(flat_key: str) -> str:
+    """Return the `sim sweep --grid` form of a `PlatformConfig.flat()` key.
+
+    `strategies.strategies.<name>.params.<param>` becomes `strategies.<name>.<param>` and
+    `strategies.strategies.<name>.<field>` (enabled, budget.*, module) `strategies.<name>.<field>`;
+    a parameter named like an entry field keeps its full key (the short one would be the
+    field's). Other keys (`policy.*`, `universe.*`, `backtest.*`) and keys already in the short
+    form are returned unchanged.
+
+    Examples
+    --------
+    >>> grid_key("strategies.strategies.rules.params.breakout_lookback")
+    'strategies.rules.breakout_lookback'
+    >>> grid_key("strategies.strategies.rules.budget.max_at_risk_pct")
+    'strategies.rules.budget.max_at_risk_pct'
+    """
+    parts = flat_key.split(".")
+    if len(parts) < 4 or parts[:2] != ["strategies", "strategies"]:
+        return flat_key
+    name, rest = parts[2], parts[3:]
+    if rest[0] == "params":
+        if len(rest) < 2 or rest[1] in STRATEGY_ENTRY_FIELDS:
+            return flat_key
+        rest = rest[1:]
+    return ".".join(["strategies", name, *rest])
+
+
+def flat_params(config: PlatformConfig) -> dict[str, Any]:
+    """Return what a run and a sweep child log as params: `config.flat()` with the keys in the
+    `--grid` scheme (`grid_key`) and each registered strategy's parameters as its `Params`
+    model has them, defaults included.
+
+    `strategies.yaml` keeps parameters as written (`stop_loss_pct: 6`) while a sweep's grid
+    values went through the model (`6.0`); the model's form makes the same config log the
+    same values either way. A strategy that is not registered, or whose parameters its model
+    refuses, keeps them as written.
+    """
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from signals.strategies import STRATEGIES  # noqa: PLC0415
+
+    entries = dict(config.strategies.strategies)
+    for name, entry in entries.items():
+        cls = STRATEGIES.get(name)
+        if cls is None:
+            continue
+        try:
+            params = cls.Params.model_validate(entry.params).model_dump(mode="json")
+        except ValidationError:
+            continue
+        entries[name] = entry.model_copy(update={"params": params})
+    canonical = config.model_copy(
+        update={"strategies": config.strategies.model_copy(update={"strategies": entries})}
+    )
+    return {grid_key(k): v for k, v in canonical.flat().items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +282,7 @@ def run_payload(
     return {
         "run_name": run_name(report),
         "tags": tags,
-        "params": params_from_config(config.flat()),
+        "params": params_from_config(flat_params(config)),
         "metrics": metrics_from_summary(report["summary"]),
     }
 
@@ -337,7 +415,7 @@ def log_run(
     result
         The backtest result; only `result.curve` (ts, equity_usd, ...) is used.
     config
-        The run's config; `config.flat()` becomes the params.
+        The run's config; `flat_params(config)` becomes the params.
     out_path
         Where the report was written; it is logged as the run's `sim.report_path` tag.
     tracking_uri

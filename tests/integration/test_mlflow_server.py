@@ -135,9 +135,9 @@ def test_log_run_http_server_round_trips_run_and_artifacts(server: Server, tmp_p
     client = MlflowClient(tracking_uri=server.uri)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == f"run-seed11-{config.config_hash()}"
+    assert run.info.run_name == "rules-sample_hourly-seed11"
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
-    assert run.data.params == tracking.params_from_config(config.flat())
+    assert run.data.params == tracking.params_from_config(tracking.flat_params(config))
     assert run.data.tags["config_hash"] == config.config_hash()
     assert run.data.tags["sim.kind"] == "run"
     assert run.data.metrics["total_trades"] == 42.0

@@ -183,9 +183,9 @@ def test_log_run_sqlite_store_round_trips_params_tags_metrics_artifacts(
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == f"run-seed7-{config.config_hash()}"
+    assert run.info.run_name == "rules-sample_hourly-seed7"
     assert client.get_experiment(run.info.experiment_id).name == "247trader"
-    assert run.data.params == tracking.params_from_config(config.flat())
+    assert run.data.params == tracking.params_from_config(tracking.flat_params(config))
     tags = run.data.tags
     assert tags["config_hash"] == config.config_hash()
     assert tags["data_hash"] == "feedfacecafebeef"
