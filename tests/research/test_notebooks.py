@@ -17,7 +17,12 @@ from nbclient.exceptions import CellExecutionError
 
 RESEARCH = Path(__file__).resolve().parents[2] / "research"
 NOTEBOOKS = sorted(RESEARCH.glob("*.ipynb"))
-EXPECTED = ("01_quickstart.ipynb", "02_signal_research.ipynb", "03_sweep.ipynb")
+EXPECTED = (
+    "01_quickstart.ipynb",
+    "02_signal_research.ipynb",
+    "03_sweep.ipynb",
+    "04_risk_controls.ipynb",
+)
 # starts the exchange simulator on 127.0.0.1
 SERVERS = {"05_live_vs_backtest.ipynb"}
 # per cell; a cold numba cache compiles the sweep kernel (~1 min on 2 busy cores) in one cell
