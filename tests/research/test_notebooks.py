@@ -22,6 +22,7 @@ EXPECTED = (
     "02_signal_research.ipynb",
     "03_sweep.ipynb",
     "04_risk_controls.ipynb",
+    "05_live_vs_backtest.ipynb",
 )
 # starts the exchange simulator on 127.0.0.1
 SERVERS = {"05_live_vs_backtest.ipynb"}
