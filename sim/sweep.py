@@ -1216,7 +1216,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"sort by this metric (default {DEFAULT_METRIC}; drawdown/fees/turnover ascending)",
     )  # fmt: skip
     p.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
-    p.add_argument("--out", help="write the full results table, .parquet or .csv")
+    p.add_argument(
+        "--out",
+        help="write the full results table, .parquet or .csv, and beside it (.html) a heat map "
+        "when two or more parameters vary (not with --walk-forward)",
+    )
     p.add_argument(
         "--walk-forward", metavar="TRAIN:TEST",
         help="rolling windows in bars or <n>h/<n>d (e.g. 90d:30d): best on train, run on test",
@@ -1409,7 +1413,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"table        {args.out}")
         from sim.tearsheet import render_sweep_heatmap, sweep_params  # noqa: PLC0415
 
-        swept = sweep_params(table)
+        # parameters with one value (`strategies.rules.enabled=true`) make no axis
+        swept = [k for k in sweep_params(table) if table[k].n_unique() > 1]
         if wf is None and len(swept) >= 2:
             heatmap = Path(args.out).with_suffix(".html")
             title = f"Sweep {Path(args.out).name}: {args.metric}"

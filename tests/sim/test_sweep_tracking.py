@@ -292,9 +292,10 @@ def test_cli_sweep_out_two_params_writes_heatmap_and_logs_it(
 @pytest.mark.parametrize(
     "extra",
     [["--grid", "strategies.rules.stop_loss_pct=6,9"],
+     ["--grid", "strategies.rules.enabled=true", "--grid", "strategies.rules.stop_loss_pct=6,9"],
      ["--grid", "strategies.rules.stop_loss_pct=6,9", "--grid",
       "strategies.rules.exit_lookback=12,24", "--walk-forward", "20d:10d"]],
-    ids=["one-param", "walk-forward"],
+    ids=["one-param", "one-param-varies", "walk-forward"],
 )  # fmt: skip
 def test_cli_sweep_out_no_heatmap_for_one_param_or_walk_forward(
     extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
