@@ -17,11 +17,18 @@ from pydantic import BaseModel
 from signals.bars import Panel, first_bar_no
 from signals.config import PlatformConfig
 from signals.enums import Regime
-from signals.indicators.nb import bars_since_valid_nb, realized_vol_nb, rolling_sum_nb
+from signals.indicators.nb import (
+    bars_since_valid_nb,
+    realized_vol_columns_nb,
+    realized_vol_nb,
+    rolling_sum_columns_nb,
+    rolling_sum_nb,
+)
+from signals.parallel import columns_in_parallel
 from signals.regime.nb import regime_nb, regime_warmup_bars
 from signals.strategies import Proposals, StrategyContext, enabled_strategies
 from signals.strategies.nb import combine_into_nb
-from signals.triggers.nb import bad_tick_mask_nb
+from signals.triggers.nb import bad_tick_mask_columns_nb, bad_tick_mask_nb
 from signals.universe.nb import (
     TIER_CORE,
     TIER_EXCLUDED,
@@ -175,7 +182,13 @@ def decision_inputs(
     # run_backtest in 6 alternating processes, rules median 2.07 vs 2.87 s, ma_cross within
     # the noise (best 1.50 vs 1.66 s, median 1.89 vs 1.82 s)
     close_f, volume_f = np.asfortranarray(close), np.asfortranarray(volume)
-    bad_tick = bad_tick_mask_nb(
+    # the per-symbol kernels with the symbols on every core when the panel is wide (the same
+    # bits: `signals.parallel`)
+    wide = columns_in_parallel(close.shape)
+    bad_tick_mask = bad_tick_mask_columns_nb if wide else bad_tick_mask_nb
+    rolling_sum = rolling_sum_columns_nb if wide else rolling_sum_nb
+    realized_vol = realized_vol_columns_nb if wide else realized_vol_nb
+    bad_tick = bad_tick_mask(
         close_f, volume_f, universe.bad_tick_jump_pct / 100.0, universe.bad_tick_volume_ratio,
         universe.bad_tick_volume_window, bar_no,
     )  # fmt: skip
@@ -190,7 +203,7 @@ def decision_inputs(
         # no reference asset in the data: no regime scaling (multiplier of "bull" is not used)
         regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
 
-    quote_volume = rolling_sum_nb(close_f * volume_f, universe.quote_volume_window_bars, bar_no)
+    quote_volume = rolling_sum(close_f * volume_f, universe.quote_volume_window_bars, bar_no)
     red_flags = red_flag_nb(close, bad_tick, universe.red_flag_move_pct / 100.0)
     banned = ban_active_nb(red_flags, _ban_bars(config, bar_ns))
     stale = bars_since_valid_nb(close)
@@ -200,7 +213,7 @@ def decision_inputs(
         universe.max_spread_bps, universe.max_universe_size, banned, bad_tick, stale,
         config.policy.risk.max_data_staleness_bars,
     )  # fmt: skip
-    vol = realized_vol_nb(close_f, config.policy.execution.slippage_vol_window, bar_no)
+    vol = realized_vol(close_f, config.policy.execution.slippage_vol_window, bar_no)
 
     strategies = enabled_strategies(config.strategies)
     proposals = [

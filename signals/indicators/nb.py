@@ -26,7 +26,7 @@ column (one symbol, or a symbol-major panel) compiles without stride multiplicat
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # Returned by `bars_since_valid_nb` for a column that has had no finite value yet. A constant
 # (not `T + 1`) so the kernel stays prefix invariant; any staleness threshold is far below it.
@@ -294,6 +294,12 @@ def _column_nb(x, j, buf):
 
 
 @njit(cache=True)
+def _column_buf_len_nb(x):
+    # the length of the scratch `_column_nb` copies a column of x into: 0 when it needs none
+    return 0 if x.shape[1] == 1 or x.strides[0] == x.itemsize else x.shape[0]
+
+
+@njit(cache=True)
 def _out_column_nb(out, j, buf):
     # Where a kernel writes column j of its C-ordered output `out` `[T, S]`: out's own memory
     # for one column, else `buf` (length T), stored afterwards by `_store_column_nb`.
@@ -368,15 +374,30 @@ def _volume_ratio_1d_nb(volume, window, first_bar_no, lo, hi, out, sums, suffix)
 @njit(cache=True)
 def _anchored_sums_2d_nb(x, window, first_bar_no):
     # The anchored window sums of every column of x `[T, S]` (NaN in the warm-up), window >= 1.
+    out = np.empty(x.shape)
+    for j in range(x.shape[1]):
+        _anchored_sums_column_nb(x, window, first_bar_no, out, j)
+    return out
+
+
+@njit(cache=True)
+def _anchored_sums_column_nb(x, window, first_bar_no, out, j):
+    # column j of `_anchored_sums_2d_nb` into out[:, j], with its own scratch
     n_rows, n_cols = x.shape
-    out = np.empty((n_rows, n_cols))
-    suffix = np.empty(4 * window)
-    col_buf = np.empty(n_rows if n_cols > 1 else 0)
-    res_buf = np.empty(n_rows if n_cols > 1 else 0)
-    for j in range(n_cols):
-        res = _out_column_nb(out, j, res_buf)
-        _anchored_sums_nb(_column_nb(x, j, col_buf), window, first_bar_no, 0, n_rows, res, suffix)
-        _store_column_nb(out, j, res)
+    res = _out_column_nb(out, j, np.empty(n_rows if n_cols > 1 else 0))
+    _anchored_sums_nb(_column_nb(x, j, np.empty(_column_buf_len_nb(x))), window, first_bar_no,
+                      0, n_rows, res, np.empty(4 * window))  # fmt: skip
+    _store_column_nb(out, j, res)
+
+
+@njit(cache=True, parallel=True)
+def rolling_sum_columns_nb(x, window, first_bar_no):
+    """`rolling_sum_nb` with the columns in parallel (`prange`), the same bits. Wide panels."""
+    if window < 1:
+        return np.full(x.shape, np.nan)
+    out = np.empty(x.shape)
+    for j in prange(x.shape[1]):
+        _anchored_sums_column_nb(x, window, first_bar_no, out, j)
     return out
 
 
@@ -512,23 +533,40 @@ def realized_vol_nb(close, window, first_bar_no):
     """
     n_rows, n_cols = close.shape
     out = np.empty((n_rows, n_cols))
+    for j in range(n_cols):
+        _realized_vol_column_nb(close, window, first_bar_no, out, j)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def realized_vol_columns_nb(close, window, first_bar_no):
+    """`realized_vol_nb` with the symbols (columns) in parallel (`prange`): the same bits
+    (each column is `_realized_vol_column_nb`, whatever thread runs it). For wide panels."""
+    n_rows, n_cols = close.shape
+    out = np.empty((n_rows, n_cols))
+    for j in prange(n_cols):
+        _realized_vol_column_nb(close, window, first_bar_no, out, j)
+    return out
+
+
+@njit(cache=True)
+def _realized_vol_column_nb(close, window, first_bar_no, out, j):
+    # column j of `realized_vol_nb` into out[:, j], with its own scratch
+    n_rows, n_cols = close.shape
     if window < 2:
-        out[:] = np.nan
-        return out
+        for t in range(n_rows):
+            out[t, j] = np.nan
+        return
     chunk = _chunk_rows_nb(window)
     r = np.empty(chunk + window)
     s1 = np.empty(chunk)
     tail = np.empty(2 * window)
-    col_buf = np.empty(n_rows if n_cols > 1 else 0)
-    res_buf = np.empty(n_rows if n_cols > 1 else 0)
-    for j in range(n_cols):
-        c = _column_nb(close, j, col_buf)
-        res = _out_column_nb(out, j, res_buf)
-        for lo in range(0, n_rows, chunk):
-            hi = min(n_rows, lo + chunk)
-            _realized_vol_1d_nb(c, window, first_bar_no, lo, hi, res[lo:hi], r, s1, tail)
-        _store_column_nb(out, j, res)
-    return out
+    c = _column_nb(close, j, np.empty(_column_buf_len_nb(close)))
+    res = _out_column_nb(out, j, np.empty(n_rows if n_cols > 1 else 0))
+    for lo in range(0, n_rows, chunk):
+        hi = min(n_rows, lo + chunk)
+        _realized_vol_1d_nb(c, window, first_bar_no, lo, hi, res[lo:hi], r, s1, tail)
+    _store_column_nb(out, j, res)
 
 
 @njit(cache=True)

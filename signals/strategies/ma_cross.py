@@ -6,8 +6,9 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from signals.bars import first_bar_no
+from signals.parallel import columns_in_parallel
 from signals.strategies.base import Proposals, Strategy, StrategyContext
-from signals.strategies.nb import ma_cross_weights_nb
+from signals.strategies.nb import ma_cross_weights_columns_nb, ma_cross_weights_nb
 from signals.strategies.registry import register
 from signals.types import Pct, PositiveBars
 
@@ -43,7 +44,11 @@ class MaCross(Strategy):
     @classmethod
     def propose(cls, ctx: StrategyContext) -> Proposals:
         p = MaCrossParams.model_validate(ctx.params.model_dump())
-        weight = ma_cross_weights_nb(
+        weights_nb = (
+            ma_cross_weights_columns_nb if columns_in_parallel(ctx.close.shape)
+            else ma_cross_weights_nb
+        )  # fmt: skip
+        weight = weights_nb(
             ctx.close, p.fast, p.slow, first_bar_no(ctx.ts_ns, ctx.bar_ns),
             p.target_weight_pct / 100.0, np.empty(ctx.close.shape),
         )  # fmt: skip

@@ -11,11 +11,12 @@ loaded from cache: clear `NUMBA_CACHE_DIR` after editing it (CI uses a fresh cac
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from signals.indicators.nb import (
     _anchored_sums_nb,
     _chunk_rows_nb,
+    _column_buf_len_nb,
     _column_nb,
     _out_column_nb,
     _rolling_extreme_1d_nb,
@@ -81,28 +82,44 @@ def bad_tick_mask_nb(
     t-2..t and the volume ratio at t-1..t, so the live bridge reproduces it bit for bit from
     `volume_window + 3` bars.
     """
+    out = np.zeros(close.shape, dtype=np.uint8)
+    for j in range(close.shape[1]):
+        _bad_tick_column_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_window,
+                            first_bar_no, out, j)  # fmt: skip
+    return out
+
+
+@njit(cache=True, parallel=True)
+def bad_tick_mask_columns_nb(
+    close, volume, max_jump_pct, volume_confirm_ratio, volume_window, first_bar_no
+):
+    """`bad_tick_mask_nb` with the symbols in parallel (`prange`), the same bits. Wide panels."""
+    out = np.zeros(close.shape, dtype=np.uint8)
+    for j in prange(close.shape[1]):
+        _bad_tick_column_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_window,
+                            first_bar_no, out, j)  # fmt: skip
+    return out
+
+
+@njit(cache=True)
+def _bad_tick_column_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_window,
+                        first_bar_no, out, j):  # fmt: skip
+    # column j of `bad_tick_mask_nb` into out[:, j] (zeros already), with its own scratch
     n_rows, n_cols = close.shape
-    out = np.zeros((n_rows, n_cols), dtype=np.uint8)
     if volume_window < 1:
-        # every volume ratio is NaN: nothing jumps
-        return out
+        return  # every volume ratio is NaN: nothing jumps
     chunk = _chunk_rows_nb(volume_window)
     ratio = np.empty(chunk + 1)
     sums = np.empty(chunk + 1)
     suffix = np.empty(4 * volume_window)
-    close_buf = np.empty(n_rows if n_cols > 1 else 0)
-    volume_buf = np.empty(n_rows if n_cols > 1 else 0)
-    res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
-    for j in range(n_cols):
-        c = _column_nb(close, j, close_buf)
-        v = _column_nb(volume, j, volume_buf)
-        res = _out_column_nb(out, j, res_buf)
-        for lo in range(0, n_rows, chunk):
-            hi = min(n_rows, lo + chunk)
-            _bad_tick_1d_nb(c, v, max_jump_pct, volume_confirm_ratio, volume_window,
-                            first_bar_no, lo, hi, res[lo:hi], ratio, sums, suffix)  # fmt: skip
-        _store_column_nb(out, j, res)
-    return out
+    c = _column_nb(close, j, np.empty(_column_buf_len_nb(close)))
+    v = _column_nb(volume, j, np.empty(_column_buf_len_nb(volume)))
+    res = _out_column_nb(out, j, np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8))
+    for lo in range(0, n_rows, chunk):
+        hi = min(n_rows, lo + chunk)
+        _bad_tick_1d_nb(c, v, max_jump_pct, volume_confirm_ratio, volume_window, first_bar_no,
+                        lo, hi, res[lo:hi], ratio, sums, suffix)  # fmt: skip
+    _store_column_nb(out, j, res)
 
 
 @njit(cache=True)
@@ -295,50 +312,62 @@ def ma_cross_into_nb(close, fast, slow, first_bar_no, out, up, down, neither):
     weights (`target, 0, NaN`) straight into a float64 buffer the caller allocated, with no int8
     signal and no second pass in between.
     """
-    n_rows, n_cols = close.shape
     if fast < 1 or slow < 1:
         out[:] = neither
         return out
+    for j in range(close.shape[1]):
+        _ma_cross_column_nb(close, fast, slow, first_bar_no, out, up, down, neither, j)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def ma_cross_into_columns_nb(close, fast, slow, first_bar_no, out, up, down, neither):
+    """`ma_cross_into_nb` with the symbols in parallel (`prange`), the same bits. Wide panels."""
+    if fast < 1 or slow < 1:
+        out[:] = neither
+        return out
+    for j in prange(close.shape[1]):
+        _ma_cross_column_nb(close, fast, slow, first_bar_no, out, up, down, neither, j)
+    return out
+
+
+@njit(cache=True)
+def _ma_cross_column_nb(close, fast, slow, first_bar_no, out, up, down, neither, j):
+    # column j of `ma_cross_into_nb` into out[:, j], with its own scratch; fast, slow >= 1
+    n_rows, n_cols = close.shape
     chunk = max(4096, 4 * max(fast, slow))
     avg_fast = np.empty(chunk + 1)
     avg_slow = np.empty(chunk + 1)
     suffix = np.empty(4 * max(fast, slow))
-    # one symbol: its closes as a contiguous 1-D array (a view; a copy only when the caller's
+    # the symbol's closes as a contiguous 1-D array (a view; a copy only when the caller's
     # column is strided), whose sums compile without stride multiplications
-    column = np.ascontiguousarray(close[:, 0]) if n_cols == 1 else np.empty(0)
-    for j in range(n_cols):
-        if n_rows > 0:
-            out[0, j] = neither
-        lo = 1
-        while lo < n_rows:
-            hi = min(n_rows, lo + chunk)
-            # the sums of rows lo - 1 .. hi - 1 (the previous row of the chunk's first row
-            # included)
-            if n_cols == 1:
-                _anchored_sums_nb(column, fast, first_bar_no, lo - 1, hi, avg_fast, suffix)
-                _anchored_sums_nb(column, slow, first_bar_no, lo - 1, hi, avg_slow, suffix)
-            else:
-                _anchored_sums_nb(close[:, j], fast, first_bar_no, lo - 1, hi, avg_fast, suffix)
-                _anchored_sums_nb(close[:, j], slow, first_bar_no, lo - 1, hi, avg_slow, suffix)
-            # the averages, then the crossings, each in a loop of its own over 1-D views:
-            # both vectorise (row indexing into `[n, 1]` arrays did not)
-            for i in range(hi - lo + 1):
-                avg_fast[i] = avg_fast[i] / fast
-                avg_slow[i] = avg_slow[i] / slow
-            if n_cols == 1:
-                m = hi - lo
-                cross_values_1d_nb(
-                    avg_fast[:m], avg_slow[:m], avg_fast[1 : m + 1], avg_slow[1 : m + 1], up,
-                    down, neither, out.reshape(-1)[lo:hi],
+    column = _column_nb(close, j, np.empty(_column_buf_len_nb(close)))
+    if n_rows > 0:
+        out[0, j] = neither
+    lo = 1
+    while lo < n_rows:
+        hi = min(n_rows, lo + chunk)
+        # the sums of rows lo - 1 .. hi - 1 (the previous row of the chunk's first row included)
+        _anchored_sums_nb(column, fast, first_bar_no, lo - 1, hi, avg_fast, suffix)
+        _anchored_sums_nb(column, slow, first_bar_no, lo - 1, hi, avg_slow, suffix)
+        # the averages, then the crossings, each in a loop of its own over 1-D views: both
+        # vectorise (row indexing into `[n, 1]` arrays did not)
+        for i in range(hi - lo + 1):
+            avg_fast[i] = avg_fast[i] / fast
+            avg_slow[i] = avg_slow[i] / slow
+        if n_cols == 1:
+            m = hi - lo
+            cross_values_1d_nb(
+                avg_fast[:m], avg_slow[:m], avg_fast[1 : m + 1], avg_slow[1 : m + 1], up, down,
+                neither, out.reshape(-1)[lo:hi],
+            )  # fmt: skip
+        else:
+            for t in range(lo, hi):
+                out[t, j] = cross_value_nb(
+                    avg_fast[t - lo], avg_slow[t - lo], avg_fast[t - lo + 1],
+                    avg_slow[t - lo + 1], up, down, neither,
                 )  # fmt: skip
-            else:
-                for t in range(lo, hi):
-                    out[t, j] = cross_value_nb(
-                        avg_fast[t - lo], avg_slow[t - lo], avg_fast[t - lo + 1],
-                        avg_slow[t - lo + 1], up, down, neither,
-                    )  # fmt: skip
-            lo = hi
-    return out
+        lo = hi
 
 
 @njit(cache=True)
