@@ -564,11 +564,19 @@ def _iso(ts: datetime) -> str:
 
 
 def _report(frame: pl.DataFrame) -> BarReport:
+    ts_ns = pl.col("ts").cast(pl.Int64)
+    if frame["symbol"].is_sorted():
+        # one block per symbol (the usual layout): the previous row is the previous bar of the
+        # same symbol unless the symbol changes there; 0.6 -> 0.48 s at 500 x 20k bars against
+        # a window `over` symbols
+        same_symbol = pl.col("symbol") == pl.col("symbol").shift(1)
+        prev: pl.Expr = pl.when(same_symbol).then(pl.col("ts").shift(1))
+        diff_ns: pl.Expr = pl.when(same_symbol).then(ts_ns.diff())
+    else:
+        prev = pl.col("ts").shift(1).over("symbol")
+        diff_ns = ts_ns.diff().over("symbol")
     diffs = frame.select(
-        "symbol",
-        pl.col("ts").alias("gap_end"),
-        pl.col("ts").shift(1).over("symbol").alias("prev"),
-        pl.col("ts").cast(pl.Int64).diff().over("symbol").alias("diff_ns"),
+        "symbol", pl.col("ts").alias("gap_end"), prev.alias("prev"), diff_ns.alias("diff_ns")
     ).filter(pl.col("diff_ns").is_not_null())
     bar_ns: int | None = None
     gaps = pl.DataFrame(schema=_GAP_SCHEMA)

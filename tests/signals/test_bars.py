@@ -700,3 +700,18 @@ def test_cheap_validity_pass_never_misses_a_violation(frame, breaks, where, inte
         broken = broken.sort("ts", maintain_order=True)
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     assert _may_violate(broken, now) == bool(bar_violations(broken, now=now))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=bar_frames(max_symbols=4, max_bars=20), seed=st.integers(0, 2**32 - 1))
+def test_report_of_symbol_blocks_equals_report_of_interleaved_rows(frame, seed):
+    # symbol blocks take the cheap adjacent-row path, interleaved rows the window over symbols
+    interleaved = frame.sample(fraction=1.0, shuffle=True, seed=seed).sort(
+        "ts", maintain_order=True
+    )
+    blocks, mixed = validate_bars(frame), validate_bars(interleaved)
+    assert blocks.bar_ns == mixed.bar_ns
+    assert_frame_equal(blocks.gaps, mixed.gaps)
+    assert (blocks.n_bars, blocks.symbols, blocks.start, blocks.end) == (
+        mixed.n_bars, mixed.symbols, mixed.start, mixed.end,
+    )  # fmt: skip
