@@ -715,3 +715,26 @@ def test_report_of_symbol_blocks_equals_report_of_interleaved_rows(frame, seed):
     assert (blocks.n_bars, blocks.symbols, blocks.start, blocks.end) == (
         mixed.n_bars, mixed.symbols, mixed.start, mixed.end,
     )  # fmt: skip
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_symbols=st.integers(1, 5), n_bars=st.integers(1, 30), seed=st.integers(0, 2**32 - 1))
+def test_to_panel_of_a_dense_file_equals_the_plain_build(n_symbols, n_bars, seed):
+    # every symbol at every bar, rows in (symbol, ts) order: the no-scatter path
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_symbols, n_bars)), axis=1))
+    frame = pl.DataFrame(
+        {
+            "ts": np.tile(np.arange(n_bars) * 3_600_000_000_000 + 1_704_067_200 * 10**9, n_symbols),
+            "symbol": np.repeat(["ADA-USD", "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD"][:n_symbols], n_bars),
+            "open": close.ravel(), "high": close.ravel() * 1.01, "low": close.ravel() * 0.99,
+            "close": close.ravel(), "volume": rng.gamma(2.0, 5.0, n_symbols * n_bars),
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))  # fmt: skip
+    panel = to_panel(frame)
+    ts_index, symbols, arrays = _to_panel_reference(frame)
+    np.testing.assert_array_equal(panel.ts_ns, ts_index)
+    assert panel.symbols == symbols
+    for name, expected in arrays.items():
+        np.testing.assert_array_equal(getattr(panel, name), expected)
+        assert getattr(panel, name).flags.c_contiguous
