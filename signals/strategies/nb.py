@@ -4,7 +4,12 @@ import numpy as np
 from numba import njit
 
 from signals.enums import Regime
-from signals.triggers.nb import channel_break_nb, ma_cross_into_columns_nb, ma_cross_into_nb
+from signals.triggers.nb import (
+    channel_break_columns_nb,
+    channel_break_nb,
+    ma_cross_into_columns_nb,
+    ma_cross_into_nb,
+)
 
 
 @njit(cache=True)
@@ -57,6 +62,12 @@ def below_channel_nb(close, low, lookback):
     start-independent.
     """
     return channel_break_nb(close, low, lookback, False, True)
+
+
+@njit(cache=True)
+def below_channel_columns_nb(close, low, lookback):
+    """`below_channel_nb` with the symbols in parallel (`channel_break_columns_nb`)."""
+    return channel_break_columns_nb(close, low, lookback, False, True)
 
 
 @njit(cache=True)

@@ -6,10 +6,18 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from signals.bars import first_bar_no
+from signals.parallel import columns_in_parallel
 from signals.strategies.base import Proposals, Strategy, StrategyContext
-from signals.strategies.nb import below_channel_nb, rules_combine_nb
+from signals.strategies.nb import below_channel_columns_nb, below_channel_nb, rules_combine_nb
 from signals.strategies.registry import register
-from signals.triggers.nb import breakout_nb, mean_reversion_nb, momentum_nb, volume_spike_nb
+from signals.triggers.nb import (
+    breakout_columns_nb,
+    breakout_nb,
+    mean_reversion_nb,
+    momentum_nb,
+    volume_spike_columns_nb,
+    volume_spike_nb,
+)
 from signals.types import Pct, PositiveBars, PositiveFloat
 
 
@@ -53,20 +61,26 @@ class Rules(Strategy):
         p = RulesParams.model_validate(ctx.params.model_dump())
         close, high, low, volume = ctx.close, ctx.high, ctx.low, ctx.volume
         bar_no = first_bar_no(ctx.ts_ns, ctx.bar_ns)
-        breakout = breakout_nb(close, high, p.breakout_lookback)
+        wide = columns_in_parallel(close.shape)  # the per-symbol triggers on every core
+        breakout = (breakout_columns_nb if wide else breakout_nb)(close, high, p.breakout_lookback)
         momentum = momentum_nb(close, p.momentum_lookback, p.momentum_threshold_pct / 100.0)
-        spike = volume_spike_nb(volume, p.volume_lookback, p.volume_spike_ratio, bar_no)
+        spike = (volume_spike_columns_nb if wide else volume_spike_nb)(
+            volume, p.volume_lookback, p.volume_spike_ratio, bar_no
+        )
         if p.mean_reversion:
             dip = mean_reversion_nb(close, p.mean_reversion_lookback, p.mean_reversion_z, bar_no)
         else:
             # ignored by `rules_combine_nb` when off: skip the z-scores, as the sweep does
             dip = np.zeros(close.shape, dtype=np.uint8)
-        exit_signal = below_channel_nb(close, low, p.exit_lookback)
+        exit_signal = (below_channel_columns_nb if wide else below_channel_nb)(
+            close, low, p.exit_lookback
+        )
         weight = rules_combine_nb(
             breakout, momentum, spike, dip, exit_signal, ctx.bad_tick, ctx.regime,
             p.target_weight_pct / 100.0, p.mean_reversion,
         )  # fmt: skip
-        shape = weight.shape
-        stop = np.full(shape, p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)
-        take = np.full(shape, p.take_profit_pct / 100.0)
+        # constant over the bars: one row each (`Proposals`), not two more `[T, S]` arrays
+        row = (1, weight.shape[1])
+        stop = np.full(row, p.stop_loss_pct / 100.0 if p.stop_loss_pct > 0 else np.nan)
+        take = np.full(row, p.take_profit_pct / 100.0)
         return Proposals(weight=weight, stop_pct=stop, take_pct=take)

@@ -134,35 +134,46 @@ def channel_break_nb(close, band, lookback, above, finite_only):
     over `lookback + 1` rows, O(T): the extreme of `_rolling_extreme_1d_nb` (van Herk /
     Gil-Werman blocks, exact, so start-independent).
     """
+    out = np.zeros(close.shape, dtype=np.uint8)
+    for j in range(close.shape[1]):
+        _channel_break_column_nb(close, band, lookback, above, finite_only, out, j)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def channel_break_columns_nb(close, band, lookback, above, finite_only):
+    """`channel_break_nb` with the symbols in parallel (`prange`), the same bits. Wide panels."""
+    out = np.zeros(close.shape, dtype=np.uint8)
+    for j in prange(close.shape[1]):
+        _channel_break_column_nb(close, band, lookback, above, finite_only, out, j)
+    return out
+
+
+@njit(cache=True)
+def _channel_break_column_nb(close, band, lookback, above, finite_only, out, j):
+    # column j of `channel_break_nb` into out[:, j] (zeros already), with its own scratch
     n_rows, n_cols = close.shape
-    out = np.zeros((n_rows, n_cols), dtype=np.uint8)
     if lookback < 1:
-        return out
+        return
     chunk = _chunk_rows_nb(lookback)
     suffix = np.empty(lookback)
     extreme = np.empty(chunk)
-    close_buf = np.empty(n_rows if n_cols > 1 else 0)
-    band_buf = np.empty(n_rows if n_cols > 1 else 0)
-    res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
-    for j in range(n_cols):
-        c = _column_nb(close, j, close_buf)
-        b = _column_nb(band, j, band_buf)
-        res = _out_column_nb(out, j, res_buf)
-        for t in range(min(lookback, n_rows)):
-            res[t] = 0
-        for lo in range(lookback, n_rows, chunk):
-            hi = min(n_rows, lo + chunk)
-            # the extremes of the windows ending one row earlier
-            _rolling_extreme_1d_nb(b, lookback, above, finite_only, lo - 1, hi - 1, extreme,
-                                   suffix)  # fmt: skip
-            for t in range(lo, hi):
-                ok = np.isfinite(c[t]) or not finite_only
-                if above:
-                    res[t] = 1 if ok and c[t] > extreme[t - lo] else 0
-                else:
-                    res[t] = 1 if ok and c[t] < extreme[t - lo] else 0
-        _store_column_nb(out, j, res)
-    return out
+    c = _column_nb(close, j, np.empty(_column_buf_len_nb(close)))
+    b = _column_nb(band, j, np.empty(_column_buf_len_nb(band)))
+    res = _out_column_nb(out, j, np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8))
+    for t in range(min(lookback, n_rows)):
+        res[t] = 0
+    for lo in range(lookback, n_rows, chunk):
+        hi = min(n_rows, lo + chunk)
+        # the extremes of the windows ending one row earlier
+        _rolling_extreme_1d_nb(b, lookback, above, finite_only, lo - 1, hi - 1, extreme, suffix)
+        for t in range(lo, hi):
+            ok = np.isfinite(c[t]) or not finite_only
+            if above:
+                res[t] = 1 if ok and c[t] > extreme[t - lo] else 0
+            else:
+                res[t] = 1 if ok and c[t] < extreme[t - lo] else 0
+    _store_column_nb(out, j, res)
 
 
 @njit(cache=True)
@@ -176,6 +187,12 @@ def breakout_nb(close, high, lookback):
     (`channel_break_nb`).
     """
     return channel_break_nb(close, high, lookback, True, False)
+
+
+@njit(cache=True)
+def breakout_columns_nb(close, high, lookback):
+    """`breakout_nb` with the symbols in parallel (`channel_break_columns_nb`)."""
+    return channel_break_columns_nb(close, high, lookback, True, False)
 
 
 @njit(cache=True)
@@ -206,26 +223,39 @@ def volume_spike_nb(volume, lookback, ratio, first_bar_no):
     volume in the window, zero mean) gives 0. `first_bar_no`: absolute bar number of row 0.
     Windowed over `lookback + 1` rows and anchored, O(T) (`volume_ratio_nb`).
     """
+    out = np.zeros(volume.shape, dtype=np.uint8)
+    for j in range(volume.shape[1]):
+        _volume_spike_column_nb(volume, lookback, ratio, first_bar_no, out, j)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def volume_spike_columns_nb(volume, lookback, ratio, first_bar_no):
+    """`volume_spike_nb` with the symbols in parallel (`prange`), the same bits. Wide panels."""
+    out = np.zeros(volume.shape, dtype=np.uint8)
+    for j in prange(volume.shape[1]):
+        _volume_spike_column_nb(volume, lookback, ratio, first_bar_no, out, j)
+    return out
+
+
+@njit(cache=True)
+def _volume_spike_column_nb(volume, lookback, ratio, first_bar_no, out, j):
+    # column j of `volume_spike_nb` into out[:, j] (zeros already), with its own scratch
     n_rows, n_cols = volume.shape
-    out = np.zeros((n_rows, n_cols), dtype=np.uint8)
     if lookback < 1:
-        return out
+        return
     chunk = _chunk_rows_nb(lookback)
     vol_ratio = np.empty(chunk)
     sums = np.empty(chunk)
     suffix = np.empty(4 * lookback)
-    col_buf = np.empty(n_rows if n_cols > 1 else 0)
-    res_buf = np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8)
-    for j in range(n_cols):
-        v = _column_nb(volume, j, col_buf)
-        res = _out_column_nb(out, j, res_buf)
-        for lo in range(0, n_rows, chunk):
-            hi = min(n_rows, lo + chunk)
-            _volume_ratio_1d_nb(v, lookback, first_bar_no, lo, hi, vol_ratio, sums, suffix)
-            for t in range(lo, hi):
-                res[t] = 1 if vol_ratio[t - lo] >= ratio else 0
-        _store_column_nb(out, j, res)
-    return out
+    v = _column_nb(volume, j, np.empty(_column_buf_len_nb(volume)))
+    res = _out_column_nb(out, j, np.empty(n_rows if n_cols > 1 else 0, dtype=np.uint8))
+    for lo in range(0, n_rows, chunk):
+        hi = min(n_rows, lo + chunk)
+        _volume_ratio_1d_nb(v, lookback, first_bar_no, lo, hi, vol_ratio, sums, suffix)
+        for t in range(lo, hi):
+            res[t] = 1 if vol_ratio[t - lo] >= ratio else 0
+    _store_column_nb(out, j, res)
 
 
 @njit(cache=True)

@@ -104,3 +104,29 @@ def test_decision_inputs_column_parallel_equals_serial(monkeypatch, threads, str
     for name in ("weight", "stop_pct", "take_pct", "strategy", "block_reason", "regime",
                  "bad_tick", "vol"):  # fmt: skip
         np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name))
+
+
+@SETTINGS
+@given(
+    close=ARRAYS, seed=st.integers(0, 2**32 - 1), lookback=st.integers(-1, 20),
+    ratio=st.sampled_from([0.5, 1.5, 3.0]), bar_no=st.integers(0, 10**6), order=LAYOUTS,
+)  # fmt: skip
+def test_rules_triggers_parallel_equal_serial(close, seed, lookback, ratio, bar_no, order):
+    from signals.strategies.nb import below_channel_columns_nb, below_channel_nb
+    from signals.triggers.nb import (
+        breakout_columns_nb,
+        breakout_nb,
+        volume_spike_columns_nb,
+        volume_spike_nb,
+    )
+
+    rng = np.random.default_rng(seed)
+    c = _layout(close, order)
+    band = _layout(close * rng.uniform(0.97, 1.03, close.shape), order)
+    volume = _layout(rng.gamma(2.0, 10.0, close.shape), order)
+    _same(breakout_columns_nb(c, band, lookback), breakout_nb(c, band, lookback))
+    _same(below_channel_columns_nb(c, band, lookback), below_channel_nb(c, band, lookback))
+    _same(
+        volume_spike_columns_nb(volume, lookback, ratio, bar_no),
+        volume_spike_nb(volume, lookback, ratio, bar_no),
+    )
