@@ -388,3 +388,20 @@ def test_walk_forward_table_prints_dates_and_integer_trades(capsys) -> None:
     stitched = next(line for line in out.splitlines() if line.startswith("out-of-sample"))
     trades = stitched.split("total_trades ")[1].split(",")[0]
     assert trades.isdigit(), stitched
+
+
+def test_sweep_out_is_written_before_anything_is_printed(monkeypatch, tmp_path) -> None:
+    # the results survive a failure while printing or logging (a closed pipe, a full terminal)
+    import sim.cli
+    import sim.sweep
+
+    def broken(*_args, **_kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sim.sweep, "_print_table", broken)
+    out = tmp_path / "grid.csv"
+    argv = ["sweep", "--grid", "strategies.rules.exit_lookback=12,24", "--no-mlflow",
+            "--no-progress", "--end", "2024-03-01", "--out", str(out)]  # fmt: skip
+    with pytest.raises(BrokenPipeError):
+        sim.cli.main(argv)
+    assert pl.read_csv(out).height == 2
