@@ -64,6 +64,7 @@ from live_bridge.wire import (
 )
 from signals.enums import Side
 from signals.errors import ConfigError
+from signals.granularity import GRANULARITY_SECS, MAX_CANDLES_PER_REQUEST
 
 __all__ = [
     "BAR_SCHEMA",
@@ -92,19 +93,7 @@ for _handler in list(_SDK_LOG.handlers):
 _SDK_LOG.setLevel(logging.CRITICAL)
 
 NS = 1_000_000_000
-MAX_CANDLES_PER_REQUEST = 350
 PRODUCTS_TTL_SECS = 300.0
-GRANULARITY_SECS = {
-    "ONE_MINUTE": 60,
-    "FIVE_MINUTE": 300,
-    "FIFTEEN_MINUTE": 900,
-    "THIRTY_MINUTE": 1800,
-    "ONE_HOUR": 3600,
-    "TWO_HOUR": 7200,
-    "FOUR_HOUR": 14400,
-    "SIX_HOUR": 21600,
-    "ONE_DAY": 86400,
-}
 _ENV_PAIRS = (("COINBASE_API_KEY", "COINBASE_API_SECRET"), ("CB_API_KEY", "CB_API_SECRET"))
 BAR_SCHEMA: dict[str, Any] = {
     "ts": pl.Datetime("ns", "UTC"),

@@ -32,6 +32,7 @@ import polars as pl
 
 from signals.bars import BAR_SCHEMA, bar_violations, load_bars, validate_bars
 from signals.errors import DataError, PlatformError
+from signals.granularity import GRANULARITY_SECS, MAX_CANDLES_PER_REQUEST
 from signals.symbols import canonical_symbol
 
 NS = 1_000_000_000
@@ -39,24 +40,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = PROJECT_ROOT / "data" / "cache"
 """Default folder of fetched candles (git-ignored)."""
 
-MAX_CANDLES_PER_REQUEST = 350
-"""Coinbase's cap on the buckets one candles request may span."""
-
 DEFAULT_PAGE_CANDLES = 300
 """Buckets per request: under the cap, since reports differ on whether exactly 350 passes."""
 
-GRANULARITY_SECS: dict[str, int] = {
-    "ONE_MINUTE": 60,
-    "FIVE_MINUTE": 300,
-    "FIFTEEN_MINUTE": 900,
-    "THIRTY_MINUTE": 1800,
-    "ONE_HOUR": 3600,
-    "TWO_HOUR": 7200,
-    "FOUR_HOUR": 14400,
-    "SIX_HOUR": 21600,
-    "ONE_DAY": 86400,
-}
-"""The candle granularities of Coinbase Advanced Trade and their length in seconds."""
 
 CACHE_METADATA_KEY = "247trader.fetch"
 CACHE_VERSION = 1

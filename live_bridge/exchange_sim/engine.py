@@ -41,18 +41,7 @@ import numpy as np
 import polars as pl
 
 from signals.errors import DataError
-
-GRANULARITY_SECS = {
-    "ONE_MINUTE": 60,
-    "FIVE_MINUTE": 300,
-    "FIFTEEN_MINUTE": 900,
-    "THIRTY_MINUTE": 1800,
-    "ONE_HOUR": 3600,
-    "TWO_HOUR": 7200,
-    "FOUR_HOUR": 14400,
-    "SIX_HOUR": 21600,
-    "ONE_DAY": 86400,
-}
+from signals.granularity import GRANULARITY_SECS
 
 DEFAULT_PRODUCT: dict[str, Any] = {
     "base_increment": "0.00000001",
