@@ -729,25 +729,12 @@ def simulate_nb(
     )
 
 
-def simulate(
-    ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy, block_reason,
-    regime, vol, product_status, params, static, fill, initial_cash, seed, equity, cash, exposure,
-):  # fmt: skip
-    """`simulate_nb` for Python callers: the same arguments and the same results, bit for bit.
-
-    It runs `simulate_nb`'s body in the interpreter, so the bar loop `_simulate_loop_nb` runs the
-    machine code numba compiled for it alone. Compiled into `simulate_nb`, the loop is a copy
-    linked into that function's module and optimised again by LLVM. With the numba cache warm,
-    on a 1M-bar crossover, that copy took 9.5-11.2 ms in five processes out of six (7.0 ms in
-    the sixth), and this driver 6.8-7.5 ms in all six (2026-12-01). The interpreter adds a few
-    microseconds per kernel call: about ten calls, plus one more loop call each time a record
-    buffer grows.
-    """
-    return simulate_nb.py_func(
-        ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
-        block_reason, regime, vol, product_status, params, static, fill, initial_cash, seed,
-        equity, cash, exposure,
-    )  # fmt: skip
+# Tried until 2026-12-07: `simulate` ran `simulate_nb.py_func` in the interpreter so the bar loop
+# kept its own machine code (6.8-7.5 vs 9.5-11.2 ms for the loop alone); end to end, in fresh
+# processes, `run_backtest` took 98-102 vs 97-102 ms at 1 x 1M bars and 28-30 vs 29-30 ms at
+# 20 x 20k, under the 5 % a trick must gain: removed. `simulate` is `simulate_nb`.
+simulate = simulate_nb
+"""`simulate_nb` (the name Python callers use)."""
 
 
 def simulate_without_proposals(
@@ -773,6 +760,6 @@ def simulate_without_proposals(
 # the kernels `simulate` calls, each compiled once per argument-type signature (`sim.warmup`
 # compiles them into the cache ahead of a first run)
 SIMULATE_KERNELS = (
-    _check_per_bar_shapes_nb, new_state_nb, new_workspace_nb, _simulate_loop_nb, grow_nb,
-    _final_mark_nb,
+    simulate_nb, _check_per_bar_shapes_nb, new_state_nb, new_workspace_nb, _simulate_loop_nb,
+    grow_nb, _final_mark_nb,
 )  # fmt: skip

@@ -504,33 +504,10 @@ def _kernel_args(g: GroupInputs, lo: int, hi: int) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-_simulator_loaded = False
-
-
-def _load_simulator_first(g: GroupInputs) -> None:
-    """Load the simulator's bar loop as compiled on its own before any sweep kernel, once per
-    process (each dask worker does it too).
-
-    The sweep kernels call `simulate_nb`, and numba links a copy of the bar loop into each of
-    them; LLVM optimises that copy again with its caller, and it ran slower. When the loop's
-    own compiled code is already loaded, a kernel loaded after it calls that code instead: the
-    JIT linker resolves each symbol to the first definition loaded. A 100k-bar, 174-pair MA
-    sweep took 0.066-0.071 s this way against 0.087-0.091 s (three processes each,
-    2026-12-01). Only the speed depends on it: both run the same loop on the same numbers.
-    A two-bar `sim.nb.simulate_without_proposals` run with the group's own array and parameter
-    types does it (the same types, hence the same compiled symbols, as the sweep's call).
-    """
-    global _simulator_loaded  # noqa: PLW0603  (once per process)
-    if _simulator_loaded or g.close.shape[0] < 2:
-        return
-    from sim.nb import simulate_without_proposals  # noqa: PLC0415
-
-    simulate_without_proposals(
-        g.ts_ns[:2], g.bar_ns, g.open[:2], g.high[:2], g.low[:2], g.close[:2],
-        g.block_reason[:2], g.regime[:2], g.vol[:2], g.product_status, g.params, g.static,
-        g.fill, g.initial_cash, g.seed,
-    )  # fmt: skip
-    _simulator_loaded = True
+# Tried until 2026-12-07: loading the simulator's bar loop, compiled on its own, before any sweep
+# kernel (the JIT linker then called that code instead of the copy linked into the kernel); a
+# 63-combination MA sweep over 20 x 20k bars took 0.31-0.35 vs 0.32-0.38 s in fresh processes,
+# under the 5 % a trick must gain: removed.
 
 
 def run_chunk(
@@ -552,7 +529,6 @@ def run_chunk(
 
     from sim.sweep_nb import sweep_nb, sweep_shared_nb  # noqa: PLC0415
 
-    _load_simulator_first(g)
     hi = g.close.shape[0] if hi is None else hi
     args = (*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)
     if shared is None:
@@ -633,7 +609,6 @@ def run_proposals_chunk(
     """
     from sim.sweep_nb import sweep_proposals_nb  # noqa: PLC0415
 
-    _load_simulator_first(g)
     hi = g.close.shape[0] if hi is None else hi
     cache: dict[tuple[str, str], Any] = {}
     rows = [combined_proposals(g, p, lo, hi, trade_start, cache) for p in params]
@@ -693,7 +668,6 @@ def run_one(
     """
     from sim.sweep_nb import combo_run_nb  # noqa: PLC0415
 
-    _load_simulator_first(g)
     hi = g.close.shape[0] if hi is None else hi
     if params is not None:
         from sim.sweep_nb import simulate_summary_nb  # noqa: PLC0415

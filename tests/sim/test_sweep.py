@@ -212,30 +212,6 @@ def test_sweep_parallel_equals_serial_loop_bit_for_bit(
     assert np.unique(parallel[:, 0]).size > 1  # the parameter changes the trades
 
 
-def test_sweep_loads_the_simulator_once_first_and_that_changes_no_result(
-    panel: Panel, config: PlatformConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # `run_chunk` runs a two-bar `simulate` once per process before the first sweep kernel
-    # (`sim.sweep._load_simulator_first`, a matter of speed only)
-    import sim.nb
-    import sim.sweep
-
-    plan = build_plan(config, {"strategies.rules.momentum_lookback": [6, 24]})
-    group = plan.groups[0]
-    inputs = group_inputs(panel, group)
-    monkeypatch.setattr(sim.sweep, "_simulator_loaded", True)
-    without = run_chunk(inputs, group.rules_p, group.ma_p)
-    runs = []
-    simulate = sim.nb.simulate
-    monkeypatch.setattr(sim.nb, "simulate", lambda *a: runs.append(a[5].shape) or simulate(*a))
-    monkeypatch.setattr(sim.sweep, "_simulator_loaded", False)
-    first = run_chunk(inputs, group.rules_p, group.ma_p)
-    second = run_chunk(inputs, group.rules_p, group.ma_p)
-    assert runs == [(2, panel.close.shape[1])]
-    np.testing.assert_array_equal(first, without)
-    np.testing.assert_array_equal(second, without)
-
-
 def test_shared_smas_cross_equals_ma_cross_nb_bit_for_bit(panel: Panel) -> None:
     from signals.triggers.nb import ma_cross_from_sma_nb, ma_cross_nb  # noqa: PLC0415
     from sim.sweep_nb import shared_smas_nb  # noqa: PLC0415
