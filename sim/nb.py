@@ -4,7 +4,7 @@ For every bar `t`: the orders decided at the close of `t - 1` fill on bar `t` (m
 the open plus slippage with the taker fee; post-only limits at their price with the maker fee
 when bar `t` trades through them, possibly partially), then the shared `step_core_nb` (`step_nb`
 on `[T, S]` inputs) decides the orders of bar `t` at its close: its mark and quiet check in
-`_quiet_run_nb`, its decision `decide_marked_nb` compiled into the loop. Nothing here decides a
+`_quiet_run_nb`, its decision `decide_marked_nb` called from the loop. Nothing here decides a
 trade.
 """
 
@@ -471,11 +471,10 @@ def _quiet_run_nb(
     return t
 
 
-# the decision (`step_core_nb` without the mark and quiet check `_quiet_run_nb` has just
-# done), compiled into `_simulate_loop_nb` (numba IR inlining) rather than called: a call
-# passes its ~20 array arguments field by field, about 200 machine words copied per decision
-# bar, which was half of a 1M-bar backtest's time
-_decide_inline_nb = njit(cache=True, _nrt=False, inline="always")(decide_marked_nb.py_func)
+# Tried until 2026-12-07: the decision compiled into `_simulate_loop_nb` by numba IR inlining
+# (`inline="always"` on a copy of `decide_marked_nb`) rather than called; end to end, in fresh
+# processes, `run_backtest` took 89-104 vs 91-109 ms at 1 x 1M bars and 27-28 vs 27-28 ms at
+# 20 x 20k, under the 5 % a trick must gain: removed, the loop calls `decide_marked_nb`.
 
 # `_simulate_loop_nb`'s scalars between calls: indices into its `cursor` int64 array (the next
 # bar, the record counts, the first order decided on the previous bar, 1 if that bar ran the
@@ -592,7 +591,7 @@ def _simulate_loop_nb(
             break
 
         # --- decide at the close of t (`_quiet_run_nb` has marked and rolled it) -----------
-        n_new = _decide_inline_nb(
+        n_new = decide_marked_nb(
             t, ts_ns[t] // bar_ns, account[Acc.Equity], close, weight, stop_pct, take_pct,
             strategy, block_reason, product_status, regime[t], params, static, account,
             positions, step_orders, reason_counts, workspace,
