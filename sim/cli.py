@@ -54,22 +54,12 @@ def _output_path(value: str, suffixes: tuple[str, ...]) -> Path:
 
 
 def _parse_ts(value: str | None, flag: str) -> int | None:
+    # `--start`/`--end` as epoch ns (None when not given)
     if value is None:
         return None
-    from datetime import datetime  # noqa: PLC0415
+    from sim.data_tools import parse_utc  # noqa: PLC0415
 
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as e:
-        msg = (
-            f"`{flag}` must be an ISO date or timestamp such as 2024-03-01T00:00:00Z, was {value!r}"
-        )
-        raise DataError(msg) from e
-    if ts.tzinfo is None:
-        from datetime import UTC  # noqa: PLC0415
-
-        ts = ts.replace(tzinfo=UTC)
-    return int(ts.timestamp() * 1_000_000_000)
+    return int(parse_utc(value, flag).timestamp() * 1_000_000_000)
 
 
 # --------------------------------------------------------------------------------------------

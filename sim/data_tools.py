@@ -118,18 +118,26 @@ class FetchResult:
 # ############# Time and ranges ############# #
 
 
-def parse_utc_secs(value: str, flag: str) -> int:
-    """Return an ISO date or timestamp as epoch seconds; a value without offset is UTC."""
+def parse_utc(value: str, flag: str) -> datetime:
+    """Return an ISO date or timestamp (`Z` or an offset; none means UTC) as an aware datetime.
+
+    Raises `DataError` naming `flag` (e.g. `--start`) for a value that is not one. The one parser
+    of the CLI's `--start`/`--end` (`sim run`, `sim sweep`, `sim data fetch`).
+    """
     try:
-        ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
         msg = (
             f"`{flag}` must be an ISO date or timestamp such as 2024-03-01T00:00:00Z, was {value!r}"
         )
         raise DataError(msg) from e
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return int(ts.timestamp())
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def parse_utc_secs(value: str, flag: str) -> int:
+    """Return an ISO date or timestamp as epoch seconds (`parse_utc`, surrounding blanks
+    ignored)."""
+    return int(parse_utc(value.strip(), flag).timestamp())
 
 
 def _iso(secs: int) -> str:
