@@ -27,7 +27,7 @@ from signals.indicators.nb import (
 from signals.parallel import columns_in_parallel
 from signals.regime.nb import regime_nb, regime_warmup_bars
 from signals.strategies import Proposals, StrategyContext, enabled_strategies
-from signals.strategies.nb import combine_into_nb
+from signals.strategies.nb import combine_first_nb, combine_into_nb
 from signals.triggers.nb import bad_tick_mask_columns_nb, bad_tick_mask_nb
 from signals.universe.nb import (
     TIER_CORE,
@@ -132,18 +132,30 @@ def combine_proposals(
     int64 index into `proposals` (-1 = none). Raises `ValueError` naming the strategy's index
     and array for a proposal of another shape than `[T, S]` (`[1, S]` for stop/take).
     """
-    weight = np.full(shape, np.nan)
-    stop_pct = np.full(shape, np.nan)
-    take_pct = np.full(shape, np.nan)
-    chosen = np.full(shape, -1, dtype=np.int64)
-    best = np.full(shape, -np.inf)
-    for k, p in enumerate(proposals):
-        combine_into_nb(
+    weight, stop_pct, take_pct = np.empty(shape), np.empty(shape), np.empty(shape)
+    chosen = np.empty(shape, dtype=np.int64)
+    if not proposals:
+        weight.fill(np.nan)
+        stop_pct.fill(np.nan)
+        take_pct.fill(np.nan)
+        chosen.fill(-1)
+        return weight, stop_pct, take_pct, chosen
+    arrays = [
+        (
             _proposal_array(p.weight, shape, k, "weight", rows_ok=False),
             _proposal_array(p.stop_pct, shape, k, "stop_pct"),
             _proposal_array(p.take_pct, shape, k, "take_pct"),
-            k, weight, stop_pct, take_pct, chosen, best,
-        )  # fmt: skip
+        )
+        for k, p in enumerate(proposals)
+    ]
+    # the first strategy writes every cell, no array is filled first (one strategy, best of 5:
+    # 16.3 -> 11.7 ms at 1 x 1M bars, 117-139 -> 63 ms at 500 x 20k, 2026-12-07); `best`, the
+    # highest weight taken so far, is needed only to fold in a second
+    combine_first_nb(*arrays[0], weight, stop_pct, take_pct, chosen)
+    if len(arrays) > 1:
+        best = np.where(weight > 0.0, weight, -np.inf)
+        for k, (weight_k, stop_k, take_k) in enumerate(arrays[1:], start=1):
+            combine_into_nb(weight_k, stop_k, take_k, k, weight, stop_pct, take_pct, chosen, best)
     return weight, stop_pct, take_pct, chosen
 
 

@@ -107,6 +107,45 @@ def ma_cross_weights_columns_nb(close, fast, slow, first_bar_no, target_weight, 
     )
 
 
+@njit(cache=True, inline="always")
+def takes_nb(x, best, chosen):
+    """True when a strategy's weight `x` replaces the combination so far at one bar and symbol.
+
+    The combine rule: the highest positive weight wins (`x` above `best`, the highest taken so
+    far, -inf for none); an exit (`x == 0`) is taken only where no strategy was chosen
+    (`chosen < 0`); a negative or NaN weight is no opinion.
+    """
+    return (x > best and x > 0.0) or (x == 0.0 and chosen < 0)
+
+
+@njit(cache=True)
+def combine_first_nb(weight_k, stop_k, take_k, weight, stop_pct, take_pct, chosen):
+    """Write the combination of the first strategy alone (index 0) into every cell of
+    `weight`, `stop_pct`, `take_pct` (float64 `[T, S]`) and `chosen` (int64 `[T, S]`): what
+    `combine_into_nb` leaves after folding strategy 0 into empty arrays (NaN, -1), so the
+    arrays need no filling first. Inputs as `combine_into_nb`'s.
+    Reference: `tests/reference/strategies.py::combine_ref` (numpy).
+    """
+    n_bars, n_symbols = weight_k.shape
+    stop_rows = stop_k.shape[0] > 1
+    take_rows = take_k.shape[0] > 1
+    for t in range(n_bars):
+        t_stop = t if stop_rows else 0
+        t_take = t if take_rows else 0
+        for s in range(n_symbols):
+            x = weight_k[t, s]
+            if takes_nb(x, -np.inf, -1):
+                weight[t, s] = x
+                stop_pct[t, s] = stop_k[t_stop, s]
+                take_pct[t, s] = take_k[t_take, s]
+                chosen[t, s] = 0
+            else:
+                weight[t, s] = np.nan
+                stop_pct[t, s] = np.nan
+                take_pct[t, s] = np.nan
+                chosen[t, s] = -1
+
+
 @njit(cache=True)
 def combine_into_nb(weight_k, stop_k, take_k, k, weight, stop_pct, take_pct, chosen, best):
     """Fold strategy `k`'s proposals into the running combination of the strategies before it.
@@ -127,7 +166,7 @@ def combine_into_nb(weight_k, stop_k, take_k, k, weight, stop_pct, take_pct, cho
         t_take = t if take_rows else 0
         for s in range(n_symbols):
             x = weight_k[t, s]
-            if (x > best[t, s] and x > 0.0) or (x == 0.0 and chosen[t, s] < 0):
+            if takes_nb(x, best[t, s], chosen[t, s]):
                 weight[t, s] = x
                 stop_pct[t, s] = stop_k[t_stop, s]
                 take_pct[t, s] = take_k[t_take, s]

@@ -123,3 +123,19 @@ def test_regime_nan_close_gives_unknown_while_in_window():
     # rows need closes t-2 .. t (vol over 2 returns), so the NaN at row 5 makes rows 5-7 Unknown
     expected = np.array([U, U, U, C, B, U, U, U, B, B, B], dtype=np.int64)
     np.testing.assert_array_equal(out, expected, strict=True)
+
+
+@pytest.mark.parametrize("first_bar_no", [0, 16_380, 98_765])
+def test_regime_over_several_chunks_matches_reference(first_bar_no):
+    # `regime_nb` works in chunks of 16,384 rows (each from its own history): a long array with
+    # gaps and a crash crosses chunk boundaries at every phase of the windows
+    from tests.reference.indicators import regime_ref
+
+    rng = np.random.default_rng(first_bar_no)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, 3 * 16_384 + 77)))
+    close[rng.integers(0, close.shape[0], 300)] = nan
+    close[20_000:20_030] *= 0.5
+    args = (24, 168, 24, 168, 24, 0.10, 2.5, first_bar_no)
+    got = regime_nb(close, *args)
+    np.testing.assert_array_equal(got, regime_ref(close, *args))
+    assert set(np.unique(got)) >= {B, D, X, U}

@@ -160,3 +160,34 @@ def test_combine_refuses_a_proposal_of_the_wrong_shape():
     bad = Proposals(weight=np.zeros((3, 2)), stop_pct=np.zeros((2, 2)), take_pct=np.zeros((1, 2)))
     with pytest.raises(ValueError, match=r"strategy #0's `stop_pct` must have shape"):
         combine_proposals([bad], (3, 2))
+
+
+@SETTINGS
+@given(data=st.data(), n_bars=st.integers(0, 30), n_symbols=st.integers(1, 3))
+def test_combine_first_equals_folding_the_first_strategy_into_empty_arrays(data, n_bars, n_symbols):
+    from signals.strategies.nb import combine_first_nb, combine_into_nb
+
+    shape = (n_bars, n_symbols)
+    cells = n_bars * n_symbols
+    weight_k = np.asarray(
+        data.draw(st.lists(_WEIGHTS, min_size=cells, max_size=cells)), dtype=np.float64
+    ).reshape(shape)
+    stop_rows = 1 if data.draw(st.booleans()) else n_bars
+    stop_k = np.linspace(0.01, 0.09, stop_rows * n_symbols).reshape(stop_rows, n_symbols)
+    take_k = np.full((1, n_symbols), 0.2)
+    folded = [np.full(shape, np.nan) for _ in range(3)] + [np.full(shape, -1, dtype=np.int64)]
+    combine_into_nb(weight_k, stop_k, take_k, 0, *folded, np.full(shape, -np.inf))
+    first = [np.full(shape, 7.0) for _ in range(3)] + [np.full(shape, 7, dtype=np.int64)]
+    combine_first_nb(weight_k, stop_k, take_k, *first)
+    for f, g in zip(first, folded, strict=True):
+        np.testing.assert_array_equal(f, g)
+
+
+def test_combine_of_no_strategy_is_no_opinion_anywhere():
+    from signals.pipeline import combine_proposals
+
+    weight, stop_pct, take_pct, chosen = combine_proposals([], (4, 2))
+    for no_opinion in (weight, stop_pct, take_pct):
+        assert np.isnan(no_opinion).all()
+    assert chosen.dtype == np.int64
+    assert (chosen == -1).all()
