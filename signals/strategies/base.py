@@ -15,7 +15,9 @@ class StrategyContext:
     """What a strategy may see: market arrays (read-only), the regime and its own parameters.
 
     Arrays are float64 `[T, S]` (time on axis 0) except `ts_ns` (int64[T], bar open, UTC ns),
-    `regime` (int64[T], `Regime` codes) and `bad_tick` (uint8[T, S], 1 = masked bar). There is no
+    `regime` (int64[T], `Regime` codes) and `bad_tick` (uint8[T, S], 1 = masked bar), in any
+    memory layout: in a backtest `close` and `volume` are symbol-major (each symbol's column
+    contiguous), the others bar-major; index them, do not assume a layout. There is no
     exchange, clock or I/O here, so the same call serves the backtest and the live bridge.
     """
 
