@@ -18,7 +18,6 @@ from signals.bars import Panel, first_bar_no
 from signals.config import PlatformConfig
 from signals.enums import Regime
 from signals.indicators.nb import (
-    bars_since_valid_nb,
     realized_vol_columns_nb,
     realized_vol_nb,
     rolling_sum_columns_nb,
@@ -34,9 +33,7 @@ from signals.universe.nb import (
     TIER_EXCLUDED,
     TIER_ROTATIONAL,
     TIER_UNLISTED,
-    ban_active_nb,
-    red_flag_nb,
-    universe_block_nb,
+    universe_guards_nb,
 )
 
 HOUR_NS = 3_600 * 1_000_000_000
@@ -221,13 +218,13 @@ def decision_inputs(
         regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
 
     quote_volume = rolling_sum(close_f * volume_f, universe.quote_volume_window_bars, bar_no)
-    red_flags = red_flag_nb(close, bad_tick, universe.red_flag_move_pct / 100.0)
-    banned = ban_active_nb(red_flags, _ban_bars(config, bar_ns))
-    stale = bars_since_valid_nb(close)
     spread = np.array([universe.spread_bps(s) for s in panel.symbols], dtype=np.float64)
-    block_reason = universe_block_nb(
-        quote_volume, spread, symbol_tiers(config, panel.symbols), universe.min_quote_volume_usd,
-        universe.max_spread_bps, universe.max_universe_size, banned, bad_tick, stale,
+    # red flags, bans, staleness and the universe in one pass (`universe_block_nb` of
+    # `ban_active_nb(red_flag_nb(...))` and `bars_since_valid_nb`, the same codes)
+    block_reason = universe_guards_nb(
+        close, bad_tick, quote_volume, spread, symbol_tiers(config, panel.symbols),
+        universe.red_flag_move_pct / 100.0, _ban_bars(config, bar_ns),
+        universe.min_quote_volume_usd, universe.max_spread_bps, universe.max_universe_size,
         config.policy.risk.max_data_staleness_bars,
     )  # fmt: skip
     vol = realized_vol(close_f, config.policy.execution.slippage_vol_window, bar_no)

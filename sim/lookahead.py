@@ -40,8 +40,8 @@ FEATURE_KERNELS = (
     ("bad_tick", "signals.triggers.nb.bad_tick_mask_nb"),
     ("regime", "signals.regime.nb.regime_nb"),
     ("vol", "signals.indicators.nb.realized_vol_nb"),
-    ("block_reason", "signals.universe.nb.universe_block_nb (quote volume, red flags, bans, "
-                     "staleness)"),
+    ("block_reason", "signals.universe.nb.universe_guards_nb (quote volume, red flags, bans, "
+                     "staleness, universe)"),
 )  # fmt: skip
 COMBINED = ("weight", "stop_pct", "take_pct", "strategy")
 CURVES = ("equity_usd", "cash_usd", "exposure_frac")

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signals.enums import Reason
+from signals.indicators.nb import bars_since_valid_nb
 from signals.universe.nb import (
     TIER_CORE,
     TIER_EXCLUDED,
@@ -15,6 +16,7 @@ from signals.universe.nb import (
     ban_active_nb,
     red_flag_nb,
     universe_block_nb,
+    universe_guards_nb,
 )
 from tests.reference.universe import ban_active_ref, red_flag_ref, universe_block_ref
 from tests.strategies import kernel_arrays
@@ -145,3 +147,56 @@ def test_universe_block_nb_max_size_keeps_core_and_most_liquid_with_reason():
     np.testing.assert_array_equal(
         out[0], [Reason.Ok, Reason.UniverseSize, Reason.Ok, Reason.UniverseSize, Reason.Ok]
     )
+
+
+@st.composite
+def wide_universe_cases(draw):
+    """Draw `universe_guards_nb` inputs over up to 40 symbols: many candidates for few slots,
+    ties in volume, every tier, bad ticks, gaps and jumps that raise red flags."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_bars, n_symbols = draw(st.integers(0, 40)), draw(st.integers(1, 40))
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.15, (n_bars, n_symbols)), axis=0))
+    close[rng.random(close.shape) < 0.1] = np.nan
+    return {
+        "close": np.ascontiguousarray(close),
+        "bad_tick": (rng.random((n_bars, n_symbols)) < 0.1).astype(np.uint8),
+        "quote_volume": rng.choice(
+            (np.nan, 0.0, 5e5, 1e6, 2e6, 2e6, 9e6, np.inf), (n_bars, n_symbols)
+        ),  # fmt: skip
+        "spread_bps": rng.choice((2.0, 30.0, 31.0), n_symbols),
+        "tier": rng.choice(
+            (
+                TIER_CORE,
+                TIER_ROTATIONAL,
+                TIER_ROTATIONAL,
+                TIER_ROTATIONAL,
+                TIER_EXCLUDED,
+                TIER_UNLISTED,
+            ),
+            n_symbols,
+        ).astype(np.int64),  # fmt: skip
+        "max_move": draw(st.sampled_from((0.0, 0.1, 0.2))),
+        "ban_bars": draw(st.integers(0, 6)),
+        "min_quote_volume": 1e6,
+        "max_spread_bps": 30.0,
+        "max_size": draw(st.integers(0, 8)),
+        "max_stale_bars": draw(st.integers(0, 2)),
+    }
+
+
+@SETTINGS
+@given(case=wide_universe_cases())
+def test_universe_guards_nb_equals_the_block_of_the_separate_guards(case):
+    c = case
+    banned = ban_active_nb(red_flag_nb(c["close"], c["bad_tick"], c["max_move"]), c["ban_bars"])
+    args = (c["quote_volume"], c["spread_bps"], c["tier"], c["min_quote_volume"],
+            c["max_spread_bps"], c["max_size"], banned, c["bad_tick"],
+            bars_since_valid_nb(c["close"]), c["max_stale_bars"])  # fmt: skip
+    expected = universe_block_nb(*args)
+    np.testing.assert_array_equal(expected, universe_block_ref(*args))
+    got = universe_guards_nb(
+        c["close"], c["bad_tick"], c["quote_volume"], c["spread_bps"], c["tier"], c["max_move"],
+        c["ban_bars"], c["min_quote_volume"], c["max_spread_bps"], c["max_size"],
+        c["max_stale_bars"],
+    )  # fmt: skip
+    np.testing.assert_array_equal(got, expected)
