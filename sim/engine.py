@@ -131,10 +131,11 @@ def run_backtest(
     A config whose lookbacks were given as durations (`48h`) needs data whose bars are
     `backtest.bar_interval` apart (`check_bar_interval`: a `ConfigError` otherwise).
     """
-    check_bar_interval(config, infer_bar_ns(panel.ts_ns) if inputs is None else inputs.bar_ns)
+    bar_ns = infer_bar_ns(panel.ts_ns) if inputs is None else inputs.bar_ns
+    check_bar_interval(config, bar_ns)
     if inputs is None:
         check_config_symbols(config, panel.symbols, allow_missing=allow_missing_symbols)
-        inputs = decision_inputs(panel, config)
+        inputs = decision_inputs(panel, config, bar_ns)
     row0 = 0
     if trade_start is not None:
         row0 = _trade_start_row(panel, trade_start)
