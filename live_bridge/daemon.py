@@ -87,7 +87,8 @@ from live_bridge.reconcile import (
     parse_client_order_id,
 )
 from live_bridge.store import FillRow, KernelState, OrderRow, StateStore
-from signals.bars import BAR_SCHEMA, Panel, bar_violations
+from live_bridge.window import BarWindow
+from signals.bars import Panel
 from signals.config import PlatformConfig, check_bar_interval, check_reference_symbol
 from signals.decision.nb import (
     DAY_NS,
@@ -260,8 +261,7 @@ class LiveDaemon:
         self.strategy_names = tuple(s.name for s in enabled_strategies(platform.strategies))
         self.params = step_params(platform)
         self.fill = fill_params(platform)
-        self._window = pl.DataFrame(schema=BAR_SCHEMA)
-        self._last_fetched_ns: dict[str, int] = {}
+        self._window = BarWindow(self.symbols, self.window_bars, self.bar_ns)
         # the wait after a close is not the backtest's business: a fresh draw on every start
         self._jitter_rng = random.Random()
         self._fee_day = -1
@@ -515,59 +515,16 @@ class LiveDaemon:
     # --- data --------------------------------------------------------------------------------
 
     def _update_window(self, newest_open_ns: int, now_ns: int, result: CycleResult) -> None:
-        first_needed = newest_open_ns - (self.window_bars - 1) * self.bar_ns
-        batches = []
-        for symbol in self.symbols:
-            last = self._last_fetched_ns.get(symbol)
-            start = first_needed if last is None else max(first_needed, last + self.bar_ns)
-            if start > newest_open_ns:
-                continue
-            try:
-                new = self.adapter.candles(
-                    symbol, start, newest_open_ns + self.bar_ns, self.live.granularity,
-                    now_ns=now_ns,
-                )  # fmt: skip
-            except AuthenticationError:
-                raise
-            except ExchangeError as e:
-                text = f"{symbol}: candles unavailable ({e})"
-                self._diverge(result, symbol, "candles_unavailable", text)
-                continue
-            if new.height:
-                # a bad bar is dropped once, not fetched again and again
-                self._last_fetched_ns[symbol] = int(new["ts"].dt.epoch("ns").max())  # type: ignore[arg-type]
-                batches.append(new.select(list(BAR_SCHEMA)))
-        window = self._window
-        if batches:
-            new = pl.concat(batches)
-            bad = bar_violations(new)
-            if bad:
-                for _, symbol, message in bad:
-                    text = f"{symbol}: bad bars skipped ({message})"
-                    self._diverge(result, symbol, "bad_bars", text)
-                rows = [i for i, _, _ in bad]
-                new = new.with_row_index("_row").filter(~pl.col("_row").is_in(rows)).drop("_row")
-            window = pl.concat([window, new])
-        self._window = window.filter(pl.col("ts").dt.epoch("ns") >= first_needed)
+        def fetch(symbol: str, start_ns: int, end_ns: int) -> pl.DataFrame:
+            return self.adapter.candles(
+                symbol, start_ns, end_ns, self.live.granularity, now_ns=now_ns
+            )
+
+        self._window.update(newest_open_ns, fetch, partial(self._diverge, result))
 
     def _panel(self, newest_open_ns: int) -> Panel:
-        # an explicit index ending at the newest closed bar: a missing bar is NaN (stale)
-        n = self.window_bars
-        ts = newest_open_ns - np.arange(n - 1, -1, -1, dtype=np.int64) * self.bar_ns
-        cols = {
-            k: np.full((n, len(self.symbols)), np.nan)
-            for k in ("open", "high", "low", "close", "volume")
-        }
-        w = self._window
-        if w.height:
-            row = ((w["ts"].dt.epoch("ns").to_numpy() - ts[0]) // self.bar_ns).astype(np.int64)
-            col = np.searchsorted(np.array(self.symbols), w["symbol"].to_numpy())
-            ok = (row >= 0) & (row < n)
-            for k in cols:
-                cols[k][row[ok], col[ok]] = w[k].to_numpy()[ok]
-        return Panel(
-            ts_ns=ts, symbols=self.symbols, **{k: np.ascontiguousarray(v) for k, v in cols.items()}
-        )
+        # views of the window's arrays, valid until its next update
+        return self._window.panel(newest_open_ns)
 
     # --- orders through the state machine --------------------------------------------------------
 
@@ -942,7 +899,7 @@ class LiveDaemon:
                 self._diverge(result, symbol, "product_status", text)
 
         t = panel.n_bars - 1
-        self._last_close = panel.close[t]
+        self._last_close = panel.close[t].copy()  # the panel is a view of the window
         regime = int(inputs.regime[t])
         self._inputs = {
             "regime": REGIME_NAMES[regime] if 0 <= regime < len(REGIME_NAMES) else "unknown",
