@@ -23,7 +23,7 @@ from signals.indicators.nb import (
     rolling_sum_columns_nb,
     rolling_sum_nb,
 )
-from signals.parallel import columns_in_parallel
+from signals.parallel import columns_in_parallel, symbol_major
 from signals.regime.nb import regime_nb, regime_warmup_bars
 from signals.strategies import Proposals, StrategyContext, enabled_strategies
 from signals.strategies.nb import combine_first_nb, combine_into_nb
@@ -195,7 +195,7 @@ def decision_inputs(
     # decision_inputs 1.32 vs 1.56 s (ma_cross), 1.89 vs 2.17 s (rules), best of 5;
     # run_backtest in 6 alternating processes, rules median 2.07 vs 2.87 s, ma_cross within
     # the noise (best 1.50 vs 1.66 s, median 1.89 vs 1.82 s)
-    close_f, volume_f = np.asfortranarray(close), np.asfortranarray(volume)
+    close_f, volume_f = symbol_major(close), symbol_major(volume)
     # the per-symbol kernels with the symbols on every core when the panel is wide (the same
     # bits: `signals.parallel`)
     wide = columns_in_parallel(close.shape)

@@ -130,3 +130,31 @@ def test_rules_triggers_parallel_equal_serial(close, seed, lookback, ratio, bar_
         volume_spike_columns_nb(volume, lookback, ratio, bar_no),
         volume_spike_nb(volume, lookback, ratio, bar_no),
     )
+
+
+@SETTINGS
+@given(n_rows=st.integers(0, 200), n_cols=st.integers(1, 150), dtype=st.sampled_from(["f8", "u1"]))
+def test_symbol_major_copy_equals_numpy_fortran_order(n_rows, n_cols, dtype):
+    from signals.parallel import symbol_major_columns_nb
+
+    x = np.random.default_rng(n_rows * 1000 + n_cols).random((n_rows, n_cols)) * 300
+    x = x.astype(dtype)
+    if dtype == "f8" and x.size:
+        x.flat[::7] = np.nan
+    out = np.empty(x.shape, dtype=x.dtype, order="F")
+    symbol_major_columns_nb(x, out)
+    expected = np.asfortranarray(x)
+    assert out.flags.f_contiguous
+    assert out.tobytes(order="A") == expected.tobytes(order="A")
+
+
+def test_symbol_major_picks_the_tiled_copy_only_for_wide_arrays(monkeypatch):
+    from signals.parallel import symbol_major
+
+    one_symbol = np.zeros((10, 1))
+    assert np.shares_memory(symbol_major(one_symbol), one_symbol)
+    monkeypatch.setattr(signals.parallel, "PARALLEL_MIN_CELLS", 4)
+    wide = np.arange(12.0).reshape(4, 3)
+    got = symbol_major(wide)
+    assert got.flags.f_contiguous
+    np.testing.assert_array_equal(got, wide)
