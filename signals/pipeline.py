@@ -51,7 +51,7 @@ class DecisionInputs:
     block_reason: np.ndarray  # int64 `Reason` codes from the universe/guards
     regime: np.ndarray  # int64[T] `Regime` codes
     bad_tick: np.ndarray  # uint8
-    vol: np.ndarray  # float64 one-bar realized volatility (slippage model)
+    vol: np.ndarray  # float64 one-bar realized volatility (slippage model; NaN: not read)
     bar_ns: int
 
 
@@ -180,7 +180,11 @@ def _proposal_array(
 def decision_inputs(
     panel: Panel, config: PlatformConfig, bar_ns: int | None = None
 ) -> DecisionInputs:
-    """Compute stage 1 over `panel`: guards, regime, universe and every enabled strategy."""
+    """Compute stage 1 over `panel`: guards, regime, universe and every enabled strategy.
+
+    What no control reads is not computed: with `slippage_vol_mult` 0 `vol` is all NaN, and
+    with no temporary ban (`temporary_ban_hours` 0) no red flag is looked for.
+    """
     if bar_ns is None:
         bar_ns = infer_bar_ns(panel.ts_ns)
     universe = config.universe
@@ -227,7 +231,12 @@ def decision_inputs(
         universe.min_quote_volume_usd, universe.max_spread_bps, universe.max_universe_size,
         config.policy.risk.max_data_staleness_bars,
     )  # fmt: skip
-    vol = realized_vol(close_f, config.policy.execution.slippage_vol_window, bar_no)
+    execution = config.policy.execution
+    if execution.slippage_vol_mult == 0.0:
+        # the slippage model's volatility term is its only reader: off, nothing to compute
+        vol = np.full((n_bars, n_symbols), np.nan)
+    else:
+        vol = realized_vol(close_f, execution.slippage_vol_window, bar_no)
 
     strategies = enabled_strategies(config.strategies)
     # the strategies read the symbol-major copies too: their per-symbol kernels then read

@@ -200,8 +200,10 @@ def universe_guards_nb(close, bad_tick, quote_volume, spread_bps, tier, max_move
                 stale = BARS_SINCE_NEVER
             else:
                 stale = t - last_valid[s]
-            if t > 0 and is_red_flag_nb(close[t - 1, s], price, bad_tick[t - 1, s],
-                                        bad_tick[t, s], max_move):  # fmt: skip
+            # a red flag only bans: with no ban, none is looked for
+            if ban_bars > 0 and t > 0 and is_red_flag_nb(close[t - 1, s], price,
+                                                         bad_tick[t - 1, s], bad_tick[t, s],
+                                                         max_move):  # fmt: skip
                 last_flag[s] = t
             banned = last_flag[s] >= 0 and t - last_flag[s] < ban_bars
             reason = block_reason_nb(

@@ -1,0 +1,36 @@
+"""Stage 1 computes only what a control reads: an input left out changes no result."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from polars.testing import assert_frame_equal
+
+from signals.bars import load_bars, to_panel
+from signals.config import load_config
+from signals.indicators.nb import realized_vol_nb
+from signals.pipeline import decision_inputs
+from sim.engine import run_backtest
+from tests.sim.conftest import PROJECT_ROOT, SAMPLE
+
+
+def test_no_volatility_slippage_leaves_vol_uncomputed_and_changes_no_fill():
+    panel = to_panel(load_bars(SAMPLE))
+    config = load_config(PROJECT_ROOT / "config").with_overrides(
+        {"policy.execution.slippage_vol_mult": 0.0}
+    )
+    inputs = decision_inputs(panel, config)
+    assert np.isnan(inputs.vol).all()
+    assert inputs.vol.shape == panel.close.shape
+    computed = realized_vol_nb(
+        panel.close,
+        config.policy.execution.slippage_vol_window,
+        int(panel.ts_ns[0] // inputs.bar_ns),
+    )
+    assert np.isfinite(computed).any()
+    skipped = run_backtest(panel, config)
+    read = run_backtest(panel, config, dataclasses.replace(inputs, vol=computed))
+    assert skipped.fills.height > 0
+    for name in ("orders", "fills", "trades", "curve"):
+        assert_frame_equal(getattr(skipped, name), getattr(read, name))
