@@ -368,6 +368,35 @@ def _volume_ratio_1d_nb(volume, window, first_bar_no, lo, hi, out, sums, suffix)
             out[t - lo] = volume[t] / mean
 
 
+# ############# Memory order ############# #
+
+_TILE = 64
+"""Rows and columns of one tile of `copy_tiles_nb` (64 x 64 float64: 32 KiB)."""
+
+
+@njit(cache=True, parallel=True)
+def copy_tiles_nb(x, out):
+    """Copy `x` into `out`, both `[T, S]` of one shape in any two memory orders, tile by tile,
+    the row blocks in parallel: each tile's reads and writes stay in cache, where a plain copy
+    walks one of the two arrays against its memory order. The same values, bit for bit."""
+    n_rows, n_cols = x.shape
+    for block in prange((n_rows + _TILE - 1) // _TILE):
+        t0 = block * _TILE
+        t1 = min(n_rows, t0 + _TILE)
+        for j0 in range(0, n_cols, _TILE):
+            for j in range(j0, min(n_cols, j0 + _TILE)):
+                for t in range(t0, t1):
+                    out[t, j] = x[t, j]
+
+
+@njit(cache=True)
+def _bar_major_nb(x):
+    # `x` (symbol-major `[T, S]`, as the column-parallel kernels write it) copied bar-major
+    out = np.empty(x.shape, dtype=x.dtype)
+    copy_tiles_nb(x, out)
+    return out
+
+
 # ############# Windowed kernels ############# #
 
 
@@ -395,10 +424,11 @@ def rolling_sum_columns_nb(x, window, first_bar_no):
     """`rolling_sum_nb` with the columns in parallel (`prange`), the same bits. Wide panels."""
     if window < 1:
         return np.full(x.shape, np.nan)
-    out = np.empty(x.shape)
+    # written symbol-major (each column's stores contiguous), then copied bar-major by tiles
+    out = np.empty((x.shape[1], x.shape[0])).T
     for j in prange(x.shape[1]):
         _anchored_sums_column_nb(x, window, first_bar_no, out, j)
-    return out
+    return _bar_major_nb(out)
 
 
 @njit(cache=True)
@@ -543,10 +573,11 @@ def realized_vol_columns_nb(close, window, first_bar_no):
     """`realized_vol_nb` with the symbols (columns) in parallel (`prange`): the same bits
     (each column is `_realized_vol_column_nb`, whatever thread runs it). For wide panels."""
     n_rows, n_cols = close.shape
-    out = np.empty((n_rows, n_cols))
+    # written symbol-major (each column's stores contiguous), then copied bar-major by tiles
+    out = np.empty((n_cols, n_rows)).T
     for j in prange(n_cols):
         _realized_vol_column_nb(close, window, first_bar_no, out, j)
-    return out
+    return _bar_major_nb(out)
 
 
 @njit(cache=True)

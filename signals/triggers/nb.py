@@ -15,6 +15,7 @@ from numba import njit, prange
 
 from signals.indicators.nb import (
     _anchored_sums_nb,
+    _bar_major_nb,
     _chunk_rows_nb,
     _column_buf_len_nb,
     _column_nb,
@@ -23,6 +24,7 @@ from signals.indicators.nb import (
     _store_column_nb,
     _volume_ratio_1d_nb,
     _zscore_1d_nb,
+    copy_tiles_nb,
     log_returns_nb,
 )
 
@@ -94,11 +96,12 @@ def bad_tick_mask_columns_nb(
     close, volume, max_jump_pct, volume_confirm_ratio, volume_window, first_bar_no
 ):
     """`bad_tick_mask_nb` with the symbols in parallel (`prange`), the same bits. Wide panels."""
-    out = np.zeros(close.shape, dtype=np.uint8)
+    # written symbol-major (each column's stores contiguous), then copied bar-major by tiles
+    out = np.zeros((close.shape[1], close.shape[0]), dtype=np.uint8).T
     for j in prange(close.shape[1]):
         _bad_tick_column_nb(close, volume, max_jump_pct, volume_confirm_ratio, volume_window,
                             first_bar_no, out, j)  # fmt: skip
-    return out
+    return _bar_major_nb(out)
 
 
 @njit(cache=True)
@@ -143,10 +146,11 @@ def channel_break_nb(close, band, lookback, above, finite_only):
 @njit(cache=True, parallel=True)
 def channel_break_columns_nb(close, band, lookback, above, finite_only):
     """`channel_break_nb` with the symbols in parallel (`prange`), the same bits. Wide panels."""
-    out = np.zeros(close.shape, dtype=np.uint8)
+    # written symbol-major (each column's stores contiguous), then copied bar-major by tiles
+    out = np.zeros((close.shape[1], close.shape[0]), dtype=np.uint8).T
     for j in prange(close.shape[1]):
         _channel_break_column_nb(close, band, lookback, above, finite_only, out, j)
-    return out
+    return _bar_major_nb(out)
 
 
 @njit(cache=True)
@@ -232,10 +236,11 @@ def volume_spike_nb(volume, lookback, ratio, first_bar_no):
 @njit(cache=True, parallel=True)
 def volume_spike_columns_nb(volume, lookback, ratio, first_bar_no):
     """`volume_spike_nb` with the symbols in parallel (`prange`), the same bits. Wide panels."""
-    out = np.zeros(volume.shape, dtype=np.uint8)
+    # written symbol-major (each column's stores contiguous), then copied bar-major by tiles
+    out = np.zeros((volume.shape[1], volume.shape[0]), dtype=np.uint8).T
     for j in prange(volume.shape[1]):
         _volume_spike_column_nb(volume, lookback, ratio, first_bar_no, out, j)
-    return out
+    return _bar_major_nb(out)
 
 
 @njit(cache=True)
@@ -356,8 +361,11 @@ def ma_cross_into_columns_nb(close, fast, slow, first_bar_no, out, up, down, nei
     if fast < 1 or slow < 1:
         out[:] = neither
         return out
+    # written symbol-major (each column's stores contiguous), then copied into `out` by tiles
+    by_symbol = np.empty((out.shape[1], out.shape[0]), dtype=out.dtype).T
     for j in prange(close.shape[1]):
-        _ma_cross_column_nb(close, fast, slow, first_bar_no, out, up, down, neither, j)
+        _ma_cross_column_nb(close, fast, slow, first_bar_no, by_symbol, up, down, neither, j)
+    copy_tiles_nb(by_symbol, out)
     return out
 
 

@@ -134,18 +134,21 @@ def test_rules_triggers_parallel_equal_serial(close, seed, lookback, ratio, bar_
 
 @SETTINGS
 @given(n_rows=st.integers(0, 200), n_cols=st.integers(1, 150), dtype=st.sampled_from(["f8", "u1"]))
-def test_symbol_major_copy_equals_numpy_fortran_order(n_rows, n_cols, dtype):
-    from signals.parallel import symbol_major_columns_nb
+def test_tiled_copies_equal_numpy_copies_in_either_order(n_rows, n_cols, dtype):
+    from signals.indicators.nb import copy_tiles_nb
 
     x = np.random.default_rng(n_rows * 1000 + n_cols).random((n_rows, n_cols)) * 300
     x = x.astype(dtype)
     if dtype == "f8" and x.size:
         x.flat[::7] = np.nan
     out = np.empty(x.shape, dtype=x.dtype, order="F")
-    symbol_major_columns_nb(x, out)
-    expected = np.asfortranarray(x)
+    copy_tiles_nb(x, out)
     assert out.flags.f_contiguous
-    assert out.tobytes(order="A") == expected.tobytes(order="A")
+    assert out.tobytes(order="A") == np.asfortranarray(x).tobytes(order="A")
+    back = np.empty(x.shape, dtype=x.dtype)
+    copy_tiles_nb(out, back)
+    assert back.flags.c_contiguous
+    assert back.tobytes() == x.tobytes()
 
 
 def test_symbol_major_picks_the_tiled_copy_only_for_wide_arrays(monkeypatch):
