@@ -738,3 +738,83 @@ def test_to_panel_of_a_dense_file_equals_the_plain_build(n_symbols, n_bars, seed
     for name, expected in arrays.items():
         np.testing.assert_array_equal(getattr(panel, name), expected)
         assert getattr(panel, name).flags.c_contiguous
+
+
+def _dense_frame(n_symbols: int, n_bars: int, seed: int) -> pl.DataFrame:
+    # every symbol at every bar, rows in (symbol, ts) order
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_symbols, n_bars)), axis=1))
+    return pl.DataFrame(
+        {
+            "ts": np.tile(np.arange(n_bars) * 3_600_000_000_000 + 1_704_067_200 * 10**9, n_symbols),
+            "symbol": np.repeat(["ADA-USD", "BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD"][:n_symbols], n_bars),
+            "open": close.ravel(), "high": close.ravel() * 1.01, "low": close.ravel() * 0.99,
+            "close": close.ravel(), "volume": rng.gamma(2.0, 5.0, n_symbols * n_bars),
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))  # fmt: skip
+
+
+_NEAR_DENSE = ("dense", "drop_row", "other_ts", "blocks_reversed", "rows_interleaved", "extra_bar")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_symbols=st.integers(1, 5),
+    n_bars=st.integers(2, 30),
+    seed=st.integers(0, 2**32 - 1),
+    change=st.sampled_from(_NEAR_DENSE),
+    where=st.integers(0, 10_000),
+)
+def test_to_panel_dense_path_only_for_dense_frames_same_arrays(
+    n_symbols, n_bars, seed, change, where
+):
+    # `_dense_blocks` takes a frame only when its rows are the panel as they stand; frames one
+    # change away from dense go through the scatter; both equal the plain build
+    from signals.bars import _dense_blocks
+
+    frame = _dense_frame(n_symbols, n_bars, seed)
+    i = where % frame.height
+    hour = pl.duration(hours=1, time_unit="ns")
+    if change == "drop_row":
+        frame = frame.filter(pl.int_range(pl.len()) != i)
+    elif change == "other_ts":  # one symbol's bar moved half an hour: the blocks differ
+        half = pl.duration(minutes=30, time_unit="ns")
+        frame = frame.with_columns(
+            pl.when(pl.int_range(pl.len()) == i).then(pl.col("ts") + half).otherwise("ts")
+        )
+        frame = frame.sort("symbol", "ts")
+    elif change == "blocks_reversed":
+        frame = frame.sort("symbol", "ts", descending=[True, False])
+    elif change == "rows_interleaved":
+        frame = frame.sort("ts", "symbol")
+    elif change == "extra_bar":  # the last symbol has one more bar
+        last = frame.tail(1).with_columns(pl.col("ts") + hour)
+        frame = pl.concat([frame, last])
+    dense = _dense_blocks(frame)
+    # one symbol: every change above leaves one block of increasing timestamps, still dense
+    expect_dense = change == "dense" or n_symbols == 1
+    assert (dense is not None) == expect_dense
+    panel = to_panel(frame)
+    ts_index, symbols, arrays = _to_panel_reference(frame)
+    np.testing.assert_array_equal(panel.ts_ns, ts_index)
+    assert panel.symbols == symbols
+    for name, expected in arrays.items():
+        np.testing.assert_array_equal(getattr(panel, name), expected)
+        assert getattr(panel, name).flags.c_contiguous
+
+
+def test_load_bars_returns_validate_bars_frame_and_its_errors(tmp_path):
+    # `load_bars` runs the checks of `validate_bars` without its summary: same frame, same error
+    frame = _bars(n=8, symbols=("BTC-USD", "ETH-USD"))
+    good = tmp_path / "good.parquet"
+    frame.write_parquet(good)
+    loaded = load_bars(good)
+    assert_frame_equal(loaded, frame)
+    assert validate_bars(loaded).n_bars == loaded.height
+    bad = tmp_path / "bad.parquet"
+    _set(frame, 3, high=1.0).write_parquet(bad)
+    with pytest.raises(DataError) as from_validate:
+        validate_bars(_set(frame, 3, high=1.0))
+    with pytest.raises(DataError) as from_load:
+        load_bars(bad)
+    assert str(from_load.value) == f"file {str(bad)!r}: {from_validate.value}"
