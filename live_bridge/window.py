@@ -152,17 +152,21 @@ class BarWindow:
         names = new.get_column("symbol").to_numpy()
         own = bool(np.all(names == self._names[asked]))
         col = asked if own else np.searchsorted(self._names, names)
-        keep = np.ones(ts.size, dtype=np.bool_) if has_ts is None else has_ts
         bad: list[tuple[int, str, str]] = []
         if not own or _may_break_rules(ts, values, asked, now):
             bad = bar_violations(new)
-            keep[[row for row, _, _ in bad]] = False
         self._last_ns[cols] = np.maximum.reduceat(ts, np.cumsum(heights) - heights)
         self._given[cols] = True
         for _, symbol, message in bad:
             report(symbol, "bad_bars", f"{symbol}: bad bars skipped ({message})")
         head = self._advance(newest_open_ns)
         bar = ts // self.bar_ns
+        inside = bar.min() > head - self.window_bars and bar.max() <= head
+        if has_ts is None and not bad and inside:  # the usual cycle: all good, all in the window
+            self._write(bar, col, values)
+            return
+        keep = np.ones(ts.size, dtype=np.bool_) if has_ts is None else has_ts
+        keep[[row for row, _, _ in bad]] = False
         keep &= bar > head - self.window_bars
         ahead = keep & (bar > head)
         if ahead.any():

@@ -13,6 +13,8 @@ them out) is timed on a real `LiveDaemon` and split in two:
   limiter besides (`live_bridge/ratelimit.py`: 30 private requests/s, spaced at 80 %), about
   1 s at 50 symbols and 20 s at 500: I/O, not the daemon's work.
 * `in_process`: the rest, the daemon's own work on the fetched frames (`live_bridge.window`).
+  Through the loopback venue it also holds the simulator's server threads finishing their
+  requests in this process (the GIL), so the stub's figure is the daemon's own.
 
 Inputs: `sim.synth.synth_bars(seed=42, n_symbols=S)` with the shipped config (products of the
 synthetic symbols fall back to `universe.products.default`). Goals (issue 15): the decision with
