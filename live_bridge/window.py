@@ -62,7 +62,9 @@ class BarWindow:
     window_bars : int
         Rows of the window (>= 1).
     bar_ns : int
-        Bar length, ns; bar open times are multiples of it.
+        Bar length, ns. The newest bar's open time given to `update` and `panel` is a multiple
+        of it (`ValueError` otherwise); a fetched bar opening off that grid lands on the row
+        whose bar it opens in, as in the old window.
 
     Notes
     -----
