@@ -112,7 +112,7 @@ from signals.enums import (
 )
 from signals.errors import ConfigError, DataError, PlatformError
 from signals.pipeline import decision_inputs, warmup_bars
-from signals.records import ORDER_DT
+from signals.records import ORDER_DT, Book, Guards, Proposals, StepOut, new_order
 from signals.strategies import enabled_strategies
 from sim.engine import fill_params
 from sim.enums import OrderStatus
@@ -317,13 +317,13 @@ class LiveDaemon:
         ]
         if not dust:
             return
+        no_cooldown = self.params._replace(cooldown_fill_bars=0, cooldown_stop_bars=0)
         for s in dust:
             qty = float(self.positions[s, Pos.Qty])
+            order = new_order(s, Side.Sell, Purpose.Exit, int(self.positions[s, Pos.Strategy]))
             apply_fill_nb(
-                self.account, self.positions, s, Side.Sell, qty,
-                float(self.positions[s, Pos.LastPrice]), 0.0, self.last_bar_no, Purpose.Exit,
-                int(self.positions[s, Pos.Strategy]), 0.0, 0.0, 0, 0,
-                self._static.base_increment[s],
+                self.account, self.positions, order, qty, float(self.positions[s, Pos.LastPrice]),
+                0.0, self.last_bar_no, no_cooldown, self._static,
             )  # fmt: skip
             log.warning("closed a dust position of %.3g %s (below one base increment %g)",
                         qty, self.symbols[s], self._static.base_increment[s])  # fmt: skip
@@ -553,10 +553,8 @@ class LiveDaemon:
     def _apply_fill(self, db: Any, order: OrderRow, fill: FillRow) -> None:
         s = self.symbols.index(order.symbol)
         apply_fill_nb(
-            self.account, self.positions, s, order.side, fill.qty, fill.price, fill.fee,
-            fill.bar_no, order.purpose, order.strategy, order.stop_pct, order.take_pct,
-            self.params.cooldown_fill_bars, self.params.cooldown_stop_bars,
-            self._static.base_increment[s],
+            self.account, self.positions, _order_record(order, s), fill.qty, fill.price, fill.fee,
+            fill.bar_no, self.params, self._static,
         )  # fmt: skip
         self.store.insert_fill(db, fill)
         self.events.emit(FillApplied(
@@ -757,9 +755,8 @@ class LiveDaemon:
                 )  # fmt: skip
                 st, qty, price, fee, is_maker = fill_order_nb(
                     rec, panel.open[-1, s], panel.high[-1, s], panel.low[-1, s], vol_prev[s],
-                    self.account[Acc.Cash], self.positions[s, Pos.Qty],
-                    self._static.min_size[s], self._static.min_notional[s],
-                    self._static.base_increment[s], self.params, self.fill, u1, u2,
+                    self.account[Acc.Cash], self.positions[s, Pos.Qty], self.params,
+                    self._static, self.fill, u1, u2,
                 )  # fmt: skip
                 filled = st in (OrderStatus.Filled, OrderStatus.Partial) and qty > 0.0
                 if filled:
@@ -920,10 +917,11 @@ class LiveDaemon:
         out = np.empty(2 * len(self.symbols) + 8, dtype=ORDER_DT)
         with self._stage("decide"):
             n = step_nb(
-                bar_no, day_id, week_id, panel.close[t], inputs.weight[t], inputs.stop_pct[t],
-                inputs.take_pct[t], inputs.strategy[t], inputs.block_reason[t], status,
-                int(inputs.regime[t]), params, self._static, self.account, self.positions,
-                out, self.reason_counts, self._workspace,
+                t, bar_no, day_id, week_id, panel.close,
+                Proposals(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy),
+                Guards(inputs.block_reason, inputs.regime, status), params, self._static,
+                Book(self.account, self.positions, self._workspace),
+                StepOut(out, self.reason_counts),
             )  # fmt: skip
         result.equity_usd = float(self.account[Acc.Equity])
         rows = [self._row(out[i], i, bar_no, now) for i in range(n)]

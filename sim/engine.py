@@ -15,6 +15,7 @@ from signals.decision.params import product_status_codes, step_params, step_stat
 from signals.enums import PURPOSE_NAMES, REASON_NAMES, Side
 from signals.errors import DataError
 from signals.pipeline import DecisionInputs, decision_inputs, infer_bar_ns
+from signals.records import Guards, Market, Proposals
 from sim.enums import ORDER_STATUS_NAMES, FillParams
 from sim.nb import new_curves, simulate
 
@@ -103,6 +104,23 @@ def fill_params(config: PlatformConfig) -> FillParams:
     )
 
 
+def market_of(panel: Panel, inputs: DecisionInputs) -> Market:
+    """Return the `Market` bundle of `panel` with stage 1's bar length and volatility."""
+    return Market(
+        panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close, inputs.vol
+    )
+
+
+def proposals_of(inputs: DecisionInputs) -> Proposals:
+    """Return the `Proposals` bundle of stage 1's combined proposals."""
+    return Proposals(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy)
+
+
+def guards_of(inputs: DecisionInputs, product_status: np.ndarray) -> Guards:
+    """Return the `Guards` bundle of stage 1 and the int64[S] `product_status` codes."""
+    return Guards(inputs.block_reason, inputs.regime, product_status)
+
+
 def _ts(values: np.ndarray) -> pl.Series:
     return pl.Series(values.astype(np.int64)).cast(pl.Datetime("ns", "UTC"))
 
@@ -143,11 +161,10 @@ def run_backtest(
     symbols = panel.symbols
     static = step_static(config, symbols, inputs.strategy_names)
     out = simulate(
-        panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close,
-        inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy, inputs.block_reason,
-        inputs.regime, inputs.vol, product_status_codes(config, symbols), step_params(config),
-        static, fill_params(config), float(config.backtest.initial_cash_usd),
-        int(config.backtest.seed), *new_curves(panel.close.shape[0]),
+        market_of(panel, inputs), proposals_of(inputs),
+        guards_of(inputs, product_status_codes(config, symbols)), step_params(config), static,
+        fill_params(config), float(config.backtest.initial_cash_usd), int(config.backtest.seed),
+        new_curves(panel.close.shape[0]),
     )  # fmt: skip
     orders, status, fills, trades, equity, cash, exposure, reasons, account, positions = out
     names = inputs.strategy_names or ("none",)

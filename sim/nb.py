@@ -2,10 +2,10 @@
 
 For every bar `t`: the orders decided at the close of `t - 1` fill on bar `t` (market orders at
 the open plus slippage with the taker fee; post-only limits at their price with the maker fee
-when bar `t` trades through them, possibly partially), then the shared `step_core_nb` (`step_nb`
-on `[T, S]` inputs) decides the orders of bar `t` at its close: its mark and quiet check in
-`_quiet_run_nb`, its decision `decide_marked_nb` called from the loop. Nothing here decides a
-trade.
+when bar `t` trades through them, possibly partially), then the shared `step_nb` decides the
+orders of bar `t` at its close: its mark and quiet check in `_quiet_run_nb`, its decision
+`decide_marked_nb` called from the loop. Nothing here decides a trade: the fast paths test
+the step's own rule kernels (`exit_purpose_nb`, `over_trim_nb`, `loss_floor_nb`).
 """
 
 import numpy as np
@@ -17,16 +17,20 @@ from signals.decision.nb import (
     DAY_NS,
     apply_fill_nb,
     decide_marked_nb,
+    exit_purpose_nb,
+    loss_floor_nb,
     mark_periods_breakers_nb,
     new_workspace_nb,
     nothing_to_decide_nb,
+    over_trim_nb,
     period_ids_nb,
     roll_periods_nb,
     row_of,
+    trim_on_nb,
 )
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
-from signals.records import ORDER_DT
-from sim.enums import FILL_DT, TRADE_DT, OrderStatus
+from signals.records import ORDER_DT, Book, Curves, Proposals, StepOut
+from sim.enums import FILL_DT, N_CURSOR, TRADE_DT, Cursor, OrderStatus, SimRecords, SimResult
 
 
 @njit(cache=True)
@@ -93,15 +97,14 @@ def new_state_nb(n_symbols, initial_cash):
 
 
 @njit(cache=True)
-def fill_order_nb(
-    order, o, h, lo, vol, cash, held, min_size, min_notional, base_inc, params, fill, u1, u2
-):
+def fill_order_nb(order, o, h, lo, vol, cash, held, params, static, fill, u1, u2):
     """Return `(status, qty, price, fee, is_maker)` for one order on its fill bar.
 
     Reference: tests/reference/fill.py::fill_order_ref.
     `o, h, lo` are the fill bar's open/high/low (NaN = no bar), `vol` the decision bar's one-bar
     realized volatility (NaN = none), `cash` the free cash (USD), `held` the position (base units;
     sells are clipped to it: long-only spot), `u1, u2` uniform draws (`fill_draws_nb`).
+    The product's increments and minimums are `static`'s (`StepStatic`) at `order["symbol"]`.
     Product minimums are the venue's: Coinbase refuses an order under `base_min_size`
     (`min_size`, base units) or `quote_min_size` (`min_notional`, USD, on size x price) at
     creation (`PREVIEW_INVALID_BASE_SIZE_TOO_SMALL` / `..._QUOTE_SIZE_TOO_SMALL`), so such an
@@ -112,6 +115,10 @@ def fill_order_nb(
     """
     if not np.isfinite(o):
         return OrderStatus.NoBar, 0.0, 0.0, 0.0, 0
+    s = order["symbol"]
+    min_size = static.min_size[s]
+    min_notional = static.min_notional[s]
+    base_inc = static.base_increment[s]
     side = order["side"]
     if order["order_type"] == OrderType.Market:
         slip = fill.slippage
@@ -167,9 +174,9 @@ def fill_order_nb(
     return status, qty, limit, qty * limit * params.maker_fee, 1
 
 
-def new_curves(n_bars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return empty `(equity, cash, exposure)` float64[n_bars] buffers for `simulate_nb`."""
-    return np.empty(n_bars), np.empty(n_bars), np.empty(n_bars)
+def new_curves(n_bars: int) -> Curves:
+    """Return empty `Curves` (`equity, cash, exposure`, float64[n_bars]) for `simulate_nb`."""
+    return Curves(np.empty(n_bars), np.empty(n_bars), np.empty(n_bars))
 
 
 @njit(cache=True)
@@ -216,15 +223,16 @@ def _final_mark_nb(account, positions, close, last_ts_ns, last_marked, params):
 
 
 @njit(cache=True)
-def _write_curves_nb(account, positions, t, equity, cash, exposure):
+def _write_curves_nb(account, positions, t, curves):
     # the curves of bar t at its close, from the marked state
-    equity[t] = account[Acc.Equity]
-    cash[t] = account[Acc.Cash]
+    equity = account[Acc.Equity]
+    curves.equity[t] = equity
+    curves.cash[t] = account[Acc.Cash]
     gross = 0.0
     for s in range(positions.shape[0]):
         if positions[s, Pos.Qty] > 0.0:
             gross += positions[s, Pos.Qty] * positions[s, Pos.LastPrice]
-    exposure[t] = gross / equity[t] if equity[t] > 0.0 else 0.0
+    curves.exposure[t] = gross / equity if equity > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -240,37 +248,27 @@ def _no_weight_nb(weight, row):
 
 
 @njit(cache=True)
-def _enter_day_nb(periods, ts):
-    # `periods[:4]` for the UTC day holding `ts` (ns): its day and ISO week ids, [lo, hi) in ns
+def _enter_day_nb(cursor, ts):
+    # the cursor's day slots for the UTC day holding `ts` (ns): its day and ISO week ids and
+    # its [lo, hi) in ns
     day_id, week_id = period_ids_nb(ts)
-    periods[0] = day_id
-    periods[1] = week_id
-    periods[2] = day_id * DAY_NS
-    periods[3] = periods[2] + DAY_NS
+    cursor[Cursor.DayId] = day_id
+    cursor[Cursor.WeekId] = week_id
+    cursor[Cursor.DayLoNs] = day_id * DAY_NS
+    cursor[Cursor.DayHiNs] = cursor[Cursor.DayLoNs] + DAY_NS
 
 
 @njit(cache=True)
 def _loss_floors_nb(account, params):
-    # `(daily_on, daily_floor, weekly_on, weekly_floor, trip)` from the account: whether each
-    # loss stop can still trip, the equity (USD) at or below which it does, and the higher of
-    # the active floors (`_trip_floor_nb`)
-    daily_on = params.daily_loss < 1.0 and account[Acc.DailyStop] == 0.0
-    daily_floor = account[Acc.DayStartEquity] * (1.0 - params.daily_loss)
-    weekly_on = params.weekly_loss < 1.0 and account[Acc.WeeklyStop] == 0.0
-    weekly_floor = account[Acc.WeekStartEquity] * (1.0 - params.weekly_loss)
-    trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
-    return daily_on, daily_floor, weekly_on, weekly_floor, trip
-
-
-@njit(cache=True)
-def _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor):
-    # the equity (USD) at or below which an active loss stop trips; -inf with none active
-    floor = -np.inf
-    if daily_on:
-        floor = daily_floor
-    if weekly_on and weekly_floor > floor:
-        floor = weekly_floor
-    return floor
+    # `(daily_floor, weekly_floor)`: the equity (USD) at or below which each loss stop trips
+    # (`loss_floor_nb`), -inf for one off or already tripped
+    daily_floor = -np.inf
+    if account[Acc.DailyStop] == 0.0:
+        daily_floor = loss_floor_nb(account[Acc.DayStartEquity], params.daily_loss)
+    weekly_floor = -np.inf
+    if account[Acc.WeeklyStop] == 0.0:
+        weekly_floor = loss_floor_nb(account[Acc.WeekStartEquity], params.weekly_loss)
+    return daily_floor, weekly_floor
 
 
 # how many bars ahead the quiet-bar loops hint the rows a fill or a decision reads (see
@@ -289,18 +287,18 @@ def _rows_per_line_nb(n_symbols):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_fill_rows_nb(row, ts_ns, open_, high, low, regime):
+def _prefetch_fill_rows_nb(row, market, regime):
     # the rows a fill on bar `row` (open, high, low) and a decision at its close (its time,
     # regime) read
-    prefetch_row_nb(ts_ns, row)
-    prefetch_row_nb(open_, row)
-    prefetch_row_nb(high, row)
-    prefetch_row_nb(low, row)
+    prefetch_row_nb(market.ts_ns, row)
+    prefetch_row_nb(market.open, row)
+    prefetch_row_nb(market.high, row)
+    prefetch_row_nb(market.low, row)
     prefetch_row_nb(regime, row)
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _flat_run_nb(t, ts_ns, open_, high, low, close, weight, regime, free, equity, cash, exposure):
+def _flat_run_nb(t, market, weight, regime, free, curves):
     """Write the curves of the flat bars from `t` (no position, no entry proposal); return the
     first bar with an entry proposal (or T). The cash `free` (USD) does not move on them.
     Compiled into `_quiet_run_nb` (numba IR inlining); on the way it hints the rows the next
@@ -308,10 +306,14 @@ def _flat_run_nb(t, ts_ns, open_, high, low, close, weight, regime, free, equity
     reads no close: the mark at the entry bar waited on memory, 6 % of a 1M-bar backtest).
     """
     n_bars, n_symbols = weight.shape
+    close = market.close
+    equity = curves.equity
+    cash = curves.cash
+    exposure = curves.exposure
     line_mask = _rows_per_line_nb(n_symbols) - 1
     while t < n_bars and not _any_entry_nb(weight, t):
         if (t & line_mask) == 0:
-            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
+            _prefetch_fill_rows_nb(t + _AHEAD, market, regime)
             prefetch_row_nb(close, t + _AHEAD)
         equity[t] = free
         cash[t] = free
@@ -321,20 +323,27 @@ def _flat_run_nb(t, ts_ns, open_, high, low, close, weight, regime, free, equity
 
 
 @njit(cache=True, _nrt=False)
-def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
-                     positions, equity, cash, exposure, periods):  # fmt: skip
+def _held_one_run_nb(t, market, weight, regime, params, static, book, curves, cursor):
     """Advance over quiet bars from `t` while exactly one symbol is held; return the first bar
     this fast path cannot prove quiet (or T), for `_quiet_run_nb`'s general path.
 
     Per bar it does what `mark_periods_breakers_nb`, `nothing_to_decide_nb` and
-    `_write_curves_nb` do, with the same arithmetic (so the same bits), specialised to one
-    position and no pending order: equity is `cash + qty x close`, the exposure of the held
-    symbol is the total and its theme's exposure. It rolls the UTC day and ISO week itself and
-    stops at a finite weight on any symbol, a non-finite close of the held symbol, a stop-loss
-    or take-profit touch, or an exposure over an auto-trim threshold.
+    `_write_curves_nb` do, through the same rule kernels (`exit_purpose_nb`, `trim_on_nb`,
+    `over_trim_nb`, `loss_floor_nb`; so the same bits), specialised to one position and no
+    pending order: equity is `cash + qty x close`, the exposure of the held symbol is the total
+    and its theme's exposure. It rolls the UTC day and ISO week itself and stops at a finite
+    weight on any symbol, a non-finite close of the held symbol, a sell the position needs, or
+    an exposure over an auto-trim threshold.
     Held bars are most bars of a backtest that trades; this costs a few ns per bar instead of
     the general path's several calls, loops over symbols and themes, and workspace arrays.
     """
+    ts_ns = market.ts_ns
+    close = market.close
+    equity = curves.equity
+    cash = curves.cash
+    exposure = curves.exposure
+    account = book.account
+    positions = book.positions
     n_bars, n_symbols = close.shape
     s = 0
     while positions[s, Pos.Qty] <= 0.0:
@@ -346,39 +355,39 @@ def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, 
     take_price = positions[s, Pos.TakePrice]
     free = account[Acc.Cash]
     theme_capped = static.theme_id[s] >= 0
-    slack = 1.0 + params.trim_tolerance
     # the account's peak and breaker state in registers for the run (stored back at the end):
     # the arrays the loop writes could alias `account`, so the compiler would otherwise reload
     # and store it on every bar. A tripped breaker stays tripped; an untripped one trips at
-    # the first bar whose equity is at or below its threshold, as `mark_periods_breakers_nb`.
+    # the first bar whose equity is at or below its floor, as `mark_periods_breakers_nb`.
     peak = account[Acc.PeakEquity]
-    daily_on, daily_floor, weekly_on, weekly_floor, trip = _loss_floors_nb(account, params)
-    drawdown_on = params.max_drawdown < 1.0 and account[Acc.DrawdownBreaker] == 0.0
-    keep = 1.0 - params.max_drawdown
+    daily_floor, weekly_floor = _loss_floors_nb(account, params)
+    trip = max(daily_floor, weekly_floor)
+    drawdown_on = account[Acc.DrawdownBreaker] == 0.0
     start = t
     price = np.nan
     marked = np.nan
     line_mask = _rows_per_line_nb(n_symbols) - 1
     while t < n_bars:
         if (t & line_mask) == 0:
-            _prefetch_fill_rows_nb(t + _AHEAD, ts_ns, open_, high, low, regime)
+            _prefetch_fill_rows_nb(t + _AHEAD, market, regime)
         ts = ts_ns[t]
-        new_day = ts < periods[2] or ts >= periods[3]
+        new_day = ts < cursor[Cursor.DayLoNs] or ts >= cursor[Cursor.DayHiNs]
         if not _no_weight_nb(weight, t):
             break
         p = close[t, s]
         if not np.isfinite(p):
             break
-        if (stop_price > 0.0 and p <= stop_price) or (take_price > 0.0 and p >= take_price):
+        # the weight is NaN here: only a stop or a take-profit can sell
+        if exit_purpose_nb(p, np.nan, stop_price, take_price) >= 0:
             break
         value = qty * p
         e = free + value
-        if params.auto_trim and e > 0.0:
-            if value > params.total_cap * e * slack:
+        if trim_on_nb(params, e):
+            if over_trim_nb(value, params.total_cap, e, params):
                 break
-            if theme_capped and value > params.theme_cap * e * slack:
+            if theme_capped and over_trim_nb(value, params.theme_cap, e, params):
                 break
-            if value > params.asset_cap * e * slack:
+            if over_trim_nb(value, params.asset_cap, e, params):
                 break
         # bar t is quiet: mark it, roll the day (and week) as `mark_periods_breakers_nb` does
         price = p
@@ -388,20 +397,21 @@ def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, 
                 if j != s and np.isfinite(close[t, j]):
                     positions[j, Pos.LastPrice] = close[t, j]
         if new_day:
-            _enter_day_nb(periods, ts)
-            roll_periods_nb(account, e, periods[0], periods[1])
-            daily_on, daily_floor, weekly_on, weekly_floor, trip = _loss_floors_nb(account, params)
+            _enter_day_nb(cursor, ts)
+            roll_periods_nb(account, e, cursor[Cursor.DayId], cursor[Cursor.WeekId])
+            daily_floor, weekly_floor = _loss_floors_nb(account, params)
+            trip = max(daily_floor, weekly_floor)
         peak = max(peak, e)
-        # one test for the two loss stops (the higher active floor), then the exact ones
+        # one test for the two loss stops (the higher floor), then the exact ones
         if e <= trip:
-            if daily_on and e <= daily_floor:
-                daily_on = False
+            if e <= daily_floor:
+                daily_floor = -np.inf
                 account[Acc.DailyStop] = 1.0
-            if weekly_on and e <= weekly_floor:
-                weekly_on = False
+            if e <= weekly_floor:
+                weekly_floor = -np.inf
                 account[Acc.WeeklyStop] = 1.0
-            trip = _trip_floor_nb(daily_on, daily_floor, weekly_on, weekly_floor)
-        if drawdown_on and e <= peak * keep:
+            trip = max(daily_floor, weekly_floor)
+        if drawdown_on and e <= loss_floor_nb(peak, params.max_drawdown):
             drawdown_on = False
             account[Acc.DrawdownBreaker] = 1.0
         equity[t] = e
@@ -412,22 +422,19 @@ def _held_one_run_nb(t, ts_ns, open_, high, low, close, weight, regime, params, 
         positions[s, Pos.LastPrice] = price
         account[Acc.Equity] = marked
         account[Acc.PeakEquity] = peak
-        periods[4] = t - 1
+        cursor[Cursor.LastMarked] = t - 1
     return t
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _quiet_run_nb(
-    t, ts_ns, open_, high, low, close, weight, regime, params, static, account, positions,
-    workspace, n_held, equity, cash, exposure, periods,
-):  # fmt: skip
+def _quiet_run_nb(t, n_held, market, weight, regime, params, static, book, curves, cursor):
     """Advance over the bars from `t` that need no decision; return the first that does (or T).
 
     Called with no order pending (the bar's fills are done), so the positions (`n_held` of
     them) do not change on the way. Each quiet bar gets its curves; a bar with a position or
     an entry proposal is marked and rolled (`mark_periods_breakers_nb`) first, and the one
     returned is left marked, rolled and checked for the decision (`decide_marked_nb`).
-    `periods` holds `[day_id, week_id, day_lo_ns, day_hi_ns, last_marked_row]` across calls.
+    The day slots and the last marked row live in `cursor` across calls (`Cursor`).
     Compiled into `_simulate_loop_nb` (numba IR inlining): a call with this many arguments
     costs more than a bar's work.
 
@@ -438,35 +445,33 @@ def _quiet_run_nb(
     same values before anything reads them; `_final_mark_nb` settles the state the run returns
     after trailing skipped bars. Exact.
     """
+    ts_ns = market.ts_ns
+    close = market.close
+    account = book.account
+    positions = book.positions
     n_bars = close.shape[0]
     while t < n_bars:
         if n_held == 0 and not _any_entry_nb(weight, t):
-            t = _flat_run_nb(
-                t, ts_ns, open_, high, low, close, weight, regime, account[Acc.Cash], equity,
-                cash, exposure,
-            )  # fmt: skip
+            t = _flat_run_nb(t, market, weight, regime, account[Acc.Cash], curves)
             continue
         if n_held == 1:
-            t = _held_one_run_nb(
-                t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
-                positions, equity, cash, exposure, periods,
-            )  # fmt: skip
+            t = _held_one_run_nb(t, market, weight, regime, params, static, book, curves, cursor)
             if t == n_bars:
                 return t
-        if periods[4] < t - 1:
+        if cursor[Cursor.LastMarked] < t - 1:
             # flat rows were skipped unmarked since the last mark
-            _catch_up_last_prices_nb(positions, close, periods[4], t - 1)
-        periods[4] = t
+            _catch_up_last_prices_nb(positions, close, cursor[Cursor.LastMarked], t - 1)
+        cursor[Cursor.LastMarked] = t
         # the UTC day (and ISO week) change once per day: divide only when `ts_ns[t]` leaves
-        # the current day's `[day_lo, day_hi)` window, not on every bar
+        # the current day's `[DayLoNs, DayHiNs)` window, not on every bar
         ts = ts_ns[t]
-        if ts < periods[2] or ts >= periods[3]:
-            _enter_day_nb(periods, ts)
-        mark_periods_breakers_nb(account, positions, close, t, periods[0], periods[1], params)
-        if not nothing_to_decide_nb(t, close, weight, params, static, account, positions,
-                                    workspace):  # fmt: skip
+        if ts < cursor[Cursor.DayLoNs] or ts >= cursor[Cursor.DayHiNs]:
+            _enter_day_nb(cursor, ts)
+        mark_periods_breakers_nb(account, positions, close, t, cursor[Cursor.DayId],
+                                 cursor[Cursor.WeekId], params)  # fmt: skip
+        if not nothing_to_decide_nb(t, close, weight, params, static, book):
             return t
-        _write_curves_nb(account, positions, t, equity, cash, exposure)
+        _write_curves_nb(account, positions, t, curves)
         t += 1
     return t
 
@@ -476,38 +481,47 @@ def _quiet_run_nb(
 # processes, `run_backtest` took 89-104 vs 91-109 ms at 1 x 1M bars and 27-28 vs 27-28 ms at
 # 20 x 20k, under the 5 % a trick must gain: removed, the loop calls `decide_marked_nb`.
 
-# `_simulate_loop_nb`'s scalars between calls: indices into its `cursor` int64 array (the next
-# bar, the record counts, the first order decided on the previous bar, 1 if that bar ran the
-# full step, the number of held symbols)
-_AT_T, _AT_N_ORDERS, _AT_N_FILLS, _AT_N_TRADES, _AT_PREV_START, _AT_STEPPED, _AT_N_HELD = range(7)
-N_CURSOR = 7
 # what `_simulate_loop_nb` stopped for: done, or the record buffer to grow before going on
 _FULL_NONE, _FULL_ORDERS, _FULL_FILLS, _FULL_TRADES = 0, 1, 2, 3
 
 
 @njit(cache=True, _nrt=False)
-def _simulate_loop_nb(
-    cursor, ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
-    block_reason, regime, vol, product_status, params, static, fill, seed, account, positions,
-    workspace, orders, status, fills, trades, step_orders, reason_counts, equity, cash, exposure,
-    periods,
-):  # fmt: skip
-    """Run `simulate_nb`'s bar loop from bar `cursor[_AT_T]` until the end or a full record buffer.
+def _simulate_loop_nb(cursor, market, proposals, guards, params, static, fill, seed, book,
+                      records, curves):  # fmt: skip
+    """Run `simulate_nb`'s bar loop from bar `cursor[Cursor.Bar]` until the end or a full
+    record buffer.
 
     Returns `_FULL_NONE` when the last bar is done, else which buffer (`_FULL_ORDERS`,
     `_FULL_FILLS`, `_FULL_TRADES`) must grow before calling again: a bar starts only when its
-    fills, trades and orders fit, so stopping loses nothing. The loop allocates nothing, hence
-    `_nrt=False`: without it every call inside it (quiet runs, the step, fills) paid reference
-    counting on its ~20 array arguments, about a sixth of a backtest that trades often.
+    fills, trades and orders fit, so stopping loses nothing. The loop's scalars between calls
+    are `cursor`'s slots (`Cursor`). The loop allocates nothing, hence `_nrt=False`: without it
+    every call inside it (quiet runs, the step, fills) paid reference counting on its ~20
+    array arguments, about a sixth of a backtest that trades often.
     """
-    n_bars, n_symbols = close.shape
-    t = cursor[_AT_T]
-    n_orders = cursor[_AT_N_ORDERS]
-    n_fills = cursor[_AT_N_FILLS]
-    n_trades = cursor[_AT_N_TRADES]
-    prev_start = cursor[_AT_PREV_START]
-    stepped = cursor[_AT_STEPPED] != 0
-    n_held = cursor[_AT_N_HELD]
+    ts_ns = market.ts_ns
+    bar_ns = market.bar_ns
+    open_ = market.open
+    high = market.high
+    low = market.low
+    vol = market.vol
+    weight = proposals.weight
+    regime = guards.regime
+    account = book.account
+    positions = book.positions
+    orders = records.orders
+    status = records.order_status
+    fills = records.fills
+    trades = records.trades
+    step_orders = records.step_orders
+    step_out = StepOut(step_orders, records.reason_counts)
+    n_bars, n_symbols = market.close.shape
+    t = cursor[Cursor.Bar]
+    n_orders = cursor[Cursor.NOrders]
+    n_fills = cursor[Cursor.NFills]
+    n_trades = cursor[Cursor.NTrades]
+    prev_start = cursor[Cursor.PrevStart]
+    stepped = cursor[Cursor.Stepped] != 0
+    n_held = cursor[Cursor.NHeld]
     full = _FULL_NONE
     while t < n_bars:
         # --- room for this bar's records, else stop here and let the caller grow a buffer ---
@@ -528,11 +542,9 @@ def _simulate_loop_nb(
             u1, u2 = fill_draws_nb(
                 seed, order["bar_no"], static.symbol_key[s], order["side"], order["purpose"]
             )
-            free_cash = account[Acc.Cash]
             st, qty, price, fee, is_maker = fill_order_nb(
-                order, open_[t, s], high[t, s], low[t, s], vol[row_of(vol, t - 1), s], free_cash,
-                positions[s, Pos.Qty], static.min_size[s], static.min_notional[s],
-                static.base_increment[s], params, fill, u1, u2,
+                order, open_[t, s], high[t, s], low[t, s], vol[row_of(vol, t - 1), s],
+                account[Acc.Cash], positions[s, Pos.Qty], params, static, fill, u1, u2,
             )  # fmt: skip
             status[j] = st
             if st != OrderStatus.Filled and st != OrderStatus.Partial:
@@ -541,11 +553,8 @@ def _simulate_loop_nb(
                 continue
             bar_no = ts_ns[t] // bar_ns
             entry_bar = positions[s, Pos.EntryBar]
-            closed = apply_fill_nb(
-                account, positions, s, order["side"], qty, price, fee, bar_no,
-                order["purpose"], order["strategy"], order["stop_pct"], order["take_pct"],
-                params.cooldown_fill_bars, params.cooldown_stop_bars, static.base_increment[s],
-            )  # fmt: skip
+            closed = apply_fill_nb(account, positions, order, qty, price, fee, bar_no, params,
+                                   static)  # fmt: skip
             n_held = _count_held_nb(positions)
             rec = fills[n_fills]
             rec["order_id"] = j
@@ -572,8 +581,8 @@ def _simulate_loop_nb(
                 tr["fees_usd"] = positions[s, Pos.TradeFees]
                 tr["exit_purpose"] = order["purpose"]
                 n_trades += 1
-        # pending orders live one bar: whatever did not fill is cancelled (only `step_core_nb`
-        # sets them, so a bar after one that skipped the step has nothing to clear)
+        # pending orders live one bar: whatever did not fill is cancelled (only the step sets
+        # them, so a bar after one that skipped the step has nothing to clear)
         if stepped:
             for s in range(n_symbols):
                 positions[s, Pos.PendingBuyNotional] = 0.0
@@ -583,43 +592,41 @@ def _simulate_loop_nb(
         stepped = False
 
         # --- the quiet bars from t on: marked, rolled and written, nothing decided ----------
-        t = _quiet_run_nb(
-            t, ts_ns, open_, high, low, close, weight, regime, params, static, account,
-            positions, workspace, n_held, equity, cash, exposure, periods,
-        )  # fmt: skip
+        t = _quiet_run_nb(t, n_held, market, weight, regime, params, static, book, curves, cursor)
         if t == n_bars:
             break
 
         # --- decide at the close of t (`_quiet_run_nb` has marked and rolled it) -----------
         n_new = decide_marked_nb(
-            t, ts_ns[t] // bar_ns, account[Acc.Equity], close, weight, stop_pct, take_pct,
-            strategy, block_reason, product_status, regime[t], params, static, account,
-            positions, step_orders, reason_counts, workspace,
+            t, ts_ns[t] // bar_ns, account[Acc.Equity], market.close, proposals, guards, params,
+            static, book, step_out,
         )  # fmt: skip
         stepped = True
         for j in range(n_new):
             orders[n_orders] = step_orders[j]
             status[n_orders] = OrderStatus.Open
             n_orders += 1
-        _write_curves_nb(account, positions, t, equity, cash, exposure)
+        _write_curves_nb(account, positions, t, curves)
         t += 1
-    cursor[_AT_T] = t
-    cursor[_AT_N_ORDERS] = n_orders
-    cursor[_AT_N_FILLS] = n_fills
-    cursor[_AT_N_TRADES] = n_trades
-    cursor[_AT_PREV_START] = prev_start
-    cursor[_AT_STEPPED] = 1 if stepped else 0
-    cursor[_AT_N_HELD] = n_held
+    cursor[Cursor.Bar] = t
+    cursor[Cursor.NOrders] = n_orders
+    cursor[Cursor.NFills] = n_fills
+    cursor[Cursor.NTrades] = n_trades
+    cursor[Cursor.PrevStart] = prev_start
+    cursor[Cursor.Stepped] = 1 if stepped else 0
+    cursor[Cursor.NHeld] = n_held
     return full
 
 
 @njit(cache=True)
-def _check_per_bar_shapes_nb(n_bars, n_symbols, weight, stop_pct, take_pct, strategy, block_reason,
-                             vol):  # fmt: skip
+def _check_per_bar_shapes_nb(market, proposals, guards):
     # `weight` is [T, S]; the inputs read only on an entry or a fill may be one [1, S] row
+    n_bars, n_symbols = market.close.shape
+    weight = proposals.weight
     if weight.shape[0] != n_bars or weight.shape[1] != n_symbols:
         raise ValueError("simulate_nb: `weight` must have the shape of `close`, [T, S]")
-    for shape in (stop_pct.shape, take_pct.shape, strategy.shape, block_reason.shape, vol.shape):
+    for shape in (proposals.stop_pct.shape, proposals.take_pct.shape, proposals.strategy.shape,
+                  guards.block_reason.shape, market.vol.shape):  # fmt: skip
         if shape[1] != n_symbols or (shape[0] != n_bars and shape[0] != 1):
             raise ValueError(
                 "simulate_nb: `stop_pct`, `take_pct`, `strategy`, `block_reason` and `vol` must "
@@ -628,101 +635,84 @@ def _check_per_bar_shapes_nb(n_bars, n_symbols, weight, stop_pct, take_pct, stra
 
 
 @njit(cache=True)
-def simulate_nb(
-    ts_ns,
-    bar_ns,
-    open_,
-    high,
-    low,
-    close,
-    weight,
-    stop_pct,
-    take_pct,
-    strategy,
-    block_reason,
-    regime,
-    vol,
-    product_status,
-    params,
-    static,
-    fill,
-    initial_cash,
-    seed,
-    equity,
-    cash,
-    exposure,
-):
-    """Run the backtest over `[T, S]` arrays; return records and per-bar curves.
+def simulate_nb(market, proposals, guards, params, static, fill, initial_cash, seed, curves):
+    """Run the backtest over `[T, S]` arrays; return a `SimResult` of records and curves.
 
-    `stop_pct`, `take_pct`, `strategy`, `block_reason` and `vol` may each be one `[1, S]` row
-    that holds for every bar (`signals.decision.nb.row_of`), e.g. a single strategy's constant
-    stop: the results are those of the `[T, S]` array repeating that row. Other shapes raise.
+    `market` (`signals.records.Market`: times, OHLC, one-bar volatility), `proposals`
+    (`Proposals`) and `guards` (`Guards`) are the bars and stage 1; `params`/`static`
+    (`StepParams`/`StepStatic`) the policy, `fill` (`FillParams`) the fill model, `seed` its
+    draws, `initial_cash` USD. `stop_pct`, `take_pct`, `strategy`, `block_reason` and `vol`
+    may each be one `[1, S]` row that holds for every bar (`signals.decision.nb.row_of`), e.g.
+    a single strategy's constant stop: the results are those of the `[T, S]` array repeating
+    that row. Other shapes raise.
 
     Reference: the vectorbt cross-check in tests/sim/test_vectorbt_parity.py (market orders, no
     slippage), the accounting invariants in tests/sim/test_simulator_properties.py, and a plain
     loop stepping every bar in tests/sim/test_simulator_shortcuts.py (equal bit for bit: the
     quiet-bar and single-position shortcuts change no result).
 
-    Returns `(orders ORDER_DT[n], order_status int64[n], fills FILL_DT[m], trades TRADE_DT[k],
-    equity[T], cash[T], exposure[T], reason_counts[K, S, N_REASONS], account, positions)`.
-    Curves are measured at each bar's close (USD; exposure as a fraction of equity) into the
-    caller's `equity`, `cash` and `exposure` buffers (float64[T], returned as given): a
-    caller outside numba allocates them with numpy, whose large arrays fault in on huge pages
-    (about 6x faster to first touch than numba's own allocations: 1.3 vs 7.6 ms for three
-    1M-bar curves, measured 2026-12-01; `new_curves` does it).
-
-    Numba code calls this; Python code calls `simulate`, which runs this body in the interpreter.
+    Returns `SimResult(orders ORDER_DT[n], order_status int64[n], fills FILL_DT[m], trades
+    TRADE_DT[k], equity[T], cash[T], exposure[T], reason_counts[K, S, N_REASONS], account,
+    positions)`. Curves are measured at each bar's close (USD; exposure as a fraction of
+    equity) into the caller's `curves` buffers (float64[T], returned as given): a caller outside
+    numba allocates them with numpy, whose large arrays fault in on huge pages (about 6x faster
+    to first touch than numba's own allocations: 1.3 vs 7.6 ms for three 1M-bar curves,
+    measured 2026-12-01; `new_curves` does it).
     """
+    _check_per_bar_shapes_nb(market, proposals, guards)
+    close = market.close
     n_bars, n_symbols = close.shape
-    _check_per_bar_shapes_nb(n_bars, n_symbols, weight, stop_pct, take_pct, strategy, block_reason,
-                             vol)  # fmt: skip
     n_strategies = static.strategy_cap.shape[0]
     account, positions = new_state_nb(n_symbols, initial_cash)
-    # record buffers double when full (a copy, and in `simulate` one more call of the loop):
-    # start at a record per 32 bars, so that most runs never grow them. Only the records
-    # written touch memory; the rest of a buffer is address space (264 B per 32 bars).
+    book = Book(account, positions, new_workspace_nb(n_symbols, static.theme_id, n_strategies))
+    # record buffers double when full (a copy, and one more call of the loop): start at a
+    # record per 32 bars, so that most runs never grow them. Only the records written touch
+    # memory; the rest of a buffer is address space (264 B per 32 bars).
     room = max(16, 4 * n_symbols, n_bars // 32)
-    orders = np.empty(room, dtype=ORDER_DT)
-    status = np.empty(room, dtype=np.int64)
-    fills = np.empty(room, dtype=FILL_DT)
-    trades = np.empty(max(16, n_bars // 32), dtype=TRADE_DT)
-    step_orders = np.empty(2 * n_symbols + 8, dtype=ORDER_DT)
-    reason_counts = np.zeros((max(n_strategies, 1), n_symbols, N_REASONS), dtype=np.int64)
-    workspace = new_workspace_nb(n_symbols, static.theme_id, n_strategies)
-    # day_id, week_id, the day's [lo, hi) in ns (empty: the first bar computes its day), and
-    # the last marked row; `_quiet_run_nb` keeps them
-    periods = np.array([0, 0, 0, 0, -1], dtype=np.int64)
+    records = SimRecords(
+        np.empty(room, dtype=ORDER_DT),
+        np.empty(room, dtype=np.int64),
+        np.empty(room, dtype=FILL_DT),
+        np.empty(max(16, n_bars // 32), dtype=TRADE_DT),
+        np.empty(2 * n_symbols + 8, dtype=ORDER_DT),
+        np.zeros((max(n_strategies, 1), n_symbols, N_REASONS), dtype=np.int64),
+    )
+    # the day slots start empty (the first bar computes its day) and no row is marked
     cursor = np.zeros(N_CURSOR, dtype=np.int64)
+    cursor[Cursor.LastMarked] = -1
     while True:
-        full = _simulate_loop_nb(
-            cursor, ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, strategy,
-            block_reason, regime, vol, product_status, params, static, fill, seed, account,
-            positions, workspace, orders, status, fills, trades, step_orders, reason_counts,
-            equity, cash, exposure, periods,
-        )  # fmt: skip
+        full = _simulate_loop_nb(cursor, market, proposals, guards, params, static, fill, seed,
+                                 book, records, curves)  # fmt: skip
         if full == _FULL_NONE:
             break
         if full == _FULL_ORDERS:
-            orders = grow_nb(orders)
-            status = grow_nb(status)
+            records = SimRecords(
+                grow_nb(records.orders), grow_nb(records.order_status), records.fills,
+                records.trades, records.step_orders, records.reason_counts,
+            )  # fmt: skip
         elif full == _FULL_FILLS:
-            fills = grow_nb(fills)
+            records = SimRecords(
+                records.orders, records.order_status, grow_nb(records.fills), records.trades,
+                records.step_orders, records.reason_counts,
+            )  # fmt: skip
         else:
-            trades = grow_nb(trades)
-    n_orders = cursor[_AT_N_ORDERS]
-    n_fills = cursor[_AT_N_FILLS]
-    n_trades = cursor[_AT_N_TRADES]
-    if periods[4] < n_bars - 1:
-        _final_mark_nb(account, positions, close, ts_ns[n_bars - 1], periods[4], params)
-    return (
-        orders[:n_orders],
-        status[:n_orders],
-        fills[:n_fills],
-        trades[:n_trades],
-        equity,
-        cash,
-        exposure,
-        reason_counts,
+            records = SimRecords(
+                records.orders, records.order_status, records.fills, grow_nb(records.trades),
+                records.step_orders, records.reason_counts,
+            )  # fmt: skip
+    n_orders = cursor[Cursor.NOrders]
+    last_marked = cursor[Cursor.LastMarked]
+    if last_marked < n_bars - 1:
+        _final_mark_nb(account, positions, close, market.ts_ns[n_bars - 1], last_marked, params)
+    return SimResult(
+        records.orders[:n_orders],
+        records.order_status[:n_orders],
+        records.fills[: cursor[Cursor.NFills]],
+        records.trades[: cursor[Cursor.NTrades]],
+        curves.equity,
+        curves.cash,
+        curves.exposure,
+        records.reason_counts,
         account,
         positions,
     )
@@ -736,24 +726,23 @@ simulate = simulate_nb
 """`simulate_nb` (the name Python callers use)."""
 
 
-def simulate_without_proposals(
-    ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
-    static, fill, initial_cash, seed,
-):  # fmt: skip
+def simulate_without_proposals(market, guards, params, static, fill, initial_cash, seed):
     """`simulate` over these bars with no proposal on any bar; returns its result.
 
     Called on two bars, it loads (or compiles) the kernels `simulate` calls for these argument
-    types, and nothing else: `sim.warmup` and `sim.sweep` use it so. The per-bar proposal
-    inputs are built here with the types a real run passes (float64 weights, stop and take;
-    int64 strategy index).
+    types, and nothing else: `sim.warmup` uses it so. The per-bar proposal inputs are built
+    here with the types a real run passes (float64 weights, stop and take; int64 strategy
+    index).
     """
-    n_bars, n_symbols = close.shape
+    n_bars, n_symbols = market.close.shape
     nan_row = np.full((1, n_symbols), np.nan)
-    return simulate(
-        ts_ns, bar_ns, open_, high, low, close, np.full((n_bars, n_symbols), np.nan), nan_row,
-        nan_row.copy(), np.full((1, n_symbols), -1, dtype=np.int64), block_reason, regime, vol,
-        product_status, params, static, fill, initial_cash, seed, *new_curves(n_bars),
+    proposals = Proposals(
+        np.full((n_bars, n_symbols), np.nan), nan_row, nan_row.copy(),
+        np.full((1, n_symbols), -1, dtype=np.int64),
     )  # fmt: skip
+    return simulate(
+        market, proposals, guards, params, static, fill, initial_cash, seed, new_curves(n_bars)
+    )
 
 
 # the kernels `simulate` calls, each compiled once per argument-type signature (`sim.warmup`

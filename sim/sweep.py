@@ -38,7 +38,9 @@ from signals.bars import first_bar_no
 from signals.config import PlatformConfig, check_bar_interval, check_config_symbols, parse_model
 from signals.durations import is_duration, parse_duration_ns
 from signals.errors import ConfigError, DataError
+from signals.records import Curves, Guards, Market, Proposals
 from signals.types import BAR_INTERVAL_CONTEXT
+from sim.enums import KernelGrid, RunSpec, SweepBars
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 KERNEL_STRATEGIES = ("ma_cross", "rules")
@@ -495,13 +497,19 @@ def group_inputs(panel: Any, group: Group) -> GroupInputs:
     )
 
 
-def _kernel_args(g: GroupInputs, lo: int, hi: int) -> tuple[Any, ...]:
-    return (
-        g.ts_ns[lo:hi], g.bar_ns, g.open[lo:hi], g.high[lo:hi], g.low[lo:hi], g.close[lo:hi],
-        g.volume[lo:hi], g.bad_tick[lo:hi], g.block_reason[lo:hi], g.regime[lo:hi],
-        g.vol[lo:hi], g.product_status, g.params, g.static, g.fill, g.initial_cash, g.seed,
-        g.bars_per_year,
+def _bars(g: GroupInputs, lo: int, hi: int) -> SweepBars:
+    # the group's `SweepBars` over bars [lo, hi)
+    return SweepBars(
+        Market(g.ts_ns[lo:hi], g.bar_ns, g.open[lo:hi], g.high[lo:hi], g.low[lo:hi],
+               g.close[lo:hi], g.vol[lo:hi]),
+        g.volume[lo:hi], g.bad_tick[lo:hi],
+        Guards(g.block_reason[lo:hi], g.regime[lo:hi], g.product_status),
     )  # fmt: skip
+
+
+def _run_spec(g: GroupInputs, trade_start: int) -> RunSpec:
+    # the group's `RunSpec`: proposals before row `trade_start` of the bars are dropped
+    return RunSpec(g.initial_cash, g.seed, g.bars_per_year, trade_start)
 
 
 # Tried until 2026-12-07: loading the simulator's bar loop, compiled on its own, before any sweep
@@ -530,7 +538,11 @@ def run_chunk(
     from sim.sweep_nb import sweep_nb, sweep_shared_nb  # noqa: PLC0415
 
     hi = g.close.shape[0] if hi is None else hi
-    args = (*_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_p, ma_p)
+    bars = _bars(g, lo, hi)
+    args = (
+        bars.market, bars.volume, bars.bad_tick, bars.guards, g.params, g.static, g.fill,
+        _run_spec(g, trade_start), KernelGrid(g.rules_slot, g.ma_slot, rules_p, ma_p),
+    )  # fmt: skip
     if shared is None:
         return sweep_nb(*args, numba.get_num_threads())  # type: ignore[call-arg]
     return sweep_shared_nb(*args, *shared)  # type: ignore[call-arg]
@@ -579,20 +591,6 @@ def combined_proposals(
     return weight, stop_pct, take_pct, chosen
 
 
-def _simulation_args(g: GroupInputs, lo: int, hi: int) -> tuple[Any, ...]:
-    # `simulate_summary_nb`'s arguments around the proposals, over bars [lo, hi)
-    return (
-        g.ts_ns[lo:hi], g.bar_ns, g.open[lo:hi], g.high[lo:hi], g.low[lo:hi], g.close[lo:hi],
-    )  # fmt: skip
-
-
-def _simulation_rest(g: GroupInputs, lo: int, hi: int, trade_start: int) -> tuple[Any, ...]:
-    return (
-        g.block_reason[lo:hi], g.regime[lo:hi], g.vol[lo:hi], g.product_status, g.params,
-        g.static, g.fill, g.initial_cash, g.seed, g.bars_per_year, trade_start,
-    )  # fmt: skip
-
-
 def run_proposals_chunk(
     g: GroupInputs,
     params: Sequence[tuple[BaseModel, ...]],
@@ -613,17 +611,19 @@ def run_proposals_chunk(
     cache: dict[tuple[str, str], Any] = {}
     rows = [combined_proposals(g, p, lo, hi, trade_start, cache) for p in params]
     weight, stop_pct, take_pct, chosen = (np.stack([r[i] for r in rows]) for i in range(4))
+    bars = _bars(g, lo, hi)
     return sweep_proposals_nb(  # type: ignore[call-arg]
-        *_simulation_args(g, lo, hi), *_simulation_rest(g, lo, hi, trade_start)[:10],
-        trade_start, weight, stop_pct, take_pct, chosen,
+        bars.market, bars.guards, g.params, g.static, g.fill, _run_spec(g, trade_start),
+        Proposals(weight, stop_pct, take_pct, chosen),
     )  # fmt: skip
 
 
 def shared_indicators(
     g: GroupInputs, rules_p: np.ndarray, ma_p: np.ndarray, lo: int = 0, hi: int | None = None
 ) -> tuple[Any, ...]:
-    """Return `sim.sweep_nb.shared_indicators_nb` of a group's rows over bars `[lo, hi)`, and
-    one `new_scratch_nb` stack (a set per thread) that all the group's chunks reuse.
+    """Return `(SharedIndicators, Scratch)`: `sim.sweep_nb.shared_indicators_nb` of a group's
+    rows over bars `[lo, hi)`, and one `new_scratch_nb` stack (a set per thread) that all the
+    group's chunks reuse.
 
     Each distinct indicator array of the grid, once: T x S x distinct parameters of memory.
     """
@@ -638,18 +638,17 @@ def shared_indicators(
     )  # fmt: skip
     combine = g.rules_slot >= 0 and g.ma_slot >= 0
     scratch = new_scratch_nb(numba.get_num_threads(), hi - lo, g.close.shape[1], combine)
-    return (*indicators, scratch)
+    return indicators, scratch
 
 
 def _chunk_rows(shared: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...]:
     # the shared buffers whole, the per-combination index arrays cut to rows [start, stop)
-    breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx, scratch = (
-        shared
-    )
-    return (
-        breakout, momentum, spike, dip, exit_signal, rules_idx[start:stop], sma,
-        fast_idx[start:stop], slow_idx[start:stop], scratch,
+    indicators, scratch = shared
+    cut = indicators._replace(
+        rules_idx=indicators.rules_idx[start:stop], fast_idx=indicators.fast_idx[start:stop],
+        slow_idx=indicators.slow_idx[start:stop],
     )  # fmt: skip
+    return cut, scratch
 
 
 def run_one(
@@ -673,14 +672,17 @@ def run_one(
         from sim.sweep_nb import simulate_summary_nb  # noqa: PLC0415
 
         n = hi - lo
+        bars = _bars(g, lo, hi)
         metrics, curve = simulate_summary_nb(  # type: ignore[call-arg]
-            *_simulation_args(g, lo, hi), *combined_proposals(g, params, lo, hi, trade_start),
-            *_simulation_rest(g, lo, hi, trade_start), np.empty(n), np.empty(n), np.empty(n),
+            bars.market, Proposals(*combined_proposals(g, params, lo, hi, trade_start)),
+            bars.guards, g.params, g.static, g.fill, _run_spec(g, trade_start),
+            Curves(np.empty(n), np.empty(n), np.empty(n)),
         )  # fmt: skip
         return metrics, curve.copy()
     metrics, curve = combo_run_nb(  # type: ignore[call-arg]
-        *_kernel_args(g, lo, hi), trade_start, g.rules_slot, g.ma_slot, rules_row, ma_row
-    )
+        _bars(g, lo, hi), g.params, g.static, g.fill, _run_spec(g, trade_start), g.rules_slot,
+        g.ma_slot, rules_row, ma_row,
+    )  # fmt: skip
     return metrics, curve
 
 

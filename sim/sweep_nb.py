@@ -1,5 +1,11 @@
 """Parameter-sweep kernels: many strategy parameter sets over the same data, in numba.
 
+Kernels take the bundles of `sim/enums.py` and `signals/records.py`: `SweepBars` (bars and
+stage 1, shared read only; the parallel kernels take its four fields), the policy
+(`StepParams`, `StepStatic`, `FillParams`), `RunSpec` (cash, seed, year length, warm-up),
+`KernelGrid` (slots and parameter rows), `SharedIndicators`, `Scratch`; parameter rows are
+read by the column names of `RulesCol` / `MaCol`.
+
 `sweep_nb` runs every combination (a row of `rules_p` / `ma_p`) in parallel with `prange`
 across combinations (one worker per thread), never along time. Each combination builds its
 own proposals from the trigger kernels (`signals/triggers/nb.py`), combines them exactly as
@@ -27,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from signals.indicators.nb import sma_nb
+from signals.records import Curves, Proposals
 from signals.strategies.nb import below_channel_nb, combine_into_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
@@ -36,51 +43,29 @@ from signals.triggers.nb import (
     momentum_nb,
     volume_spike_nb,
 )
+from sim.enums import (
+    MA_FIELDS,
+    METRIC_NAMES,
+    N_METRICS,
+    RULES_FIELDS,
+    MaCol,
+    MaskCol,
+    Metric,
+    RulesCol,
+    Scratch,
+    SharedIndicators,
+    StrategyWeights,
+    SweepBars,
+)
 from sim.nb import simulate_nb
 
+__all__ = ["MA_FIELDS", "METRIC_NAMES", "N_METRICS", "RULES_FIELDS"]  # re-exported layouts
+
 # ============================================================================================
-# Layouts (Python side: the adapter in sim/sweep.py fills the parameter matrices in this order)
+# Layouts (in `sim/enums.py`: the adapter in sim/sweep.py fills the parameter rows in the order of
+# `RULES_FIELDS` / `MA_FIELDS`, the kernels read them by the names of `RulesCol` / `MaCol`)
 # ============================================================================================
 
-RULES_FIELDS = (
-    "breakout_lookback",
-    "momentum_lookback",
-    "momentum_threshold_pct",
-    "volume_lookback",
-    "volume_spike_ratio",
-    "mean_reversion",
-    "mean_reversion_lookback",
-    "mean_reversion_z",
-    "exit_lookback",
-    "target_weight_pct",
-    "stop_loss_pct",
-    "take_profit_pct",
-)
-"""Columns of `rules_p` (float64; ints and bools stored exactly as floats)."""
-
-MA_FIELDS = ("fast", "slow", "target_weight_pct", "stop_loss_pct")
-"""Columns of `ma_p`."""
-
-METRIC_NAMES = (
-    "total_trades",
-    "win_rate",
-    "total_pnl_pct",
-    "max_drawdown_pct",
-    "profit_factor",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "cagr_pct",
-    "exposure_time_pct",
-    "turnover",
-    "fees_paid_usd",
-    "final_equity_usd",
-    "total_orders",
-    "total_fills",
-)
-"""Columns of a metrics row, with the meaning of `sim.metrics.summary_metrics`."""
-
-N_METRICS = 15
 PROFIT_FACTOR_CAP = 100.0
 
 # ============================================================================================
@@ -182,21 +167,21 @@ def summary_nb(
         fees += fill_fee[i]
     mean_equity = equity_sum / n if n > 0 else initial
 
-    out[0] = n_trades
-    out[1] = n_wins / n_trades * 100.0 if n_trades > 0 else 0.0
-    out[2] = (final / initial - 1.0) * 100.0
-    out[3] = max_dd * 100.0
-    out[4] = profit_factor
-    out[5] = sharpe
-    out[6] = sortino
-    out[7] = calmar
-    out[8] = cagr * 100.0
-    out[9] = exposed / n * 100.0 if n > 0 else 0.0
-    out[10] = traded / mean_equity if mean_equity > 0.0 else 0.0
-    out[11] = fees
-    out[12] = final
-    out[13] = n_orders
-    out[14] = fill_notional.shape[0]
+    out[Metric.total_trades] = n_trades
+    out[Metric.win_rate] = n_wins / n_trades * 100.0 if n_trades > 0 else 0.0
+    out[Metric.total_pnl_pct] = (final / initial - 1.0) * 100.0
+    out[Metric.max_drawdown_pct] = max_dd * 100.0
+    out[Metric.profit_factor] = profit_factor
+    out[Metric.sharpe] = sharpe
+    out[Metric.sortino] = sortino
+    out[Metric.calmar] = calmar
+    out[Metric.cagr_pct] = cagr * 100.0
+    out[Metric.exposure_time_pct] = exposed / n * 100.0 if n > 0 else 0.0
+    out[Metric.turnover] = traded / mean_equity if mean_equity > 0.0 else 0.0
+    out[Metric.fees_paid_usd] = fees
+    out[Metric.final_equity_usd] = final
+    out[Metric.total_orders] = n_orders
+    out[Metric.total_fills] = fill_notional.shape[0]
     return out
 
 
@@ -215,14 +200,21 @@ def rules_weight_nb(close, high, low, volume, bad_tick, regime, p, trade_start, 
     the mean-reversion mask is skipped when disabled since `rules_combine_nb` ignores it then).
     `stop` is NaN for "the policy's stop"; both are fractions.
     """
-    breakout = breakout_nb(close, high, int(p[0]))
-    momentum = momentum_nb(close, int(p[1]), p[2] / 100.0)
-    spike = volume_spike_nb(volume, int(p[3]), p[4], first_bar_no)
-    if p[5] != 0.0:
-        dip = mean_reversion_nb(close, int(p[6]), p[7], first_bar_no)
+    breakout = breakout_nb(close, high, int(p[RulesCol.breakout_lookback]))
+    momentum = momentum_nb(
+        close, int(p[RulesCol.momentum_lookback]), p[RulesCol.momentum_threshold_pct] / 100.0
+    )
+    spike = volume_spike_nb(
+        volume, int(p[RulesCol.volume_lookback]), p[RulesCol.volume_spike_ratio], first_bar_no
+    )
+    if p[RulesCol.mean_reversion] != 0.0:
+        dip = mean_reversion_nb(
+            close, int(p[RulesCol.mean_reversion_lookback]), p[RulesCol.mean_reversion_z],
+            first_bar_no,
+        )  # fmt: skip
     else:
         dip = np.zeros(close.shape, dtype=np.uint8)
-    exit_signal = below_channel_nb(close, low, int(p[8]))
+    exit_signal = below_channel_nb(close, low, int(p[RulesCol.exit_lookback]))
     return rules_weight_of_masks_nb(
         breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p, trade_start
     )
@@ -234,15 +226,16 @@ def rules_weight_of_masks_nb(
 ):
     """Return `rules_weight_nb`'s result from its five trigger masks (computed elsewhere).
 
-    `dip` is ignored when mean reversion is off (`p[5] == 0`).
+    `dip` is ignored when mean reversion is off (`p[RulesCol.mean_reversion] == 0`).
     """
-    mean_reversion = p[5] != 0.0
+    mean_reversion = p[RulesCol.mean_reversion] != 0.0
     weight = rules_combine_nb(
-        breakout, momentum, spike, dip, exit_signal, bad_tick, regime, p[9] / 100.0,
-        mean_reversion,
+        breakout, momentum, spike, dip, exit_signal, bad_tick, regime,
+        p[RulesCol.target_weight_pct] / 100.0, mean_reversion,
     )  # fmt: skip
-    stop = p[10] / 100.0 if p[10] > 0 else np.nan
-    return _no_opinion_before_nb(weight, trade_start), stop, p[11] / 100.0
+    stop_pct = p[RulesCol.stop_loss_pct]
+    stop = stop_pct / 100.0 if stop_pct > 0 else np.nan
+    return _no_opinion_before_nb(weight, trade_start), stop, p[RulesCol.take_profit_pct] / 100.0
 
 
 @njit(cache=True)
@@ -256,12 +249,12 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
     """Return `(weight[T, S], stop, take)` of `ma_cross` for one row `p` (`MA_FIELDS`) from its
     two SMAs `[T, S]`, the weights written into `out` (float64 `[T, S]`) in combined form.
 
-    Reference: `cross_weights_nb(ma_cross_from_sma_nb(sma_fast, sma_slow), p[2] / 100)` (as
+    Reference: `cross_weights_nb(ma_cross_from_sma_nb(sma_fast, sma_slow), target)` (as
     `signals/strategies/ma_cross.py::MaCross.propose`), then `_no_opinion_before_nb(...,
     trade_start)`; one pass instead of three (tests/sim/test_sweep.py checks them equal).
     """
     n_bars, n_symbols = sma_fast.shape
-    target = p[2] / 100.0
+    target = p[MaCol.target_weight_pct] / 100.0
     # a negative target is no opinion in combined form (the combine never takes it)
     entry = target if target >= 0.0 else np.nan
     start = min(max(trade_start, 1), n_bars)
@@ -284,7 +277,8 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
                     sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s],
                     entry, 0.0, np.nan,
                 )  # fmt: skip
-    stop = p[3] / 100.0 if p[3] > 0 else np.nan
+    stop_pct = p[MaCol.stop_loss_pct]
+    stop = stop_pct / 100.0 if stop_pct > 0 else np.nan
     return out, stop, 0.0
 
 
@@ -301,39 +295,42 @@ def _no_opinion_before_nb(w, trade_start):
 
 
 @njit(cache=True)
-def combo_run_nb(
-    ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
-    product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
-    rules_slot, ma_slot, rules_p, ma_p,
-):  # fmt: skip
+def combo_run_nb(bars, params, static, fill, run, rules_slot, ma_slot, rules_p, ma_p):
     """Run one combination; return `(metrics[N_METRICS], equity[T - trade_start])`.
 
     Reference: `sim.engine.run_backtest` on the same config, reduced by `summary_nb`
-    (tests/sim/test_sweep.py checks the two bit for bit). Allocates its own scratch
-    (`new_scratch_nb`); the sweep reuses one set per thread instead.
+    (tests/sim/test_sweep.py checks the two bit for bit). `bars` is a `SweepBars`, `run` a
+    `RunSpec`, `params`/`static`/`fill` the policy; `rules_p`/`ma_p` are the combination's
+    parameter rows (`RulesCol`, `MaCol`).
+    Allocates its own scratch (`new_scratch_nb`); the sweep reuses one set per thread instead.
     `rules_slot`/`ma_slot` are each strategy's index among the enabled strategies in name
-    order (-1 = disabled). Proposals before row `trade_start` are dropped (no opinion), so rows
-    `< trade_start` only warm the indicators up; metrics and the curve cover the rest.
+    order (-1 = disabled). Proposals before row `run.trade_start` are dropped (no opinion), so
+    earlier rows only warm the indicators up; metrics and the curve cover the rest.
     """
-    first_bar_no = _first_bar_no_nb(ts_ns, bar_ns)
-    rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
+    market = bars.market
+    close = market.close
+    trade_start = run.trade_start
+    first_bar_no = _first_bar_no_nb(market.ts_ns, market.bar_ns)
+    rules = StrategyWeights(np.empty((0, 0)), np.nan, 0.0)
     if rules_slot >= 0:
-        rules_w, rules_stop, rules_take = rules_weight_nb(
-            close, high, low, volume, bad_tick, regime, rules_p, trade_start, first_bar_no
-        )
-    ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
-    if ma_slot >= 0:
-        ma_w, ma_stop, ma_take = ma_weight_of_sma_nb(
-            sma_nb(close, int(ma_p[0]), first_bar_no), sma_nb(close, int(ma_p[1]), first_bar_no),
-            ma_p, trade_start, np.empty(close.shape),
+        w, stop, take = rules_weight_nb(
+            close, market.high, market.low, bars.volume, bars.bad_tick, bars.guards.regime,
+            rules_p, trade_start, first_bar_no,
         )  # fmt: skip
+        rules = StrategyWeights(w, stop, take)
+    ma = StrategyWeights(np.empty((0, 0)), np.nan, 0.0)
+    if ma_slot >= 0:
+        w, stop, take = ma_weight_of_sma_nb(
+            sma_nb(close, int(ma_p[MaCol.fast]), first_bar_no),
+            sma_nb(close, int(ma_p[MaCol.slow]), first_bar_no), ma_p, trade_start,
+            np.empty(close.shape),
+        )  # fmt: skip
+        ma = StrategyWeights(w, stop, take)
     combine = rules_slot >= 0 and ma_slot >= 0
     scratch = worker_scratch_nb(new_scratch_nb(1, close.shape[0], close.shape[1], combine), 0)
     metrics, curve = run_weights_nb(
-        ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
-        params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
-        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take, scratch,
-    )  # fmt: skip
+        bars, params, static, fill, run, rules_slot, ma_slot, rules, ma, scratch
+    )
     return metrics, curve.copy()
 
 
@@ -341,15 +338,14 @@ def combo_run_nb(
 def new_scratch_nb(n_workers, n_bars, n_symbols, combine):
     """Return `n_workers` sets of `run_weights_nb`'s work buffers, reusable across runs.
 
-    `(proposal[W, T, S], weight[W, T', S], stop_pct[W, T', S], take_pct[W, T', S],
-    chosen int64[W, T', S], best[W, T', S], equity[W, T], cash[W, T], exposure[W, T])` with
-    `T' = T` when two strategies are `combine`d, else 0 (one strategy needs no combine
+    A `Scratch` of stacks (`proposal[W, T, S]`, `weight[W, T', S]`, ..., `exposure[W, T]`)
+    with `T' = T` when two strategies are `combine`d, else 0 (one strategy needs no combine
     buffers). `worker_scratch_nb` gives worker `w`'s set; contents are overwritten on every
     use. A sweep allocates this once for all its chunks, not per combination: fresh memory is
     slower to touch than memory reused while it is warm in cache.
     """
     n_combine = n_bars if combine else 0
-    return (
+    return Scratch(
         np.empty((n_workers, n_bars, n_symbols)),
         np.empty((n_workers, n_combine, n_symbols)),
         np.empty((n_workers, n_combine, n_symbols)),
@@ -364,42 +360,40 @@ def new_scratch_nb(n_workers, n_bars, n_symbols, combine):
 
 @njit(cache=True)
 def worker_scratch_nb(stack, worker):
-    """Return worker `worker`'s buffers of a `new_scratch_nb` stack (views)."""
-    return (
-        stack[0][worker], stack[1][worker], stack[2][worker], stack[3][worker],
-        stack[4][worker], stack[5][worker], stack[6][worker], stack[7][worker],
-        stack[8][worker],
+    """Return worker `worker`'s `Scratch` of a `new_scratch_nb` stack (views)."""
+    return Scratch(
+        stack.proposal[worker], stack.weight[worker], stack.stop_pct[worker],
+        stack.take_pct[worker], stack.chosen[worker], stack.best[worker], stack.equity[worker],
+        stack.cash[worker], stack.exposure[worker],
     )  # fmt: skip
 
 
 @njit(cache=True)
-def run_weights_nb(
-    ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
-    static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot, ma_slot,
-    rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take, scratch,
-):  # fmt: skip
+def run_weights_nb(bars, params, static, fill, run, rules_slot, ma_slot, rules, ma, scratch):
     """Return `(metrics, equity[T - trade_start])` of one combination from each strategy's
-    `(weight[T, S], stop, take)`, as `combo_run_nb` does.
+    `StrategyWeights`, as `combo_run_nb` does.
 
     A disabled strategy's (slot -1) weight is never read (pass an empty array). An enabled
     one's must be in combined form (`_no_opinion_before_nb`: weights >= 0 or NaN, NaN before
-    `trade_start`, as the producers here return them). `scratch` is one worker's set of
-    `new_scratch_nb(..., T, S, combine)` (`worker_scratch_nb`); the equity curve returned is
-    a view into it, valid until its next use.
+    `run.trade_start`, as the producers here return them). `scratch` is one worker's
+    `Scratch` of `new_scratch_nb(..., T, S, combine)` (`worker_scratch_nb`); the equity curve
+    returned is a view into it, valid until its next use.
     With one strategy enabled its weights are the combined weights (no `[T, S]` combine) and
     its constant stop, take and index go to the simulator as `[1, S]` rows
     (`sim.nb.simulate_nb`): the same run as the combine would give.
     """
-    n_bars, n_symbols = close.shape
-    proposal_unused, weight, stop_pct, take_pct, chosen, best, equity, cash, exposure = scratch
+    n_bars, n_symbols = bars.market.close.shape
+    weight = scratch.weight
+    stop_pct = scratch.stop_pct
+    take_pct = scratch.take_pct
+    chosen = scratch.chosen
+    best = scratch.best
     if rules_slot < 0 or ma_slot < 0:
         slot = max(rules_slot, ma_slot)
-        if slot == rules_slot:
-            weight, stop_k, take_k = rules_w, rules_stop, rules_take
-        else:
-            weight, stop_k, take_k = ma_w, ma_stop, ma_take
-        stop_pct = np.full((1, n_symbols), stop_k)
-        take_pct = np.full((1, n_symbols), take_k)
+        one = rules if slot == rules_slot else ma
+        weight = one.weight
+        stop_pct = np.full((1, n_symbols), one.stop_pct)
+        take_pct = np.full((1, n_symbols), one.take_pct)
         chosen = np.full((1, n_symbols), slot, dtype=np.int64)
     else:
         weight[:] = np.nan
@@ -409,45 +403,40 @@ def run_weights_nb(
         best[:] = -np.inf
         for k in range(max(rules_slot, ma_slot) + 1):
             if k == rules_slot:
-                w, stop_k, take_k = rules_w, rules_stop, rules_take
+                w, stop_k, take_k = rules
             elif k == ma_slot:
-                w, stop_k, take_k = ma_w, ma_stop, ma_take
+                w, stop_k, take_k = ma
             else:
                 continue
             combine_into_nb(
                 w, np.full((1, n_symbols), stop_k), np.full((1, n_symbols), take_k), k, weight,
                 stop_pct, take_pct, chosen, best,
             )  # fmt: skip
-        for t in range(min(trade_start, n_bars)):
+        for t in range(min(run.trade_start, n_bars)):
             for s in range(n_symbols):
                 weight[t, s] = np.nan
                 stop_pct[t, s] = np.nan
                 take_pct[t, s] = np.nan
                 chosen[t, s] = -1
     return simulate_summary_nb(
-        ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
-        regime, vol, product_status, params, static, fill, initial_cash, seed, bars_per_year,
-        trade_start, equity, cash, exposure,
+        bars.market, Proposals(weight, stop_pct, take_pct, chosen), bars.guards, params, static,
+        fill, run, Curves(scratch.equity, scratch.cash, scratch.exposure),
     )  # fmt: skip
 
 
 @njit(cache=True)
-def simulate_summary_nb(
-    ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
-    regime, vol, product_status, params, static, fill, initial_cash, seed, bars_per_year,
-    trade_start, equity, cash, exposure,
-):  # fmt: skip
+def simulate_summary_nb(market, proposals, guards, params, static, fill, run, curves):
     """Return `(metrics[N_METRICS], equity[T - trade_start])` of one run from its combined
-    proposals (`signals.pipeline.combine_proposals` form; rows before `trade_start` must be no
-    opinion). `equity`/`cash`/`exposure` are float64[T] work buffers (the curve returned is a
-    view of `equity`). Every sweep path reduces a run to its metrics here.
+    `proposals` (`signals.pipeline.combine_proposals` form; rows before `run.trade_start` must
+    be no opinion): `simulate_nb` reduced by `summary_nb`. `curves` are float64[T] work buffers
+    (the curve returned is a view of `curves.equity`). Every sweep path reduces a run here.
     """
     out = simulate_nb(
-        ts_ns, bar_ns, open_, high, low, close, weight, stop_pct, take_pct, chosen, block_reason,
-        regime, vol, product_status, params, static, fill, initial_cash, seed, equity, cash,
-        exposure,
-    )  # fmt: skip
-    orders, _status, fills, trades = out[:4]
+        market, proposals, guards, params, static, fill, run.initial_cash, run.seed, curves
+    )
+    orders = out.orders
+    fills = out.fills
+    trades = out.trades
     n_fills = fills.shape[0]
     notional = np.empty(n_fills)
     fee = np.empty(n_fills)
@@ -457,35 +446,33 @@ def simulate_summary_nb(
     pnl = np.empty(trades.shape[0])
     for i in range(trades.shape[0]):
         pnl[i] = trades[i]["pnl_usd"]
-    curve = equity[trade_start:]
+    trade_start = run.trade_start
+    curve = curves.equity[trade_start:]
     metrics = summary_nb(
-        curve, exposure[trade_start:], pnl, notional, fee, orders.shape[0], initial_cash,
-        bars_per_year,
+        curve, curves.exposure[trade_start:], pnl, notional, fee, orders.shape[0],
+        run.initial_cash, run.bars_per_year,
     )  # fmt: skip
     return metrics, curve
 
 
 @njit(parallel=True, cache=True)
-def sweep_proposals_nb(
-    ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status, params,
-    static, fill, initial_cash, seed, bars_per_year, trade_start, weight, stop_pct, take_pct,
-    chosen,
-):  # fmt: skip
+def sweep_proposals_nb(market, guards, params, static, fill, run, proposals):
     """Return float64[B, N_METRICS]: `simulate_summary_nb` of each of `B` runs given their
-    combined proposals stacked on axis 0 (`weight[B, T, S]`, `stop_pct`/`take_pct`/`chosen`
-    `[B, T, S]`), `prange` over the runs. The sweep of any registered strategy
-    (`sim.sweep.run_chunk` for a group outside the kernel strategies) computes the
-    proposals in Python, a chunk at a time, and simulates them here.
+    combined `proposals` stacked on axis 0 (`Proposals` of `[B, T, S]` arrays), `prange` over
+    the runs. The sweep of any registered strategy (`sim.sweep.run_chunk` for a group outside
+    the kernel strategies) computes the proposals in Python, a chunk at a time, and simulates
+    them here.
     """
-    n_runs = weight.shape[0]
-    n_bars = close.shape[0]
+    n_runs = proposals.weight.shape[0]
+    n_bars = market.close.shape[0]
     out = np.empty((n_runs, N_METRICS))
     for c in prange(n_runs):
         metrics, _curve = simulate_summary_nb(
-            ts_ns, bar_ns, open_, high, low, close, weight[c], stop_pct[c], take_pct[c],
-            chosen[c], block_reason, regime, vol, product_status, params, static, fill,
-            initial_cash, seed, bars_per_year, trade_start, np.empty(n_bars), np.empty(n_bars),
-            np.empty(n_bars),
+            market,
+            Proposals(proposals.weight[c], proposals.stop_pct[c], proposals.take_pct[c],
+                      proposals.strategy[c]),
+            guards, params, static, fill, run,
+            Curves(np.empty(n_bars), np.empty(n_bars), np.empty(n_bars)),
         )  # fmt: skip
         out[c] = metrics
     return out
@@ -540,8 +527,8 @@ def shared_smas_nb(close, ma_p, first_bar_no):
     n_combos = ma_p.shape[0]
     keys = np.empty((2 * n_combos, 1))
     for c in range(n_combos):
-        keys[c, 0] = int(ma_p[c, 0])
-        keys[n_combos + c, 0] = int(ma_p[c, 1])
+        keys[c, 0] = int(ma_p[c, MaCol.fast])
+        keys[n_combos + c, 0] = int(ma_p[c, MaCol.slow])
     first, index = distinct_rows_nb(keys)
     n_bars, n_symbols = close.shape
     sma = np.empty((first.shape[0], n_bars, n_symbols))
@@ -559,12 +546,13 @@ def shared_rules_masks_nb(close, high, low, volume, rules_p, first_bar_no):
     one entry per distinct argument set of the kernel (`breakout_nb(lookback)`,
     `momentum_nb(lookback, threshold)`, `volume_spike_nb(lookback, ratio)`,
     `mean_reversion_nb(lookback, z)` only for rows with mean reversion on,
-    `below_channel_nb(lookback)`), and row `c`'s entry in each (`idx[c, 3] = -1`: no dip).
+    `below_channel_nb(lookback)`), and row `c`'s entry in each (columns `MaskCol`;
+    `idx[c, MaskCol.Dip] = -1`: no dip).
     Memory: (sum of D_k) x T x S bytes.
     """
     n_combos = rules_p.shape[0]
     n_bars, n_symbols = close.shape
-    idx = np.full((n_combos, 5), -1, dtype=np.int64)
+    idx = np.full((n_combos, len(MaskCol)), -1, dtype=np.int64)
     k_breakout = np.empty((n_combos, 1))
     k_momentum = np.empty((n_combos, 2))
     k_spike = np.empty((n_combos, 2))
@@ -572,21 +560,21 @@ def shared_rules_masks_nb(close, high, low, volume, rules_p, first_bar_no):
     n_dip = 0
     for c in range(n_combos):
         p = rules_p[c]
-        k_breakout[c, 0] = int(p[0])
-        k_momentum[c, 0] = int(p[1])
-        k_momentum[c, 1] = p[2] / 100.0
-        k_spike[c, 0] = int(p[3])
-        k_spike[c, 1] = p[4]
-        k_exit[c, 0] = int(p[8])
-        if p[5] != 0.0:
+        k_breakout[c, 0] = int(p[RulesCol.breakout_lookback])
+        k_momentum[c, 0] = int(p[RulesCol.momentum_lookback])
+        k_momentum[c, 1] = p[RulesCol.momentum_threshold_pct] / 100.0
+        k_spike[c, 0] = int(p[RulesCol.volume_lookback])
+        k_spike[c, 1] = p[RulesCol.volume_spike_ratio]
+        k_exit[c, 0] = int(p[RulesCol.exit_lookback])
+        if p[RulesCol.mean_reversion] != 0.0:
             n_dip += 1
     k_dip = np.empty((n_dip, 2))
     dip_rows = np.empty(n_dip, dtype=np.int64)
     n_dip = 0
     for c in range(n_combos):
-        if rules_p[c, 5] != 0.0:
-            k_dip[n_dip, 0] = int(rules_p[c, 6])
-            k_dip[n_dip, 1] = rules_p[c, 7]
+        if rules_p[c, RulesCol.mean_reversion] != 0.0:
+            k_dip[n_dip, 0] = int(rules_p[c, RulesCol.mean_reversion_lookback])
+            k_dip[n_dip, 1] = rules_p[c, RulesCol.mean_reversion_z]
             dip_rows[n_dip] = c
             n_dip += 1
     f_breakout, i_breakout = distinct_rows_nb(k_breakout)
@@ -595,12 +583,12 @@ def shared_rules_masks_nb(close, high, low, volume, rules_p, first_bar_no):
     f_dip, i_dip = distinct_rows_nb(k_dip)
     f_exit, i_exit = distinct_rows_nb(k_exit)
     for c in range(n_combos):
-        idx[c, 0] = i_breakout[c]
-        idx[c, 1] = i_momentum[c]
-        idx[c, 2] = i_spike[c]
-        idx[c, 4] = i_exit[c]
+        idx[c, MaskCol.Breakout] = i_breakout[c]
+        idx[c, MaskCol.Momentum] = i_momentum[c]
+        idx[c, MaskCol.Spike] = i_spike[c]
+        idx[c, MaskCol.Exit] = i_exit[c]
     for d in range(n_dip):
-        idx[dip_rows[d], 3] = i_dip[d]
+        idx[dip_rows[d], MaskCol.Dip] = i_dip[d]
 
     breakout = np.empty((f_breakout.shape[0], n_bars, n_symbols), dtype=np.uint8)
     for i in prange(f_breakout.shape[0]):
@@ -629,30 +617,30 @@ def shared_rules_masks_nb(close, high, low, volume, rules_p, first_bar_no):
 
 
 @njit(cache=True)
-def _shared_combo_nb(
-    ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
-    product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
-    rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal, no_dip,
-    rules_idx, sma, fast_i, slow_i, scratch,
-):  # fmt: skip
-    # one combination of `sweep_nb` from the shared indicator buffers, in `scratch`
-    rules_w, rules_stop, rules_take = np.empty((0, 0)), np.nan, 0.0
+def _shared_combo_nb(bars, params, static, fill, run, grid, c, shared, no_dip, scratch):
+    # combination `c` of `sweep_shared_nb` from the shared indicator buffers, in `scratch`
+    rules_slot = grid.rules_slot
+    ma_slot = grid.ma_slot
+    rules = StrategyWeights(np.empty((0, 0)), np.nan, 0.0)
     if rules_slot >= 0:
-        dip_c = dip[rules_idx[3]] if rules_idx[3] >= 0 else no_dip
-        rules_w, rules_stop, rules_take = rules_weight_of_masks_nb(
-            breakout[rules_idx[0]], momentum[rules_idx[1]], spike[rules_idx[2]], dip_c,
-            exit_signal[rules_idx[4]], bad_tick, regime, rules_p, trade_start,
+        idx = shared.rules_idx[c]
+        dip_c = shared.dip[idx[MaskCol.Dip]] if idx[MaskCol.Dip] >= 0 else no_dip
+        w, stop, take = rules_weight_of_masks_nb(
+            shared.breakout[idx[MaskCol.Breakout]], shared.momentum[idx[MaskCol.Momentum]],
+            shared.spike[idx[MaskCol.Spike]], dip_c, shared.exit_signal[idx[MaskCol.Exit]],
+            bars.bad_tick, bars.guards.regime, grid.rules_p[c], run.trade_start,
         )  # fmt: skip
-    ma_w, ma_stop, ma_take = np.empty((0, 0)), np.nan, 0.0
+        rules = StrategyWeights(w, stop, take)
+    ma = StrategyWeights(np.empty((0, 0)), np.nan, 0.0)
     if ma_slot >= 0:
-        ma_w, ma_stop, ma_take = ma_weight_of_sma_nb(
-            sma[fast_i], sma[slow_i], ma_p, trade_start, scratch[0]
-        )
+        w, stop, take = ma_weight_of_sma_nb(
+            shared.sma[shared.fast_idx[c]], shared.sma[shared.slow_idx[c]], grid.ma_p[c],
+            run.trade_start, scratch.proposal,
+        )  # fmt: skip
+        ma = StrategyWeights(w, stop, take)
     metrics, _curve = run_weights_nb(
-        ts_ns, bar_ns, open_, high, low, close, block_reason, regime, vol, product_status,
-        params, static, fill, initial_cash, seed, bars_per_year, trade_start, rules_slot,
-        ma_slot, rules_w, rules_stop, rules_take, ma_w, ma_stop, ma_take, scratch,
-    )  # fmt: skip
+        bars, params, static, fill, run, rules_slot, ma_slot, rules, ma, scratch
+    )
     return metrics
 
 
@@ -660,11 +648,10 @@ def _shared_combo_nb(
 def shared_indicators_nb(
     close, high, low, volume, rules_slot, ma_slot, rules_p, ma_p, first_bar_no
 ):
-    """Return the shared indicator arrays of a grid, for `sweep_shared_nb`.
+    """Return the `SharedIndicators` of a grid, for `sweep_shared_nb`.
 
-    Returns `(breakout, momentum, spike, dip, exit_signal, rules_idx[C, 5], sma, fast_idx[C],
-    slow_idx[C])` from `shared_rules_masks_nb` and `shared_smas_nb` (empty buffers and -1
-    indices for a disabled strategy). Memory: T x S x distinct parameters, not combinations.
+    From `shared_rules_masks_nb` and `shared_smas_nb` (empty buffers and -1 indices for a
+    disabled strategy). Memory: T x S x distinct parameters, not combinations.
     `first_bar_no`: the absolute bar number of row 0 (`sma_nb`).
     """
     n_combos = rules_p.shape[0]
@@ -678,56 +665,50 @@ def shared_indicators_nb(
         breakout, momentum, spike, dip, exit_signal = (
             empty_masks, empty_masks, empty_masks, empty_masks, empty_masks,
         )  # fmt: skip
-        rules_idx = np.full((n_combos, 5), -1, dtype=np.int64)
+        rules_idx = np.full((n_combos, len(MaskCol)), -1, dtype=np.int64)
     if ma_slot >= 0:
         sma, fast_idx, slow_idx = shared_smas_nb(close, ma_p, first_bar_no)
     else:
         sma = np.empty((0, n_bars, n_symbols))
         fast_idx = np.full(n_combos, -1, dtype=np.int64)
         slow_idx = np.full(n_combos, -1, dtype=np.int64)
-    return breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx
+    return SharedIndicators(
+        breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx
+    )
 
 
 @njit(parallel=True, cache=True)
-def sweep_shared_nb(
-    ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
-    product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
-    rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal, rules_idx,
-    sma, fast_idx, slow_idx, scratch,
-):  # fmt: skip
-    """Return `sweep_nb`'s result from precomputed shared indicators (`shared_indicators_nb`).
+def sweep_shared_nb(market, volume, bad_tick, guards, params, static, fill, run, grid, shared,
+                    scratch):  # fmt: skip
+    """Return `sweep_nb`'s result from precomputed `SharedIndicators` (`shared_indicators_nb`).
 
-    The buffers may cover more combinations than `rules_p[C]`/`ma_p[C]` (a whole group, once,
-    for all its chunks): row `c` reads its arrays through `rules_idx[c]`, `fast_idx[c]` and
-    `slow_idx[c]`. They must come from the same bars (`close` etc.) as the other inputs.
+    The bars come as the four fields of a `SweepBars`, which this builds inside its `prange`
+    (a parfor body cannot take nested NamedTuples). The buffers may cover more combinations
+    than `grid.rules_p[C]`/`grid.ma_p[C]` (a whole group, once,
+    for all its chunks): row `c` reads its arrays through `shared.rules_idx[c]`,
+    `shared.fast_idx[c]` and `shared.slow_idx[c]`. They must come from the same bars.
     `scratch` is a `new_scratch_nb` stack over these bars, one set per worker (one worker
     per thread: `numba.get_num_threads()`, passed in because reading it inside a kernel stops
     numba caching the kernel); `prange` over the workers, each taking every n-th combination.
     """
-    n_combos = rules_p.shape[0]
-    no_dip = np.zeros(close.shape, dtype=np.uint8)
+    n_combos = grid.rules_p.shape[0]
+    no_dip = np.zeros(market.close.shape, dtype=np.uint8)
     out = np.empty((n_combos, N_METRICS))
-    n_workers = max(1, min(scratch[0].shape[0], n_combos))
+    n_workers = max(1, min(scratch.proposal.shape[0], n_combos))
     for worker in prange(n_workers):
+        bars = SweepBars(market, volume, bad_tick, guards)
         buffers = worker_scratch_nb(scratch, worker)
         for c in range(worker, n_combos, n_workers):
             out[c] = _shared_combo_nb(
-                ts_ns, bar_ns, open_, high, low, close, bad_tick, block_reason, regime, vol,
-                product_status, params, static, fill, initial_cash, seed, bars_per_year,
-                trade_start, rules_slot, ma_slot, rules_p[c], ma_p[c], breakout, momentum,
-                spike, dip, exit_signal, no_dip, rules_idx[c], sma, fast_idx[c], slow_idx[c],
-                buffers,
-            )  # fmt: skip
+                bars, params, static, fill, run, grid, c, shared, no_dip, buffers
+            )
     return out
 
 
 @njit(cache=True)
-def sweep_nb(
-    ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
-    product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
-    rules_slot, ma_slot, rules_p, ma_p, n_workers,
-):  # fmt: skip
-    """Return float64[C, N_METRICS]: `combo_run_nb` for every row of `rules_p[C]`/`ma_p[C]`.
+def sweep_nb(market, volume, bad_tick, guards, params, static, fill, run, grid, n_workers):
+    """Return float64[C, N_METRICS]: `combo_run_nb` for every row of `grid.rules_p[C]` /
+    `grid.ma_p[C]` (a `KernelGrid`), over the bars of `market`, `volume`, `bad_tick`, `guards`.
 
     Reference: a serial loop of `combo_run_nb` (equal bit for bit: each combination reseeds
     the thread's RNG with `seed` inside `simulate_nb` and runs on one thread, and reads
@@ -739,25 +720,13 @@ def sweep_nb(
     not with combinations, plus O(threads x T x S) scratch for `n_workers` workers (one per
     thread, see `sweep_shared_nb`).
     """
-    breakout, momentum, spike, dip, exit_signal, rules_idx, sma, fast_idx, slow_idx = (
-        shared_indicators_nb(
-            close,
-            high,
-            low,
-            volume,
-            rules_slot,
-            ma_slot,
-            rules_p,
-            ma_p,
-            _first_bar_no_nb(ts_ns, bar_ns),
-        )  # fmt: skip
-    )
-    combine = rules_slot >= 0 and ma_slot >= 0
-    n_workers = max(1, min(n_workers, rules_p.shape[0]))
-    scratch = new_scratch_nb(n_workers, close.shape[0], close.shape[1], combine)
-    return sweep_shared_nb(
-        ts_ns, bar_ns, open_, high, low, close, volume, bad_tick, block_reason, regime, vol,
-        product_status, params, static, fill, initial_cash, seed, bars_per_year, trade_start,
-        rules_slot, ma_slot, rules_p, ma_p, breakout, momentum, spike, dip, exit_signal,
-        rules_idx, sma, fast_idx, slow_idx, scratch,
+    shared = shared_indicators_nb(
+        market.close, market.high, market.low, volume, grid.rules_slot, grid.ma_slot,
+        grid.rules_p, grid.ma_p, _first_bar_no_nb(market.ts_ns, market.bar_ns),
     )  # fmt: skip
+    combine = grid.rules_slot >= 0 and grid.ma_slot >= 0
+    n_workers = max(1, min(n_workers, grid.rules_p.shape[0]))
+    scratch = new_scratch_nb(n_workers, market.close.shape[0], market.close.shape[1], combine)
+    return sweep_shared_nb(
+        market, volume, bad_tick, guards, params, static, fill, run, grid, shared, scratch
+    )

@@ -56,6 +56,7 @@ def compile_simulator(config_dir: str | Path) -> None:
         step_params,
         step_static,
     )
+    from signals.records import Guards, Market  # noqa: PLC0415
     from signals.strategies import enabled_strategies  # noqa: PLC0415
     from sim.engine import fill_params  # noqa: PLC0415
     from sim.nb import grow_nb, simulate_without_proposals  # noqa: PLC0415
@@ -65,14 +66,23 @@ def compile_simulator(config_dir: str | Path) -> None:
     names = tuple(s.name for s in enabled_strategies(config.strategies))
     n_bars = 2
     prices = np.full((n_bars, 1), 100.0)
-    out = simulate_without_proposals(
-        np.arange(n_bars, dtype=np.int64) * 3_600_000_000_000, 3_600_000_000_000,
-        prices, prices, prices, prices, np.zeros((n_bars, 1), dtype=np.int64),
-        np.zeros(n_bars, dtype=np.int64), np.full((n_bars, 1), np.nan),
-        product_status_codes(config, symbols), step_params(config),
-        step_static(config, symbols, names), fill_params(config),
-        float(config.backtest.initial_cash_usd), int(config.backtest.seed),
+    market = Market(
+        np.arange(n_bars, dtype=np.int64) * 3_600_000_000_000, 3_600_000_000_000, prices, prices,
+        prices, prices, np.full((n_bars, 1), np.nan),
     )  # fmt: skip
+    guards = Guards(
+        np.zeros((n_bars, 1), dtype=np.int64), np.zeros(n_bars, dtype=np.int64),
+        product_status_codes(config, symbols),
+    )  # fmt: skip
+    out = simulate_without_proposals(
+        market,
+        guards,
+        step_params(config),
+        step_static(config, symbols, names),
+        fill_params(config),
+        float(config.backtest.initial_cash_usd),
+        int(config.backtest.seed),
+    )
     for buffer in out[:4]:  # orders, their status, fills, trades
         grow_nb(buffer)
 

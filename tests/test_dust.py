@@ -17,10 +17,10 @@ import pytest
 from live_bridge.store import FillRow, OrderRow
 from signals.bars import load_bars, to_panel
 from signals.config import load_config
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
+from signals.decision.nb import new_workspace_nb
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import N_REASONS, Acc, OrderType, Pos, Purpose, Reason, Side
-from signals.records import ORDER_DT
+from signals.records import ORDER_DT, Guards, Market, Proposals
 from sim.engine import fill_params, run_backtest
 from sim.enums import OrderStatus
 from sim.nb import new_curves, new_state_nb, simulate_nb
@@ -31,6 +31,7 @@ from tests.parity.conftest import (  # noqa: F401 (fixtures used by name)
     parity_config,
 )
 from tests.sim.conftest import default_config_with, panel_from_arrays
+from tests.step_calls import apply_fill, step_bar
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config(ROOT / "config")
@@ -48,9 +49,9 @@ BTC_FILLS = (
 
 
 def _apply(account, positions, side, purpose, qty, price, fee, bar_no):
-    return apply_fill_nb(
+    return apply_fill(
         account, positions, 0, side, qty, price, fee, bar_no, purpose, 0, 0.1, 0.15,
-        PARAMS.cooldown_fill_bars, PARAMS.cooldown_stop_bars, BTC_INC,
+        PARAMS.cooldown_fill_bars, PARAMS.cooldown_stop_bars, BTC_INC, PARAMS,
     )  # fmt: skip
 
 
@@ -58,7 +59,7 @@ def _step(account, positions, close, weight, static, bar_no):
     # one `step_nb` on one symbol; returns (orders, reason counts of that symbol)
     orders = np.zeros(8, dtype=ORDER_DT)
     reasons = np.zeros((1, 1, N_REASONS), dtype=np.int64)
-    n = step_nb(
+    n = step_bar(
         bar_no, bar_no // 24, (bar_no // 24 + 3) // 7, np.array([close]), np.array([weight]),
         np.array([np.nan]), np.array([np.nan]), np.array([0]), np.array([0]), np.array([0]),
         -1, PARAMS, static, account, positions, orders, reasons,
@@ -185,8 +186,8 @@ def test_step_exit_under_min_notional_not_sent_counts_below_minimum_until_price_
     # a market sell worth 16.9 x 0.058555 = 0.99 USD
     static = step_static(CONFIG, ("DOGE-USD",), ("rules",))
     account, positions = new_state_nb(1, 10_000.0)
-    apply_fill_nb(account, positions, 0, Side.Buy, 16.9, 0.0612, 0.004137, BAR, Purpose.Entry, 0,
-                  0.0, 0.0, 0, 0, static.base_increment[0])  # fmt: skip
+    apply_fill(account, positions, 0, Side.Buy, 16.9, 0.0612, 0.004137, BAR, Purpose.Entry, 0,
+               0.0, 0.0, 0, 0, static.base_increment[0])  # fmt: skip
     for bar in (BAR + 10, BAR + 11):
         orders, reasons = _step(account, positions, 0.058555, 0.0, static, bar)
         assert len(orders) == 0
@@ -216,12 +217,12 @@ def test_simulate_exit_under_min_notional_waits_for_the_minimum_then_closes():
     one = np.zeros((1, 1))
     bar_ns = 3_600 * 1_000_000_000
     orders, status, fills, trades, *_, reasons, _, positions = simulate_nb(
-        panel.ts_ns, bar_ns, panel.open, panel.high, panel.low, panel.close, weight,
-        one + np.nan, one + np.nan, np.zeros((1, 1), dtype=np.int64),
-        np.zeros((1, 1), dtype=np.int64), np.full(n_bars, -1, dtype=np.int64), one + np.nan,
-        product_status_codes(config, panel.symbols), step_params(config),
-        step_static(config, panel.symbols, ("ma_cross",)), fill_params(config), 10_000.0, 42,
-        *new_curves(n_bars),
+        Market(panel.ts_ns, bar_ns, panel.open, panel.high, panel.low, panel.close, one + np.nan),
+        Proposals(weight, one + np.nan, one + np.nan, np.zeros((1, 1), dtype=np.int64)),
+        Guards(np.zeros((1, 1), dtype=np.int64), np.full(n_bars, -1, dtype=np.int64),
+               product_status_codes(config, panel.symbols)),
+        step_params(config), step_static(config, panel.symbols, ("ma_cross",)),
+        fill_params(config), 10_000.0, 42, new_curves(n_bars),
     )  # fmt: skip
     sells = fills[fills["side"] == Side.Sell]
     assert sells.shape[0] == 1

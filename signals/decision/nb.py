@@ -3,24 +3,31 @@
 Both drivers call these and nothing else decides: `sim` loops `step_nb` over every bar inside
 numba; `live_bridge` calls it once per closed bar with state loaded from its SQLite store.
 
-State is two float64 buffers updated in place (explicit `out` buffers, see STYLE §1):
-`account[N_ACC]` indexed by `Acc`, and `positions[S, N_POS]` indexed by `Pos`. Bars are
+Arguments come in the named bundles of `signals/records.py`: `Proposals` and `Guards` (stage
+1), `Book` (the state and the step's scratch), `StepOut` (orders and reason counts), plus the
+`StepParams`/`StepStatic` of `signals/decision/params.py`. The state is two float64 buffers
+updated in place (STYLE §1): `account[N_ACC]` indexed by `Acc`, and `positions[S, N_POS]`
+indexed by `Pos`. Bars are
 identified by their absolute bar number `bar_no = ts_ns // bar_ns`, so cooldowns survive a
 restart of the live daemon. Pending orders are inputs: the driver sets `Pos.PendingBuyNotional`,
 `Pos.PendingSellQty` and `Acc.ReservedCash` from its open orders before calling `step_nb`
 (the simulator clears them after each bar's fills), and `step_nb` adds the orders it emits, so
 open orders count toward every cap.
+
+Each rule the simulator's fast paths also test (a stop or take-profit touched, an exit, a trim
+threshold, a loss stop's floor) is one small kernel in "Rules" below, which every path calls.
 """
 
 import numpy as np
 from numba import njit
 
-# `_nrt=False` on the two per-bar kernels: they allocate nothing and keep no reference past
-# the call, so reference counting their ~25 array arguments (about 100 atomic operations per
+# `_nrt=False` on the per-bar kernels: they allocate nothing and keep no reference past
+# the call, so reference counting their ~25 arrays (about 100 atomic operations per
 # bar) only cost time: measured 290 -> 55 ns per call for one symbol (/tmp harness in the
 # commit message). A kernel that allocates cannot compile with it, so the flag is safe to keep.
 from signals._math import ceil_to_increment_nb, floor_to_increment_nb
 from signals.enums import Acc, OrderType, Pos, ProductStatus, Purpose, Reason, Side
+from signals.records import Workspace
 
 # ============================================================================================
 # Accounting
@@ -58,26 +65,14 @@ def _mark_row(account, positions, close, row):
 
 
 @njit(cache=True)
-def apply_fill_nb(
-    account,
-    positions,
-    symbol,
-    side,
-    qty,
-    price,
-    fee,
-    bar_no,
-    purpose,
-    strategy,
-    stop_pct,
-    take_pct,
-    cooldown_fill_bars,
-    cooldown_stop_bars,
-    base_increment,
-):
-    """Apply one fill to the state; return the round trip's PnL (USD) when it closes, else NaN.
+def apply_fill_nb(account, positions, order, qty, price, fee, bar_no, params, static):
+    """Apply one fill of `order` to the state; return the round trip's PnL (USD) when it
+    closes, else NaN.
 
     Reference: tests/reference/step.py::apply_fill_ref.
+    `order` is an `ORDER_DT` record (its symbol, side, purpose, strategy, stop and take are
+    read; `signals.records.new_order` makes one); the fill is `qty` base units at `price`
+    (quote per base) paying `fee` (USD) on bar number `bar_no`.
     Buys pay `qty * price + fee` in cash and move the average entry (fees are not in the
     average: the entry fee is realized at the buy, so the round trip's PnL in `TradePnl` is net
     of both fees and realized + unrealized PnL always equals the change in equity). Sells
@@ -87,9 +82,18 @@ def apply_fill_nb(
     such a remainder is float error of summed fills, no position the venue could hold or
     sell, so the sell closes the trade at this fill. `base_increment <= 0` keeps any
     remainder > 0. The stop and take-profit prices are set from the first fill's price. A
-    fill starts a cooldown of `cooldown_fill_bars`; a stop-loss fill starts the longer
-    `cooldown_stop_bars`.
+    fill starts a cooldown of `params.cooldown_fill_bars`; a stop-loss fill starts the longer
+    `params.cooldown_stop_bars`.
     """
+    symbol = order["symbol"]
+    side = order["side"]
+    purpose = order["purpose"]
+    strategy = order["strategy"]
+    stop_pct = order["stop_pct"]
+    take_pct = order["take_pct"]
+    base_increment = static.base_increment[symbol]
+    cooldown_fill_bars = params.cooldown_fill_bars
+    cooldown_stop_bars = params.cooldown_stop_bars
     held = positions[symbol, Pos.Qty]
     closed_pnl = np.nan
     if side == Side.Buy:
@@ -153,17 +157,17 @@ def row_of(per_bar, row):
 
 @njit(cache=True)
 def new_workspace_nb(n_symbols, theme_id, n_strategies):
-    """Return scratch buffers for `step_nb`, allocated once per run (none inside the bar loop).
+    """Return the step's scratch `Workspace`, allocated once per run (none inside the bar loop).
 
-    `(exiting bool[S], expo f8[S], theme_expo f8[n_themes], strat_expo f8[K], trades i8[K],
-    order i8[S])`; the kernel overwrites them on every call.
+    `theme_id` is `StepStatic.theme_id` (int64[S]); the kernel overwrites the buffers on every
+    call.
     """
     n_themes = 1
     for s in range(n_symbols):
         if theme_id[s] + 1 > n_themes:
             n_themes = theme_id[s] + 1
     k = max(n_strategies, 1)
-    return (
+    return Workspace(
         np.zeros(n_symbols, dtype=np.bool_),
         np.zeros(n_symbols),
         np.zeros(n_themes),
@@ -174,11 +178,16 @@ def new_workspace_nb(n_symbols, theme_id, n_strategies):
 
 
 @njit(cache=True)
-def _exposures(positions, theme_id, n_themes, strategy_count, out_symbol, out_theme, out_strategy):
+def _exposures(positions, theme_id, n_strategies, workspace):
+    # each symbol's, theme's and strategy's exposure (USD, positions + pending) into
+    # `workspace`; return the total
+    out_symbol = workspace.expo
+    out_theme = workspace.theme_expo
+    out_strategy = workspace.strategy_expo
     total = 0.0
-    for t in range(n_themes):
+    for t in range(out_theme.shape[0]):
         out_theme[t] = 0.0
-    for k in range(strategy_count):
+    for k in range(n_strategies):
         out_strategy[k] = 0.0
     for s in range(positions.shape[0]):
         value = positions[s, Pos.Qty] * positions[s, Pos.LastPrice]
@@ -196,52 +205,44 @@ def _exposures(positions, theme_id, n_themes, strategy_count, out_symbol, out_th
         if theme_id[s] >= 0:
             out_theme[theme_id[s]] += value
         k = int(positions[s, Pos.Strategy])
-        if value > 0.0 and 0 <= k < strategy_count:
+        if value > 0.0 and 0 <= k < n_strategies:
             out_strategy[k] += value
     return total
 
 
 @njit(cache=True)
-def _emit(
-    orders,
-    n,
-    bar_no,
-    symbol,
-    side,
-    order_type,
-    purpose,
-    strategy,
-    qty,
-    notional,
-    limit_price,
-    ref_price,
-    stop_pct,
-    take_pct,
-):
+def _emit(orders, n, bar_no, symbol, side, order_type, purpose, strategy, ref_price):
+    # write order `n` with no size (qty and notional 0, no limit, no stop or take); the caller
+    # sizes it
     orders[n]["bar_no"] = bar_no
     orders[n]["symbol"] = symbol
     orders[n]["side"] = side
     orders[n]["order_type"] = order_type
     orders[n]["purpose"] = purpose
     orders[n]["strategy"] = strategy
-    orders[n]["qty"] = qty
-    orders[n]["notional"] = notional
-    orders[n]["limit_price"] = limit_price
+    orders[n]["qty"] = 0.0
+    orders[n]["notional"] = 0.0
+    orders[n]["limit_price"] = np.nan
     orders[n]["ref_price"] = ref_price
-    orders[n]["stop_pct"] = stop_pct
-    orders[n]["take_pct"] = take_pct
-    return n + 1
+    orders[n]["stop_pct"] = 0.0
+    orders[n]["take_pct"] = 0.0
 
 
 @njit(cache=True)
-def _sell_order(
-    orders, n, bar_no, s, qty, purpose, order_type, status, price, params, static, positions,
-    reason_counts,
-):  # fmt: skip
+def _sell_order_type(purpose, params):
+    # stop-loss and take-profit sells use the policy's stop order type, other sells its exit type
+    if purpose == Purpose.StopLoss or purpose == Purpose.TakeProfit:
+        return params.stop_order_type
+    return params.exit_order_type
+
+
+@njit(cache=True)
+def _sell_order(out, n, bar_no, s, qty, purpose, status, price, params, static, positions):
     # Route a sell through what the product status allows; return the new order count. A sell
     # under the product minimums (size, or size x its price: the limit, else the close) is not
     # emitted, as the venue refuses it: `BelowMinimum` is counted, the position stays, and the
     # sell is tried again on the next bar that wants it (it goes once the price lifts it).
+    order_type = _sell_order_type(purpose, params)
     if status == ProductStatus.PostOnly or status == ProductStatus.LimitOnly:
         order_type = OrderType.LimitPostOnly
     qty = ceil_to_increment_nb(qty, static.base_increment[s])
@@ -258,13 +259,15 @@ def _sell_order(
         ref = limit
     if qty < static.min_size[s] or qty * ref < static.min_notional[s]:
         k = int(positions[s, Pos.Strategy])
-        reason_counts[k if k >= 0 else 0, s, Reason.BelowMinimum] += 1
+        out.reason_counts[k if k >= 0 else 0, s, Reason.BelowMinimum] += 1
         return n
     positions[s, Pos.PendingSellQty] += qty
-    return _emit(
-        orders, n, bar_no, s, Side.Sell, order_type, purpose,
-        int(positions[s, Pos.Strategy]), qty, 0.0, limit, price, 0.0, 0.0,
-    )  # fmt: skip
+    orders = out.orders
+    _emit(orders, n, bar_no, s, Side.Sell, order_type, purpose, int(positions[s, Pos.Strategy]),
+          price)  # fmt: skip
+    orders[n]["qty"] = qty
+    orders[n]["limit_price"] = limit
+    return n + 1
 
 
 @njit(cache=True)
@@ -279,6 +282,55 @@ def _can_exit(status):
         or status == ProductStatus.PostOnly
         or status == ProductStatus.LimitOnly
     )
+
+
+# ============================================================================================
+# Rules (each one kernel, called by the step and by the simulator's fast paths)
+# ============================================================================================
+
+
+@njit(cache=True)
+def exit_purpose_nb(price, weight, stop_price, take_price):
+    """Return the `Purpose` of the sell a held position needs at `price`, or -1 for none.
+
+    `StopLoss` when `price` is at or below `stop_price` (quote per base; 0 = no stop), else
+    `TakeProfit` when at or above `take_price` (0 = none), else `Exit` when the combined
+    `weight` is 0 (the strategy exits; NaN = no opinion keeps the position). A NaN `price`
+    gives -1 from the stops; callers skip a non-finite close first.
+    """
+    if stop_price > 0.0 and price <= stop_price:
+        return Purpose.StopLoss
+    if take_price > 0.0 and price >= take_price:
+        return Purpose.TakeProfit
+    if weight == 0.0:
+        return Purpose.Exit
+    return -1
+
+
+@njit(cache=True)
+def trim_on_nb(params, equity):
+    """Return True when auto-trim acts at `equity` (USD): `params.auto_trim` and equity > 0."""
+    return params.auto_trim and equity > 0.0
+
+
+@njit(cache=True)
+def over_trim_nb(value, cap, equity, params):
+    """Return True when exposure `value` (USD) is over the trim threshold of a cap of `cap`
+    (fraction of `equity`, USD): `cap x equity x (1 + params.trim_tolerance)`."""
+    return value > cap * equity * (1.0 + params.trim_tolerance)
+
+
+@njit(cache=True)
+def loss_floor_nb(start_equity, loss):
+    """Return the equity (USD) at or below which a stop of `loss` (fraction) under
+    `start_equity` (USD) trips: `start_equity x (1 - loss)`; -inf when off (`loss >= 1`).
+
+    The daily and weekly loss stops (from the day's or week's start equity) and the drawdown
+    breaker (from the peak equity) all trip by this rule.
+    """
+    if loss < 1.0:
+        return start_equity * (1.0 - loss)
+    return -np.inf
 
 
 # ============================================================================================
@@ -303,78 +355,38 @@ def roll_periods_nb(account, equity, day_id, week_id):
 @njit(cache=True, _nrt=False)
 def mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params):
     """Mark to row `row` of `close[T, S]`, roll the day/week, update the peak and the loss and
-    drawdown breakers; return equity, USD.
+    drawdown breakers (`loss_floor_nb`); return equity, USD.
 
-    The first stage of `step_core_nb`, and all it does on a quiet bar (no position, no weight
+    The first stage of `step_nb`, and all it does on a quiet bar (no position, no weight
     > 0): the simulator calls it alone on such bars.
     """
     equity = _mark_row(account, positions, close, row)
     roll_periods_nb(account, equity, day_id, week_id)
     if equity > account[Acc.PeakEquity]:
         account[Acc.PeakEquity] = equity
-    if params.daily_loss < 1.0 and equity <= account[Acc.DayStartEquity] * (
-        1.0 - params.daily_loss
-    ):
+    if equity <= loss_floor_nb(account[Acc.DayStartEquity], params.daily_loss):
         account[Acc.DailyStop] = 1.0
-    if params.weekly_loss < 1.0 and equity <= account[Acc.WeekStartEquity] * (
-        1.0 - params.weekly_loss
-    ):
+    if equity <= loss_floor_nb(account[Acc.WeekStartEquity], params.weekly_loss):
         account[Acc.WeeklyStop] = 1.0
-    if params.max_drawdown < 1.0 and equity <= account[Acc.PeakEquity] * (
-        1.0 - params.max_drawdown
-    ):
+    if equity <= loss_floor_nb(account[Acc.PeakEquity], params.max_drawdown):
         account[Acc.DrawdownBreaker] = 1.0
     return equity
 
 
-@njit(cache=True)
-def step_nb(
-    bar_no,
-    day_id,
-    week_id,
-    close,
-    weight,
-    stop_pct,
-    take_pct,
-    strategy,
-    block_reason,
-    product_status,
-    regime,
-    params,
-    static,
-    account,
-    positions,
-    orders,
-    reason_counts,
-    workspace,
-):
-    """Decide the orders of one closed bar from `[S]` inputs; return how many were written.
-
-    Reference: tests/reference/step.py::step_ref.
-    The per-bar entry point of the live daemon and the tests: `step_core_nb` on the inputs as
-    one-row `[1, S]` arrays (see it for the inputs, units, NaN rules and the order of controls).
-    """
-    n = close.shape[0]
-    return step_core_nb(
-        0, bar_no, day_id, week_id, close.reshape((1, n)), weight.reshape((1, n)),
-        stop_pct.reshape((1, n)), take_pct.reshape((1, n)), strategy.reshape((1, n)),
-        block_reason.reshape((1, n)), product_status, regime, params, static, account,
-        positions, orders, reason_counts, workspace,
-    )  # fmt: skip
-
-
 @njit(cache=True, _nrt=False)
-def nothing_to_decide_nb(row, close, weight, params, static, account, positions, workspace):
-    """Return True when `step_core_nb` would emit no order and count no reason on bar `row`.
+def nothing_to_decide_nb(row, close, weight, params, static, book):
+    """Return True when `step_nb` would emit no order and count no reason on bar `row`.
 
     Reference: tests/reference/step.py::step_ref (a quiet bar gives no orders and no counts).
-    Call after `mark_periods_breakers_nb`. True needs: no entry proposal (weight > 0) on a flat
-    symbol; no held symbol with a stop-loss, take-profit or exit (weight 0) to act on; and, with
-    auto-trim, no asset, theme or total exposure over its cap's trim threshold. It is a
+    Call after `mark_periods_breakers_nb`. True needs: no entry proposal (`weight[T, S]` > 0) on
+    a flat symbol; no held symbol with a sell to make (`exit_purpose_nb`); and, with auto-trim,
+    no asset, theme or total exposure over its trim threshold (`over_trim_nb`). It is a
     sufficient condition (a False only means "run the full step"), so the simulator may skip the
-    step on such bars and `step_core_nb` returns early on them: one check, used by both.
+    step on such bars and `step_nb` returns early on them: one check, used by both.
     """
-    _, expo, theme_expo, strat_expo, _, _ = workspace
+    account = book.account
+    positions = book.positions
+    workspace = book.workspace
     n_symbols = positions.shape[0]
     for s in range(n_symbols):
         w = weight[row, s]
@@ -386,72 +398,45 @@ def nothing_to_decide_nb(row, close, weight, params, static, account, positions,
         price = close[row, s]
         if not np.isfinite(price):
             continue
-        stop_price = positions[s, Pos.StopPrice]
-        take_price = positions[s, Pos.TakePrice]
-        if w == 0.0 or (stop_price > 0.0 and price <= stop_price):
-            return False
-        if take_price > 0.0 and price >= take_price:
+        if exit_purpose_nb(price, w, positions[s, Pos.StopPrice], positions[s, Pos.TakePrice]) >= 0:
             return False
     equity = account[Acc.Equity]
-    if not (params.auto_trim and equity > 0.0):
+    if not trim_on_nb(params, equity):
         return True
-    total = _exposures(
-        positions, static.theme_id, theme_expo.shape[0], strat_expo.shape[0], expo, theme_expo,
-        strat_expo,
-    )  # fmt: skip
-    slack = 1.0 + params.trim_tolerance
-    if total > params.total_cap * equity * slack:
+    total = _exposures(positions, static.theme_id, workspace.strategy_expo.shape[0], workspace)
+    if over_trim_nb(total, params.total_cap, equity, params):
         return False
+    theme_expo = workspace.theme_expo
     for t in range(theme_expo.shape[0]):
-        if theme_expo[t] > params.theme_cap * equity * slack:
+        if over_trim_nb(theme_expo[t], params.theme_cap, equity, params):
             return False
+    expo = workspace.expo
     for s in range(n_symbols):
-        if positions[s, Pos.Qty] > 0.0 and expo[s] > params.asset_cap * equity * slack:
+        if positions[s, Pos.Qty] > 0.0 and over_trim_nb(expo[s], params.asset_cap, equity, params):
             return False
     return True
 
 
 @njit(cache=True, _nrt=False)
-def step_core_nb(
-    row,
-    bar_no,
-    day_id,
-    week_id,
-    close,
-    weight,
-    stop_pct,
-    take_pct,
-    strategy,
-    block_reason,
-    product_status,
-    regime,
-    params,
-    static,
-    account,
-    positions,
-    orders,
-    reason_counts,
-    workspace,
-):
-    """Decide the orders of bar `row` of `[T, S]` inputs; return how many were written to `orders`.
+def step_nb(row, bar_no, day_id, week_id, close, proposals, guards, params, static, book, out):
+    """Decide the orders of bar `row`; return how many were written to `out.orders`.
 
     Reference: tests/reference/step.py::step_ref.
 
-    Taking whole `[T, S]` arrays and the row index (not per-bar row views) keeps the simulator's
-    per-bar call free of new array views and their reference counting; `step_nb` is the same
-    decision on `[S]` inputs.
+    The one decision: the simulator runs it (as `mark_periods_breakers_nb`, the quiet check
+    and `decide_marked_nb`) on every bar, the live daemon on the last row of its window. Taking
+    whole `[T, S]` arrays and the row index (not per-bar row views) keeps the simulator's
+    per-bar call free of new array views and their reference counting; one bar's `[S]` inputs
+    are one-row `[1, S]` arrays (`x.reshape(1, -1)`) with `row = 0`.
 
-    Inputs at the close of bar `row` (row `row` of `[T, S]` unless noted): `close` (NaN = no
-    bar), the combined proposals `weight` (target fraction of equity; NaN = no opinion, 0 =
-    exit, > 0 = hold or enter), `stop_pct`/`take_pct` (fractions; NaN = the policy default),
-    `strategy` (index of the proposing strategy), `block_reason` (stage-1 `Reason` code:
-    universe, staleness, bans, bad ticks; 0 = tradable), `product_status` (`ProductStatus`),
-    where `stop_pct`, `take_pct`, `strategy` and `block_reason` may also be one `[1, S]` row
-    that holds for every bar (`row_of`; they are read only where a weight proposes an entry),
-    scalar `regime` (`Regime`), `day_id` (UTC day number) and `week_id` (ISO week number).
-    `orders` must hold at least `2 * S` records of `ORDER_DT`. `reason_counts[K, S, N_REASONS]`
-    is incremented once per proposal a control blocks or shrinks. `workspace` comes from
-    `new_workspace_nb`.
+    Inputs at the close of bar `row`: `close[T, S]` (NaN = no bar), `proposals`
+    (`signals.records.Proposals`: the combined weight, stop, take and strategy), `guards`
+    (`signals.records.Guards`: stage-1 block reasons, the regime, product statuses), the UTC
+    `day_id` and ISO `week_id` of the bar (`period_ids_nb`) and its absolute `bar_no`.
+    `book` (`signals.records.Book`) is the state, updated in place, and the scratch from
+    `new_workspace_nb`. `out.orders` must hold at least `2 * S` records of `ORDER_DT`;
+    `out.reason_counts[K, S, N_REASONS]` is incremented once per proposal a control blocks or
+    shrinks.
 
     Order of controls: exits (stop-loss, take-profit, signal) first, then auto-trim (a sell,
     exit or trim, under the product's minimum size or notional at its price is not emitted:
@@ -464,34 +449,46 @@ def step_core_nb(
     asset, theme and total caps and cash, and finally product minimums (a smaller target is
     rounded up to them only within every cap and the cash; never rounded down below them).
     """
-    equity = mark_periods_breakers_nb(account, positions, close, row, day_id, week_id, params)
+    equity = mark_periods_breakers_nb(
+        book.account, book.positions, close, row, day_id, week_id, params
+    )
     if not params.kill_switch and nothing_to_decide_nb(
-        row, close, weight, params, static, account, positions, workspace
+        row, close, proposals.weight, params, static, book
     ):
         return 0
-    return decide_marked_nb(
-        row, bar_no, equity, close, weight, stop_pct, take_pct, strategy, block_reason,
-        product_status, regime, params, static, account, positions, orders, reason_counts,
-        workspace,
-    )  # fmt: skip
+    return decide_marked_nb(row, bar_no, equity, close, proposals, guards, params, static, book,
+                            out)  # fmt: skip
 
 
 @njit(cache=True, _nrt=False)
-def decide_marked_nb(
-    row, bar_no, equity, close, weight, stop_pct, take_pct, strategy, block_reason,
-    product_status, regime, params, static, account, positions, orders, reason_counts,
-    workspace,
-):  # fmt: skip
-    """`step_core_nb` after its mark, for a bar already marked (`mark_periods_breakers_nb`,
+def decide_marked_nb(row, bar_no, equity, close, proposals, guards, params, static, book, out):
+    """`step_nb` after its mark, for a bar already marked (`mark_periods_breakers_nb`,
     which returned `equity`, USD) on which `nothing_to_decide_nb` is False or the kill switch
     is on; same inputs and result.
 
     The simulator's quiet-bar loop has marked and checked the bar before it calls this, so
     it does not mark and check it a second time.
     """
+    weight = proposals.weight
+    stop_pct = proposals.stop_pct
+    take_pct = proposals.take_pct
+    strategy = proposals.strategy
+    block_reason = guards.block_reason
+    product_status = guards.product_status
+    regime = guards.regime[row_of(guards.regime, row)]
+    account = book.account
+    positions = book.positions
+    workspace = book.workspace
+    orders = out.orders
+    reason_counts = out.reason_counts
     n_symbols = close.shape[1]
     n_strategies = static.strategy_cap.shape[0]
-    exiting, expo, theme_expo, strat_expo, trades_this_bar, order_of = workspace
+    exiting = workspace.exiting
+    expo = workspace.expo
+    theme_expo = workspace.theme_expo
+    strat_expo = workspace.strategy_expo
+    trades_this_bar = workspace.trades_this_bar
+    order_of = workspace.order_of
     n_themes = theme_expo.shape[0]
     n = 0
     strategy_row = row_of(strategy, row)
@@ -510,75 +507,49 @@ def decide_marked_nb(
         price = close[row, s]
         if qty <= 0.0 or not np.isfinite(price):
             continue
-        purpose = -1
-        stop_price = positions[s, Pos.StopPrice]
-        take_price = positions[s, Pos.TakePrice]
-        if stop_price > 0.0 and price <= stop_price:
-            purpose = Purpose.StopLoss
-        elif take_price > 0.0 and price >= take_price:
-            purpose = Purpose.TakeProfit
-        elif weight[row, s] == 0.0:
-            purpose = Purpose.Exit
+        purpose = exit_purpose_nb(
+            price, weight[row, s], positions[s, Pos.StopPrice], positions[s, Pos.TakePrice]
+        )
         if purpose < 0:
             continue
         if not _can_exit(product_status[s]):
             k = int(positions[s, Pos.Strategy])
             reason_counts[k if k >= 0 else 0, s, Reason.ProductStatus] += 1
             continue
-        order_type = params.exit_order_type
-        if purpose == Purpose.StopLoss or purpose == Purpose.TakeProfit:
-            order_type = params.stop_order_type
-        n = _sell_order(
-            orders, n, bar_no, s, qty, purpose, order_type, product_status[s], price,
-            params, static, positions, reason_counts,
-        )  # fmt: skip
+        n = _sell_order(out, n, bar_no, s, qty, purpose, product_status[s], price, params, static,
+                        positions)  # fmt: skip
         exiting[s] = True
 
     # --- exposures (positions + pending) ----------------------------------------------------
-    total = _exposures(
-        positions, static.theme_id, n_themes, n_strategies, expo, theme_expo, strat_expo
-    )
+    total = _exposures(positions, static.theme_id, n_strategies, workspace)
 
     # --- auto-trim: back under asset, theme and total caps -----------------------------------
-    if params.auto_trim and equity > 0.0:
-        slack = 1.0 + params.trim_tolerance
+    if trim_on_nb(params, equity):
         for s in range(n_symbols):
             if exiting[s] or positions[s, Pos.Qty] <= 0.0 or not _can_exit(product_status[s]):
                 continue
-            cap = params.asset_cap * equity
-            if expo[s] > cap * slack:
-                sell_value = expo[s] - cap
-                n = _trim(
-                    orders, n, bar_no, s, sell_value, product_status[s], params, static,
-                    positions, expo, theme_expo, strat_expo, reason_counts,
-                )  # fmt: skip
+            if over_trim_nb(expo[s], params.asset_cap, equity, params):
+                sell_value = expo[s] - params.asset_cap * equity
+                n = _trim(out, n, bar_no, s, sell_value, product_status[s], params, static, book)
                 exiting[s] = True
         for t in range(n_themes):
-            cap = params.theme_cap * equity
-            while theme_expo[t] > cap * slack:
+            while over_trim_nb(theme_expo[t], params.theme_cap, equity, params):
                 s = _largest(expo, static.theme_id, t, exiting, positions, product_status)
                 if s < 0:
                     break
-                sell_value = min(theme_expo[t] - cap, expo[s])
-                n = _trim(
-                    orders, n, bar_no, s, sell_value, product_status[s], params, static,
-                    positions, expo, theme_expo, strat_expo, reason_counts,
-                )  # fmt: skip
+                sell_value = min(theme_expo[t] - params.theme_cap * equity, expo[s])
+                n = _trim(out, n, bar_no, s, sell_value, product_status[s], params, static, book)
                 exiting[s] = True
         total = 0.0
         for s in range(n_symbols):
             total += expo[s]
-        cap = params.total_cap * equity
-        while total > cap * slack:
+        while over_trim_nb(total, params.total_cap, equity, params):
             s = _largest(expo, static.theme_id, -2, exiting, positions, product_status)
             if s < 0:
                 break
-            sell_value = min(total - cap, expo[s])
+            sell_value = min(total - params.total_cap * equity, expo[s])
             before = expo[s]
-            n = _trim(
-                orders, n, bar_no, s, sell_value, product_status[s], params, static,
-                positions, expo, theme_expo, strat_expo, reason_counts,
-            )  # fmt: skip
+            n = _trim(out, n, bar_no, s, sell_value, product_status[s], params, static, book)
             total -= before - expo[s]
             exiting[s] = True
 
@@ -735,10 +706,13 @@ def decide_marked_nb(
             # included); the fill price sets the qty
             notional = floor_to_increment_nb(cost, static.quote_increment[s])
             order_qty = 0.0
-        n = _emit(
-            orders, n, bar_no, s, Side.Buy, order_type, Purpose.Entry, k, order_qty, notional,
-            limit, price, stop, take,
-        )  # fmt: skip
+        _emit(orders, n, bar_no, s, Side.Buy, order_type, Purpose.Entry, k, price)
+        orders[n]["qty"] = order_qty
+        orders[n]["notional"] = notional
+        orders[n]["limit_price"] = limit
+        orders[n]["stop_pct"] = stop
+        orders[n]["take_pct"] = take
+        n += 1
         positions[s, Pos.PendingBuyNotional] += cost
         # the pending entry counts toward its strategy's budget on later bars too (live)
         positions[s, Pos.Strategy] = k
@@ -771,8 +745,13 @@ def _largest(expo, theme_id, theme, exiting, positions, product_status):
 
 
 @njit(cache=True)
-def _trim(orders, n, bar_no, s, sell_value, status, params, static, positions, expo, theme_expo,
-          strat_expo, reason_counts):  # fmt: skip
+def _trim(out, n, bar_no, s, sell_value, status, params, static, book):
+    # sell `sell_value` (USD) of symbol `s` (all of it if the rest would be under the product
+    # minimums); take what it sold off the workspace's exposures
+    positions = book.positions
+    expo = book.workspace.expo
+    theme_expo = book.workspace.theme_expo
+    strat_expo = book.workspace.strategy_expo
     price = positions[s, Pos.LastPrice]
     held = positions[s, Pos.Qty] - positions[s, Pos.PendingSellQty]
     qty = sell_value / price
@@ -783,10 +762,7 @@ def _trim(orders, n, bar_no, s, sell_value, status, params, static, positions, e
     ):
         qty = held
     before = positions[s, Pos.PendingSellQty]
-    n = _sell_order(
-        orders, n, bar_no, s, qty, Purpose.Trim, params.exit_order_type, status, price, params,
-        static, positions, reason_counts,
-    )  # fmt: skip
+    n = _sell_order(out, n, bar_no, s, qty, Purpose.Trim, status, price, params, static, positions)
     sold = (positions[s, Pos.PendingSellQty] - before) * price
     expo[s] -= sold
     if static.theme_id[s] >= 0:

@@ -47,7 +47,7 @@ from signals.decision.nb import new_workspace_nb, period_ids_nb, step_nb
 from signals.decision.params import step_params, step_static
 from signals.enums import N_REASONS, ProductStatus
 from signals.pipeline import decision_inputs, warmup_bars
-from signals.records import ORDER_DT
+from signals.records import ORDER_DT, Book, Guards, Proposals, StepOut
 from signals.strategies import enabled_strategies
 from sim.nb import new_state_nb
 from sim.synth import synth_bars
@@ -132,25 +132,18 @@ def run_step(c: Cycle, inputs) -> int:
     out = np.empty(2 * len(c.window.symbols) + 8, dtype=ORDER_DT)
     return int(
         step_nb(
+            t,
             c.bar_no,
             day_id,
             week_id,
-            c.window.close[t],
-            inputs.weight[t],
-            inputs.stop_pct[t],
-            inputs.take_pct[t],
-            inputs.strategy[t],
-            inputs.block_reason[t],
-            c.status,
-            int(inputs.regime[t]),
+            c.window.close,
+            Proposals(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy),
+            Guards(inputs.block_reason, inputs.regime, c.status),
             c.params,
             c.static,
-            c.account,
-            c.positions,
-            out,
-            c.reason_counts,
-            c.workspace,
-        )  # fmt: skip
+            Book(c.account, c.positions, c.workspace),
+            StepOut(out, c.reason_counts),
+        )
     )
 
 

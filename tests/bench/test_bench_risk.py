@@ -20,7 +20,7 @@ from signals.bars import load_bars, to_panel
 from signals.config import PlatformConfig, RiskConfig, UniverseConfig, load_config
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.pipeline import decision_inputs
-from sim.engine import fill_params
+from sim.engine import fill_params, guards_of, market_of, proposals_of
 from sim.nb import new_curves, simulate
 from tests.bench.test_bench_backtest import benchmarks_enabled
 from tests.sim.conftest import PROJECT_ROOT
@@ -57,12 +57,11 @@ def prepare(config: PlatformConfig, n_bars: int | None) -> tuple:
         )  # fmt: skip
     inputs = decision_inputs(panel, config)
     return (
-        panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close,
-        inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy, inputs.block_reason,
-        inputs.regime, inputs.vol, product_status_codes(config, panel.symbols),
-        step_params(config), step_static(config, panel.symbols, inputs.strategy_names),
-        fill_params(config), float(config.backtest.initial_cash_usd), int(config.backtest.seed),
-        *new_curves(panel.close.shape[0]),
+        market_of(panel, inputs), proposals_of(inputs),
+        guards_of(inputs, product_status_codes(config, panel.symbols)), step_params(config),
+        step_static(config, panel.symbols, inputs.strategy_names), fill_params(config),
+        float(config.backtest.initial_cash_usd), int(config.backtest.seed),
+        new_curves(panel.close.shape[0]),
     )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from signals.config import (
     StrategyEntry,
     UniverseConfig,
 )
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
+from signals.decision.nb import new_workspace_nb
 from signals.decision.params import StepParams, StepStatic, step_params
 from signals.enums import (
     N_REASONS,
@@ -39,6 +39,7 @@ from signals.pipeline import decision_inputs
 from signals.records import ORDER_DT
 from sim.engine import run_backtest
 from sim.nb import new_state_nb
+from tests.step_calls import apply_fill, step_bar
 
 EQUITY = 10_000.0
 BAR = 10_000  # absolute bar number of the decision (hourly bars)
@@ -72,8 +73,8 @@ def state(n: int, cash: float = EQUITY, held=None, bar_no: int = BAR):
     """Return `(account, positions)` with `held = {symbol: (qty, price)}` bought at `price`."""
     account, positions = new_state_nb(n, cash)
     for s, (qty, price) in (held or {}).items():
-        apply_fill_nb(account, positions, s, Side.Buy, qty, price, 0.0, bar_no - 100,
-                      Purpose.Entry, 0, 0.1, 0.0, 0, 0, 0.0)  # fmt: skip
+        apply_fill(account, positions, s, Side.Buy, qty, price, 0.0, bar_no - 100,
+                   Purpose.Entry, 0, 0.1, 0.0, 0, 0, 0.0)  # fmt: skip
         account[Acc.Cash] += qty * price  # keep `cash` as given
     equity = account[Acc.Cash] + sum(q * p for q, p in (held or {}).values())
     for i in (Acc.Equity, Acc.PeakEquity, Acc.DayStartEquity, Acc.WeekStartEquity):
@@ -93,7 +94,7 @@ def step(p, st, account, positions, close, weight, *, block=None, status=None, r
     weight = np.asarray(weight, dtype=np.float64)
     orders = np.zeros(2 * n + 8, dtype=ORDER_DT)
     reasons = np.zeros((k, n, N_REASONS), dtype=np.int64)
-    count = step_nb(
+    count = step_bar(
         bar_no, day_id, week_id, close, weight,
         np.asarray(stop_pct if stop_pct is not None else [np.nan] * n, dtype=np.float64),
         np.full(n, np.nan),
@@ -240,8 +241,8 @@ def test_strategy_trades_per_bar_one_of_three_entries():
 def test_cooldown_after_fill_and_stop_blocks_reentry_until_expiry(purpose, bars, reason):
     p = params()
     account, positions = state(1, held={0: (1.0, 100.0)})
-    apply_fill_nb(account, positions, 0, Side.Sell, 1.0, 100.0, 0.0, BAR, purpose, 0, 0.0, 0.0,
-                  p.cooldown_fill_bars, p.cooldown_stop_bars, 0.0)  # fmt: skip
+    apply_fill(account, positions, 0, Side.Sell, 1.0, 100.0, 0.0, BAR, purpose, 0, 0.0, 0.0,
+               p.cooldown_fill_bars, p.cooldown_stop_bars, 0.0)  # fmt: skip
     for bar in (BAR, BAR + bars - 1):
         orders, reasons = step(p, static(1), account, positions, [100.0], [0.05], bar_no=bar)
         assert len(orders) == 0
@@ -250,7 +251,7 @@ def test_cooldown_after_fill_and_stop_blocks_reentry_until_expiry(purpose, bars,
     assert len(buys(orders)) == 1
     # without cooldowns the entry goes through at once
     account, positions = state(1, held={0: (1.0, 100.0)})
-    apply_fill_nb(
+    apply_fill(
         account, positions, 0, Side.Sell, 1.0, 100.0, 0.0, BAR, purpose, 0, 0.0, 0.0, 0, 0, 0.0
     )
     assert len(step(p, static(1), account, positions, [100.0], [0.05])[0]) == 1

@@ -28,7 +28,7 @@ from signals.config import (
     StrategyBudget,
     StrategyEntry,
 )
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, period_ids_nb, step_nb
+from signals.decision.nb import apply_fill_nb, new_workspace_nb, period_ids_nb
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import N_REASONS, Acc, Pos, ProductStatus, Purpose, Reason, Side
 from signals.pipeline import decision_inputs
@@ -36,6 +36,7 @@ from signals.records import ORDER_DT
 from sim.engine import fill_params, run_backtest
 from sim.enums import OrderStatus
 from sim.nb import fill_order_nb, new_state_nb
+from tests.step_calls import step_bar
 from tests.strategies import price_walks
 
 HOUR = 3_600 * 1_000_000_000
@@ -108,17 +109,13 @@ def drive(panel, config, inputs, check):
             u1, u2 = 0.9, 0.9  # partial fills are off: the draws do not matter
             st_, qty, price, fee, _ = fill_order_nb(
                 order, panel.open[t, s], panel.high[t, s], panel.low[t, s], inputs.vol[t - 1, s],
-                account[Acc.Cash], positions[s, Pos.Qty], static.min_size[s],
-                static.min_notional[s], static.base_increment[s], params, fill, u1, u2,
+                account[Acc.Cash], positions[s, Pos.Qty], params, static, fill, u1, u2,
             )  # fmt: skip
             if st_ in (OrderStatus.Filled, OrderStatus.Partial) and qty > 0.0:
                 if order["side"] == Side.Sell:
                     assert qty <= positions[s, Pos.Qty] * (1 + TOL)
-                apply_fill_nb(account, positions, s, order["side"], qty, price, fee,
-                              panel.ts_ns[t] // inputs.bar_ns, order["purpose"],
-                              order["strategy"], order["stop_pct"], order["take_pct"],
-                              params.cooldown_fill_bars, params.cooldown_stop_bars,
-                              static.base_increment[s])  # fmt: skip
+                apply_fill_nb(account, positions, order, qty, price, fee,
+                              panel.ts_ns[t] // inputs.bar_ns, params, static)  # fmt: skip
                 assert account[Acc.Cash] >= -1e-6
         positions[:, Pos.PendingBuyNotional] = 0.0
         positions[:, Pos.PendingSellQty] = 0.0
@@ -126,7 +123,7 @@ def drive(panel, config, inputs, check):
         bar_no = panel.ts_ns[t] // inputs.bar_ns
         day_id, week_id = period_ids_nb(panel.ts_ns[t])
         before = positions.copy()
-        n = step_nb(
+        n = step_bar(
             bar_no, day_id, week_id, panel.close[t], inputs.weight[t], inputs.stop_pct[t],
             inputs.take_pct[t], inputs.strategy[t], inputs.block_reason[t], status_codes,
             inputs.regime[t], params, static, account, positions, buf, reasons, workspace,

@@ -6,10 +6,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signals.decision.nb import apply_fill_nb, new_workspace_nb, step_nb
+from signals.decision.nb import new_workspace_nb
 from signals.enums import N_REASONS, Pos, Purpose, Side
 from signals.records import ORDER_DT
 from tests.reference.step import apply_fill_ref, orders_array, step_ref
+from tests.step_calls import apply_fill, step_bar
 from tests.strategies import step_cases
 
 RTOL = 1e-12  # kernel and reference use the same formulas in the same order
@@ -25,7 +26,7 @@ def run_step_nb(case: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     orders = np.zeros(2 * n_symbols + 8, dtype=ORDER_DT)
     reasons = np.zeros((n_strategies, n_symbols, N_REASONS), dtype=np.int64)
     workspace = new_workspace_nb(n_symbols, case["static"].theme_id, n_strategies)
-    n = step_nb(
+    n = step_bar(
         case["bar_no"], case["day_id"], case["week_id"], case["close"], case["weight"],
         case["stop_pct"], case["take_pct"], case["strategy"], case["block_reason"],
         case["product_status"], case["regime"], case["params"], case["static"], account,
@@ -138,7 +139,7 @@ def test_apply_fill_nb_fill_sequence_equals_reference(fill_list):
             f["strategy"], f["stop_pct"], f["take_pct"], f["cooldown_fill"], f["cooldown_stop"],
             f["base_inc"],
         )  # fmt: skip
-        closed = apply_fill_nb(account, positions, *args)
+        closed = apply_fill(account, positions, *args)
         closed_ref = apply_fill_ref(acc_ref, pos_ref, *args)
         np.testing.assert_allclose(closed, closed_ref, rtol=RTOL)
         np.testing.assert_allclose(account, acc_ref, rtol=RTOL, atol=1e-9)

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signals.decision.nb import mark_periods_breakers_nb, nothing_to_decide_nb
+from signals.records import Book
 from signals.strategies.nb import (
     below_channel_nb,
     cross_weights_nb,
@@ -107,7 +108,7 @@ def test_nothing_to_decide_true_means_step_emits_and_counts_nothing(case):
         n_symbols, case["static"].theme_id, case["static"].strategy_cap.shape[0]
     )
     quiet = nothing_to_decide_nb(
-        0, close, weight, case["params"], case["static"], account, positions, workspace
+        0, close, weight, case["params"], case["static"], Book(account, positions, workspace)
     )
     orders, reasons, after_account, after_positions = run_step_nb(case)
     if quiet:

@@ -15,9 +15,10 @@ from signals.config import PlatformConfig
 from signals.decision.params import step_params
 from signals.enums import OrderType, Side
 from sim.enums import FillParams, OrderStatus
-from sim.nb import fill_draws_nb, fill_order_nb
+from sim.nb import fill_draws_nb
 from tests.reference.fill import fill_draws_ref, fill_order_ref
 from tests.sim.conftest import order_record
+from tests.step_calls import fill_order
 
 PARAMS = step_params(PlatformConfig())._replace(maker_fee=0.004, taker_fee=0.006)
 NO_SLIP = FillParams(
@@ -45,7 +46,7 @@ def _fill(order, o=100.0, h=102.0, lo=98.0, vol=0.01, cash=1e4, held=0.0, min_si
         u1,
         u2,
     )
-    got = fill_order_nb(*args)
+    got = fill_order(*args)
     want = fill_order_ref(*args)
     assert got[0] == want[0]
     np.testing.assert_allclose(got[1:4], want[1:4], rtol=1e-12, atol=0.0)
@@ -256,7 +257,7 @@ def _fill_cases(draw):
 @settings(max_examples=300, deadline=None)
 @given(case=_fill_cases())
 def test_fill_order_nb_random_cases_equals_reference(case):
-    got = fill_order_nb(*case)
+    got = fill_order(*case)
     want = fill_order_ref(*case)
     assert got[0] == want[0]
     assert got[4] == want[4]

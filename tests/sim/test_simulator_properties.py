@@ -13,7 +13,7 @@ from signals.decision.nb import DAY_NS
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import Acc, OrderType, Pos, Purpose, Side
 from signals.pipeline import decision_inputs
-from sim.engine import fill_params
+from sim.engine import fill_params, guards_of, market_of, proposals_of
 from sim.enums import OrderStatus
 from sim.nb import new_curves, simulate_nb
 from tests.sim.conftest import default_config_with, panel_from_arrays
@@ -40,11 +40,10 @@ def _simulate(market, config, seed):
     panel = panel_from_arrays(*market[:5], symbols=market[5])
     inputs = decision_inputs(panel, config)
     out = simulate_nb(
-        panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close,
-        inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy, inputs.block_reason,
-        inputs.regime, inputs.vol, product_status_codes(config, panel.symbols),
-        step_params(config), step_static(config, panel.symbols, inputs.strategy_names),
-        fill_params(config), INITIAL_CASH, seed, *new_curves(panel.close.shape[0]),
+        market_of(panel, inputs), proposals_of(inputs),
+        guards_of(inputs, product_status_codes(config, panel.symbols)), step_params(config),
+        step_static(config, panel.symbols, inputs.strategy_names), fill_params(config),
+        INITIAL_CASH, seed, new_curves(panel.close.shape[0]),
     )  # fmt: skip
     return panel, inputs, out
 

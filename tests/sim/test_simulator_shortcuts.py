@@ -4,7 +4,7 @@
 runs of quiet bars are advanced in one call (`_quiet_run_nb`), and while exactly one symbol is
 held a specialised path marks and checks bars without the full step (`_held_one_run_nb`).
 `simulate_every_bar` below does none of that: for every bar it fills the previous bar's orders
-with the same fill model and random draws, then calls the full `step_core_nb` (which marks,
+with the same fill model and random draws, then calls the full `step_nb` (which marks,
 rolls the day and week, and decides), and writes the curves from the state. Records, curves,
 reason counts and the final state must be equal bit for bit.
 """
@@ -23,14 +23,14 @@ from signals.decision.nb import (
     new_workspace_nb,
     nothing_to_decide_nb,
     period_ids_nb,
-    step_core_nb,
+    step_nb,
 )
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import N_REASONS, Acc, Pos, Purpose, Side
 from signals.pipeline import decision_inputs
-from signals.records import ORDER_DT
-from sim.engine import fill_params
-from sim.enums import FILL_DT, TRADE_DT, OrderStatus
+from signals.records import ORDER_DT, Book, Curves, Market, StepOut, new_order
+from sim.engine import fill_params, guards_of, market_of, proposals_of
+from sim.enums import FILL_DT, N_CURSOR, TRADE_DT, Cursor, OrderStatus
 from sim.nb import (
     _held_one_run_nb,
     _write_curves_nb,
@@ -96,9 +96,10 @@ def simulate_every_bar(panel, inputs, config, params, seed):
     status_codes = product_status_codes(config, panel.symbols)
     n_strategies = static.strategy_cap.shape[0]
     account, positions = new_state_nb(n_symbols, INITIAL_CASH)
-    workspace = new_workspace_nb(n_symbols, static.theme_id, n_strategies)
+    book = Book(account, positions, new_workspace_nb(n_symbols, static.theme_id, n_strategies))
     reason_counts = np.zeros((max(n_strategies, 1), n_symbols, N_REASONS), dtype=np.int64)
     step_orders = np.empty(2 * n_symbols + 8, dtype=ORDER_DT)
+    proposals, guards = proposals_of(inputs), guards_of(inputs, status_codes)
     orders, status, fills, trades = [], [], [], []
     equity, cash, exposure = np.empty(n_bars), np.empty(n_bars), np.empty(n_bars)
     pending: range = range(0)
@@ -111,8 +112,7 @@ def simulate_every_bar(panel, inputs, config, params, seed):
             )
             st_, qty, price, fee, is_maker = fill_order_nb(
                 order, panel.open[t, s], panel.high[t, s], panel.low[t, s],
-                inputs.vol[t - 1, s], account[Acc.Cash], positions[s, Pos.Qty],
-                static.min_size[s], static.min_notional[s], static.base_increment[s], params,
+                inputs.vol[t - 1, s], account[Acc.Cash], positions[s, Pos.Qty], params, static,
                 fill, u1, u2,
             )  # fmt: skip
             status[j] = st_
@@ -121,10 +121,8 @@ def simulate_every_bar(panel, inputs, config, params, seed):
             bar_no = ts_ns[t] // bar_ns
             entry_bar = positions[s, Pos.EntryBar]
             closed = apply_fill_nb(
-                account, positions, s, order["side"], qty, price, fee, bar_no, order["purpose"],
-                order["strategy"], order["stop_pct"], order["take_pct"],
-                params.cooldown_fill_bars, params.cooldown_stop_bars, static.base_increment[s],
-            )  # fmt: skip
+                account, positions, order, qty, price, fee, bar_no, params, static
+            )
             fills.append(
                 (j, t, s, order["side"], order["order_type"], order["purpose"], qty, price, fee,
                  is_maker)
@@ -140,11 +138,9 @@ def simulate_every_bar(panel, inputs, config, params, seed):
         positions[:, Pos.PendingSellQty] = 0.0
         account[Acc.ReservedCash] = 0.0
         day_id, week_id = period_ids_nb(ts_ns[t])
-        n_new = step_core_nb(
-            t, ts_ns[t] // bar_ns, day_id, week_id, close, inputs.weight, inputs.stop_pct,
-            inputs.take_pct, inputs.strategy, inputs.block_reason, status_codes,
-            inputs.regime[t], params, static, account, positions, step_orders, reason_counts,
-            workspace,
+        n_new = step_nb(
+            t, ts_ns[t] // bar_ns, day_id, week_id, close, proposals, guards, params, static,
+            book, StepOut(step_orders, reason_counts),
         )  # fmt: skip
         pending = range(len(orders), len(orders) + n_new)
         for j in range(n_new):
@@ -167,17 +163,12 @@ def simulate_every_bar(panel, inputs, config, params, seed):
 def _simulate(panel, inputs, config, params, seed, driver=simulate_nb, **per_bar):
     """Run `driver` (`simulate_nb` or `simulate`) on `inputs`; `per_bar` replaces some of its
     per-bar arrays by name."""
-    arrays = {
-        name: per_bar.get(name, getattr(inputs, name))
-        for name in ("stop_pct", "take_pct", "strategy", "block_reason", "vol")
-    }
+    inputs = dataclasses.replace(inputs, **per_bar)
     return driver(
-        panel.ts_ns, inputs.bar_ns, panel.open, panel.high, panel.low, panel.close,
-        per_bar.get("weight", inputs.weight), arrays["stop_pct"], arrays["take_pct"],
-        arrays["strategy"], arrays["block_reason"], inputs.regime, arrays["vol"],
-        product_status_codes(config, panel.symbols), params,
+        market_of(panel, inputs), proposals_of(inputs),
+        guards_of(inputs, product_status_codes(config, panel.symbols)), params,
         step_static(config, panel.symbols, inputs.strategy_names), fill_params(config),
-        INITIAL_CASH, seed, *new_curves(panel.close.shape[0]),
+        INITIAL_CASH, seed, new_curves(panel.close.shape[0]),
     )  # fmt: skip
 
 
@@ -355,11 +346,19 @@ def test_held_one_run_equals_marking_and_checking_each_bar(
     static = step_static(config, symbols, ("rules", "ma_cross"))
     start = 1
     account, positions = new_state_nb(n_symbols, 10_000.0)
-    apply_fill_nb(account, positions, held, Side.Buy, rng.uniform(5.0, 40.0), close[0, held],
-                  1.0, 0, Purpose.Entry, 0, rng.choice((0.0, 0.05)), rng.choice((0.0, 0.08)),
-                  0, 0, static.base_increment[held])  # fmt: skip
+    entry = new_order(held, Side.Buy, Purpose.Entry, 0, stop_pct=rng.choice((0.0, 0.05)),
+                      take_pct=rng.choice((0.0, 0.08)))  # fmt: skip
+    apply_fill_nb(account, positions, entry, rng.uniform(5.0, 40.0), close[0, held], 1.0, 0,
+                  params._replace(cooldown_fill_bars=0, cooldown_stop_bars=0), static)  # fmt: skip
     day_id, week_id = period_ids_nb(ts_ns[0])
-    periods = np.array([day_id, week_id, day_id * DAY_NS, (day_id + 1) * DAY_NS, 0])
+    periods = np.zeros(N_CURSOR, dtype=np.int64)
+    periods[[Cursor.DayId, Cursor.WeekId, Cursor.DayLoNs, Cursor.DayHiNs, Cursor.LastMarked]] = (
+        day_id,
+        week_id,
+        day_id * DAY_NS,
+        (day_id + 1) * DAY_NS,
+        0,
+    )
     mark_periods_breakers_nb(account, positions, close, 0, day_id, week_id, params)
     account[Acc.PeakEquity] *= rng.choice((1.0, 1.02))
     for flag, on in zip((Acc.DailyStop, Acc.WeeklyStop, Acc.DrawdownBreaker), tripped, strict=True):
@@ -368,35 +367,41 @@ def test_held_one_run_equals_marking_and_checking_each_bar(
     fast_curves = [np.full(n_bars, -1.0) for _ in range(3)]
     # open/high/low/regime are only prefetched (hints): close and a zero regime stand in
     regime = np.zeros(n_bars, dtype=np.int64)
+    market = Market(ts_ns, 3_600 * 10**9, close, close, close, close, close)
     stop = _held_one_run_nb(
-        start, ts_ns, close, close, close, close, weight, regime, params, static, fast_state[0],
-        fast_state[1], *fast_curves, fast_state[2],
+        start, market, weight, regime, params, static,
+        Book(fast_state[0], fast_state[1], new_workspace_nb(n_symbols, static.theme_id, 2)),
+        Curves(*fast_curves), fast_state[2],
     )  # fmt: skip
 
     workspace = new_workspace_nb(n_symbols, static.theme_id, 2)
+    book = Book(account, positions, workspace)
     curves = [np.full(n_bars, -1.0) for _ in range(3)]
+    lo, hi = Cursor.DayLoNs, Cursor.DayHiNs
     for t in range(start, stop):
-        if not periods[2] <= ts_ns[t] < periods[3]:
-            periods[0], periods[1] = period_ids_nb(ts_ns[t])
-            periods[2], periods[3] = periods[0] * DAY_NS, (periods[0] + 1) * DAY_NS
-        mark_periods_breakers_nb(account, positions, close, t, periods[0], periods[1], params)
-        assert nothing_to_decide_nb(t, close, weight, params, static, account, positions,
-                                    workspace), f"bar {t} is not quiet"  # fmt: skip
-        _write_curves_nb(account, positions, t, *curves)
-        periods[4] = t
+        if not periods[lo] <= ts_ns[t] < periods[hi]:
+            periods[Cursor.DayId], periods[Cursor.WeekId] = period_ids_nb(ts_ns[t])
+            periods[lo], periods[hi] = (periods[Cursor.DayId] * DAY_NS,
+                                        (periods[Cursor.DayId] + 1) * DAY_NS)  # fmt: skip
+        mark_periods_breakers_nb(account, positions, close, t, periods[Cursor.DayId],
+                                 periods[Cursor.WeekId], params)  # fmt: skip
+        assert nothing_to_decide_nb(t, close, weight, params, static, book), f"bar {t} not quiet"
+        _write_curves_nb(account, positions, t, Curves(*curves))
+        periods[Cursor.LastMarked] = t
     if stop < n_bars:
         # it stops only where the general path has to look: a weight, a missing close of the
         # held symbol, or a bar that is not quiet
-        if not periods[2] <= ts_ns[stop] < periods[3]:
+        if not periods[lo] <= ts_ns[stop] < periods[hi]:
             day_id, week_id = period_ids_nb(ts_ns[stop])
         else:
-            day_id, week_id = periods[0], periods[1]
-        at_stop = (account.copy(), positions.copy())
-        mark_periods_breakers_nb(*at_stop, close, stop, day_id, week_id, params)
+            day_id, week_id = periods[Cursor.DayId], periods[Cursor.WeekId]
+        at_stop = Book(account.copy(), positions.copy(), workspace)
+        mark_periods_breakers_nb(at_stop.account, at_stop.positions, close, stop, day_id, week_id,
+                                 params)  # fmt: skip
         assert (
             np.isfinite(weight[stop]).any()
             or not np.isfinite(close[stop, held])
-            or not nothing_to_decide_nb(stop, close, weight, params, static, *at_stop, workspace)
+            or not nothing_to_decide_nb(stop, close, weight, params, static, at_stop)
         ), f"stopped at quiet bar {stop}"
     for name, a, b in zip(("account", "positions", "periods"), fast_state,
                           (account, positions, periods), strict=True):  # fmt: skip
