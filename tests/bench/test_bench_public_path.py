@@ -200,3 +200,53 @@ def test_public_path_measure(request, tmp_path):
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+MEMORY_SCRIPT = """
+import ctypes, gc, json, sys
+from tests.bench.test_bench_public_path import config_of, make_panel
+from sim.engine import run_backtest
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+
+n_symbols, n_bars, strategy = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+config = config_of(strategy)
+run_backtest(make_panel(min(n_symbols, 5), 2_000), config)  # load the kernels first
+panel = make_panel(n_symbols, n_bars)
+gc.collect()
+ctypes.CDLL("libc.so.6").malloc_trim(0)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets VmHWM to the current resident size
+base = status("VmRSS:")
+run_backtest(panel, config)
+print(json.dumps({"base": base, "peak": status("VmHWM:")}))
+"""
+
+
+def test_public_path_peak_memory(request):
+    """Peak resident memory of `run_backtest` above the panel it runs on, per bar x symbol,
+    each case in a fresh process (`VmHWM` after a reset; the panel's 40 B per cell are in
+    the base). Writes `reports/bench/public_path_memory.json`."""
+    if not benchmarks_enabled(request.config):
+        pytest.skip("a measurement, not a unit test: run with --benchmark-enable")
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    cases = [(250, 20_000), (500, 20_000), (1, 1_000_000)]
+    results = {}
+    for n_symbols, n_bars in cases:
+        for strategy in ("ma_cross", "rules"):
+            done = subprocess.run(
+                [sys.executable, "-c", MEMORY_SCRIPT, str(n_symbols), str(n_bars), strategy],
+                capture_output=True, text=True, check=True, cwd=PROJECT_ROOT,
+            )  # fmt: skip
+            got = json.loads(done.stdout.strip().splitlines()[-1])
+            per_cell = (got["peak"] - got["base"]) / (n_symbols * n_bars)
+            results[f"{n_symbols}x{n_bars}|{strategy}"] = {**got, "bytes_per_cell": per_cell}
+            print(f"\n{n_symbols}x{n_bars} {strategy}: {per_cell:.0f} B per bar x symbol")
+    out = OUT.with_name("public_path_memory.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    assert all(r["bytes_per_cell"] < 200 for r in results.values())
