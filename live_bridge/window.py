@@ -142,7 +142,10 @@ class BarWindow:
             return
         now = datetime.now(UTC)  # before `bar_violations` reads its own: see `_may_break_rules`
         new = _concat(frames)
-        asked = np.repeat(np.array(cols, dtype=np.int64), heights)
+        one_each = len(cols) == len(new)  # the usual cycle: one new bar per symbol
+        asked = np.array(cols, dtype=np.int64)
+        if not one_each:
+            asked = np.repeat(asked, heights)
         ts_column = new.get_column("ts")
         if ts_column.dtype == BAR_SCHEMA["ts"]:
             ts = ts_column.to_numpy().view(np.int64)  # datetime64[ns], a missing time is NaT
@@ -157,7 +160,8 @@ class BarWindow:
         bad: list[tuple[int, str, str]] = []
         if not own or _may_break_rules(ts, values, asked, now):
             bad = bar_violations(new)
-        self._last_ns[cols] = np.maximum.reduceat(ts, np.cumsum(heights) - heights)
+        last = ts if one_each else np.maximum.reduceat(ts, heights.cumsum() - heights)
+        self._last_ns[cols] = last
         self._given[cols] = True
         for _, symbol, message in bad:
             report(symbol, "bad_bars", f"{symbol}: bad bars skipped ({message})")
@@ -278,11 +282,11 @@ def _may_break_rules(ts: np.ndarray, values: np.ndarray, asked: np.ndarray, now:
     unsorted nor duplicated). `now` is read before `bar_violations` reads its own, so a bar
     passing here passes there; when this returns True, `bar_violations` names the bars.
     """
-    o, h, lo, c, v = values.T
-    ok = np.isfinite(values).all(axis=1)
-    ok &= (o > 0.0) & (h > 0.0) & (lo > 0.0) & (c > 0.0) & (v >= 0.0) & (h >= lo)
-    ok &= (o >= lo) & (o <= h) & (c >= lo) & (c <= h)
-    if not bool(ok.all()):
+    # prices >= low and <= high: open and close inside, high >= low; low > 0: all positive
+    prices, low, high = values[:, :4], values[:, 2:3], values[:, 1:2]
+    ok = bool(np.isfinite(values).all()) and bool((low > 0.0).all())
+    ok = ok and bool((values[:, 4] >= 0.0).all()) and bool((prices >= low).all())
+    if not ok or not bool((prices <= high).all()):
         return True
     now_ns = (now - _EPOCH) // _US * 1_000
     if int(ts.min()) < _MIN_TS_NS or int(ts.max()) > now_ns + _MAX_FUTURE_NS:
