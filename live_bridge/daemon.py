@@ -291,6 +291,11 @@ class LiveDaemon:
                 raise DataError(msg)
             self.account, self.positions = saved.account, saved.positions
             self.reason_counts = saved.reason_counts
+            missing = N_REASONS - self.reason_counts.shape[2]
+            if missing > 0:
+                # a state file from before a new `Reason` code: count it from 0 (the kernel
+                # writes every code's column, so the array must hold them all)
+                self.reason_counts = np.pad(self.reason_counts, ((0, 0), (0, 0), (0, missing)))
             self.last_bar_no = saved.last_bar_no
             log.info("resumed from %s at bar %d", store.path, self.last_bar_no)
             self._close_dust()
