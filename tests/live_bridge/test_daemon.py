@@ -165,6 +165,29 @@ def test_daemon_restart_on_same_state_resumes_orders_equal_uninterrupted(
     _close(second)
 
 
+@pytest.mark.integration
+def test_daemon_resumes_a_state_saved_before_a_new_reason_code(venue: Venue, tmp_path, market):
+    # a state file written when `Reason` had fewer codes: the daemon counts the new ones from
+    # 0 and keeps the old counts, and its next cycle runs (the kernel writes every column)
+    symbols = market["panel"].symbols
+    first = make_daemon(venue, tmp_path, market["config"], symbols)
+    _replay(venue, market, first, 0, 3)
+    saved = first.reason_counts.copy()
+    path = first.store.path
+    _close(first)
+    assert saved.shape[2] > 2
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE kernel_state SET reason_counts = ?", (json.dumps(saved[:, :, :-2].tolist()),)
+        )
+    second = make_daemon(venue, tmp_path, market["config"], symbols)
+    assert second.reason_counts.shape == saved.shape
+    np.testing.assert_array_equal(second.reason_counts[:, :, :-2], saved[:, :, :-2])
+    assert not second.reason_counts[:, :, -2:].any()
+    assert not _step(venue, market, second, 3).skipped
+    _close(second)
+
+
 # --- (b) an already-processed bar -------------------------------------------------------------
 
 
