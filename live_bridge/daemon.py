@@ -112,7 +112,7 @@ from signals.enums import (
 )
 from signals.errors import ConfigError, DataError, PlatformError
 from signals.pipeline import decision_inputs, warmup_bars
-from signals.records import ORDER_DT, Book, Guards, Proposals, StepOut, new_order
+from signals.records import ORDER_DT, Book, Combined, Guards, StepOut, new_order
 from signals.strategies import enabled_strategies
 from sim.engine import fill_params
 from sim.enums import OrderStatus
@@ -923,7 +923,7 @@ class LiveDaemon:
         with self._stage("decide"):
             n = step_nb(
                 t, bar_no, day_id, week_id, panel.close,
-                Proposals(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy),
+                Combined(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy),
                 Guards(inputs.block_reason, inputs.regime, status), params, self._static,
                 Book(self.account, self.positions, self._workspace),
                 StepOut(out, self.reason_counts),

@@ -67,8 +67,9 @@ class Market(NamedTuple):
     # (the fill model's slippage term for orders decided on that bar); NaN = none
 
 
-class Proposals(NamedTuple):
-    """Stage 1's combined proposals (`signals.pipeline.combine_proposals`).
+class Combined(NamedTuple):
+    """Stage 1's combined proposals (`signals.pipeline.combine_proposals`; a strategy's own
+    are `signals.strategies.Proposals`).
 
     `stop_pct`, `take_pct` and `strategy` may be one `[1, S]` row; the step reads them only
     where a weight proposes an entry.

@@ -15,7 +15,7 @@ from signals.decision.params import product_status_codes, step_params, step_stat
 from signals.enums import PURPOSE_NAMES, REASON_NAMES, Side
 from signals.errors import DataError
 from signals.pipeline import DecisionInputs, decision_inputs, infer_bar_ns
-from signals.records import Guards, Market, Proposals
+from signals.records import Combined, Guards, Market
 from sim.enums import ORDER_STATUS_NAMES, FillParams
 from sim.nb import new_curves, simulate
 
@@ -111,9 +111,9 @@ def market_of(panel: Panel, inputs: DecisionInputs) -> Market:
     )
 
 
-def proposals_of(inputs: DecisionInputs) -> Proposals:
-    """Return the `Proposals` bundle of stage 1's combined proposals."""
-    return Proposals(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy)
+def proposals_of(inputs: DecisionInputs) -> Combined:
+    """Return the `Combined` bundle of stage 1's combined proposals."""
+    return Combined(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy)
 
 
 def guards_of(inputs: DecisionInputs, product_status: np.ndarray) -> Guards:

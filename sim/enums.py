@@ -1,6 +1,6 @@
 """Record dtypes, bundles and slot layouts of the simulator (numba-visible).
 
-The bundles the simulator shares with the decision kernel (`Market`, `Proposals`, `Guards`,
+The bundles the simulator shares with the decision kernel (`Market`, `Combined`, `Guards`,
 `Book`, `StepOut`, `Curves`) are in `signals/records.py`.
 """
 

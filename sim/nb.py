@@ -29,7 +29,7 @@ from signals.decision.nb import (
     trim_on_nb,
 )
 from signals.enums import N_ACC, N_POS, N_REASONS, Acc, OrderType, Pos, Side
-from signals.records import ORDER_DT, Book, Curves, Proposals, StepOut
+from signals.records import ORDER_DT, Book, Combined, Curves, StepOut
 from sim.enums import FILL_DT, N_CURSOR, TRADE_DT, Cursor, OrderStatus, SimRecords, SimResult
 
 
@@ -639,7 +639,7 @@ def simulate_nb(market, proposals, guards, params, static, fill, initial_cash, s
     """Run the backtest over `[T, S]` arrays; return a `SimResult` of records and curves.
 
     `market` (`signals.records.Market`: times, OHLC, one-bar volatility), `proposals`
-    (`Proposals`) and `guards` (`Guards`) are the bars and stage 1; `params`/`static`
+    (`Combined`) and `guards` (`Guards`) are the bars and stage 1; `params`/`static`
     (`StepParams`/`StepStatic`) the policy, `fill` (`FillParams`) the fill model, `seed` its
     draws, `initial_cash` USD. `stop_pct`, `take_pct`, `strategy`, `block_reason` and `vol`
     may each be one `[1, S]` row that holds for every bar (`signals.decision.nb.row_of`), e.g.
@@ -736,7 +736,7 @@ def simulate_without_proposals(market, guards, params, static, fill, initial_cas
     """
     n_bars, n_symbols = market.close.shape
     nan_row = np.full((1, n_symbols), np.nan)
-    proposals = Proposals(
+    proposals = Combined(
         np.full((n_bars, n_symbols), np.nan), nan_row, nan_row.copy(),
         np.full((1, n_symbols), -1, dtype=np.int64),
     )  # fmt: skip

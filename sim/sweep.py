@@ -38,7 +38,7 @@ from signals.bars import first_bar_no
 from signals.config import PlatformConfig, check_bar_interval, check_config_symbols, parse_model
 from signals.durations import is_duration, parse_duration_ns
 from signals.errors import ConfigError, DataError
-from signals.records import Curves, Guards, Market, Proposals
+from signals.records import Combined, Curves, Guards, Market
 from signals.types import BAR_INTERVAL_CONTEXT
 from sim.enums import KernelGrid, RunSpec, SweepBars
 
@@ -614,7 +614,7 @@ def run_proposals_chunk(
     bars = _bars(g, lo, hi)
     return sweep_proposals_nb(  # type: ignore[call-arg]
         bars.market, bars.guards, g.params, g.static, g.fill, _run_spec(g, trade_start),
-        Proposals(weight, stop_pct, take_pct, chosen),
+        Combined(weight, stop_pct, take_pct, chosen),
     )  # fmt: skip
 
 
@@ -674,7 +674,7 @@ def run_one(
         n = hi - lo
         bars = _bars(g, lo, hi)
         metrics, curve = simulate_summary_nb(  # type: ignore[call-arg]
-            bars.market, Proposals(*combined_proposals(g, params, lo, hi, trade_start)),
+            bars.market, Combined(*combined_proposals(g, params, lo, hi, trade_start)),
             bars.guards, g.params, g.static, g.fill, _run_spec(g, trade_start),
             Curves(np.empty(n), np.empty(n), np.empty(n)),
         )  # fmt: skip

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from signals.indicators.nb import sma_nb
-from signals.records import Curves, Proposals
+from signals.records import Combined, Curves
 from signals.strategies.nb import below_channel_nb, combine_into_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
@@ -419,7 +419,7 @@ def run_weights_nb(bars, params, static, fill, run, rules_slot, ma_slot, rules, 
                 take_pct[t, s] = np.nan
                 chosen[t, s] = -1
     return simulate_summary_nb(
-        bars.market, Proposals(weight, stop_pct, take_pct, chosen), bars.guards, params, static,
+        bars.market, Combined(weight, stop_pct, take_pct, chosen), bars.guards, params, static,
         fill, run, Curves(scratch.equity, scratch.cash, scratch.exposure),
     )  # fmt: skip
 
@@ -458,7 +458,7 @@ def simulate_summary_nb(market, proposals, guards, params, static, fill, run, cu
 @njit(parallel=True, cache=True)
 def sweep_proposals_nb(market, guards, params, static, fill, run, proposals):
     """Return float64[B, N_METRICS]: `simulate_summary_nb` of each of `B` runs given their
-    combined `proposals` stacked on axis 0 (`Proposals` of `[B, T, S]` arrays), `prange` over
+    combined `proposals` stacked on axis 0 (`Combined` of `[B, T, S]` arrays), `prange` over
     the runs. The sweep of any registered strategy (`sim.sweep.run_chunk` for a group outside
     the kernel strategies) computes the proposals in Python, a chunk at a time, and simulates
     them here.
@@ -469,7 +469,7 @@ def sweep_proposals_nb(market, guards, params, static, fill, run, proposals):
     for c in prange(n_runs):
         metrics, _curve = simulate_summary_nb(
             market,
-            Proposals(proposals.weight[c], proposals.stop_pct[c], proposals.take_pct[c],
+            Combined(proposals.weight[c], proposals.stop_pct[c], proposals.take_pct[c],
                       proposals.strategy[c]),
             guards, params, static, fill, run,
             Curves(np.empty(n_bars), np.empty(n_bars), np.empty(n_bars)),

@@ -10,7 +10,7 @@ import numpy as np
 
 from signals.decision.nb import apply_fill_nb, step_nb
 from signals.decision.params import StepParams, StepStatic
-from signals.records import Book, Guards, Proposals, StepOut, new_order
+from signals.records import Book, Combined, Guards, StepOut, new_order
 from sim.nb import fill_order_nb
 
 
@@ -25,7 +25,7 @@ def step_bar(
     """Return `step_nb` on one bar's `[S]` inputs and scalar `regime` (row 0 of `[1, S]`)."""
     return step_nb(
         0, bar_no, day_id, week_id, _row(close),
-        Proposals(_row(weight), _row(stop_pct), _row(take_pct), _row(strategy)),
+        Combined(_row(weight), _row(stop_pct), _row(take_pct), _row(strategy)),
         Guards(_row(block_reason), np.array([regime], dtype=np.int64), product_status),
         params, static, Book(account, positions, workspace), StepOut(orders, reason_counts),
     )  # fmt: skip

@@ -20,7 +20,7 @@ from signals.config import load_config
 from signals.decision.nb import new_workspace_nb
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import N_REASONS, Acc, OrderType, Pos, Purpose, Reason, Side
-from signals.records import ORDER_DT, Guards, Market, Proposals
+from signals.records import ORDER_DT, Combined, Guards, Market
 from sim.engine import fill_params, run_backtest
 from sim.enums import OrderStatus
 from sim.nb import new_curves, new_state_nb, simulate_nb
@@ -218,7 +218,7 @@ def test_simulate_exit_under_min_notional_waits_for_the_minimum_then_closes():
     bar_ns = 3_600 * 1_000_000_000
     orders, status, fills, trades, *_, reasons, _, positions = simulate_nb(
         Market(panel.ts_ns, bar_ns, panel.open, panel.high, panel.low, panel.close, one + np.nan),
-        Proposals(weight, one + np.nan, one + np.nan, np.zeros((1, 1), dtype=np.int64)),
+        Combined(weight, one + np.nan, one + np.nan, np.zeros((1, 1), dtype=np.int64)),
         Guards(np.zeros((1, 1), dtype=np.int64), np.full(n_bars, -1, dtype=np.int64),
                product_status_codes(config, panel.symbols)),
         step_params(config), step_static(config, panel.symbols, ("ma_cross",)),

@@ -3,7 +3,7 @@
 Both drivers call these and nothing else decides: `sim` loops `step_nb` over every bar inside
 numba; `live_bridge` calls it once per closed bar with state loaded from its SQLite store.
 
-Arguments come in the named bundles of `signals/records.py`: `Proposals` and `Guards` (stage
+Arguments come in the named bundles of `signals/records.py`: `Combined` and `Guards` (stage
 1), `Book` (the state and the step's scratch), `StepOut` (orders and reason counts), plus the
 `StepParams`/`StepStatic` of `signals/decision/params.py`. The state is two float64 buffers
 updated in place (STYLE §1): `account[N_ACC]` indexed by `Acc`, and `positions[S, N_POS]`
@@ -430,7 +430,7 @@ def step_nb(row, bar_no, day_id, week_id, close, proposals, guards, params, stat
     are one-row `[1, S]` arrays (`x.reshape(1, -1)`) with `row = 0`.
 
     Inputs at the close of bar `row`: `close[T, S]` (NaN = no bar), `proposals`
-    (`signals.records.Proposals`: the combined weight, stop, take and strategy), `guards`
+    (`signals.records.Combined`: the combined weight, stop, take and strategy), `guards`
     (`signals.records.Guards`: stage-1 block reasons, the regime, product statuses), the UTC
     `day_id` and ISO `week_id` of the bar (`period_ids_nb`) and its absolute `bar_no`.
     `book` (`signals.records.Book`) is the state, updated in place, and the scratch from

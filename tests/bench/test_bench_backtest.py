@@ -34,7 +34,7 @@ from pandas.errors import PandasDeprecationWarning
 
 from signals.decision.params import product_status_codes, step_params, step_static
 from signals.enums import Regime
-from signals.records import Guards, Market, Proposals
+from signals.records import Combined, Guards, Market
 from signals.strategies.base import StrategyContext
 from signals.strategies.ma_cross import MaCross, MaCrossParams
 from signals.strategies.nb import ma_cross_weights_nb
@@ -112,7 +112,7 @@ def general_simulate(m: dict, proposals):
     return simulate(
         Market(m["ts_ns"], HOUR_NS, m["open"], m["high"], m["low"], m["close"],
                np.full((1, 1), np.nan)),
-        Proposals(weight, stop, take, strategy),
+        Combined(weight, stop, take, strategy),
         Guards(np.zeros((1, 1), dtype=np.int64), regime, STATUS),
         PARAMS, STATIC, FILL, INITIAL_CASH, 42, new_curves(n_bars),
     )  # fmt: skip

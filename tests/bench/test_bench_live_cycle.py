@@ -47,7 +47,7 @@ from signals.decision.nb import new_workspace_nb, period_ids_nb, step_nb
 from signals.decision.params import step_params, step_static
 from signals.enums import N_REASONS, ProductStatus
 from signals.pipeline import decision_inputs, warmup_bars
-from signals.records import ORDER_DT, Book, Guards, Proposals, StepOut
+from signals.records import ORDER_DT, Book, Combined, Guards, StepOut
 from signals.strategies import enabled_strategies
 from sim.nb import new_state_nb
 from sim.synth import synth_bars
@@ -137,7 +137,7 @@ def run_step(c: Cycle, inputs) -> int:
             day_id,
             week_id,
             c.window.close,
-            Proposals(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy),
+            Combined(inputs.weight, inputs.stop_pct, inputs.take_pct, inputs.strategy),
             Guards(inputs.block_reason, inputs.regime, c.status),
             c.params,
             c.static,
