@@ -37,7 +37,6 @@ from signals.records import Combined, Curves
 from signals.strategies.nb import below_channel_nb, combine_into_nb, rules_combine_nb
 from signals.triggers.nb import (
     breakout_nb,
-    cross_value_nb,
     cross_values_1d_nb,
     mean_reversion_nb,
     momentum_nb,
@@ -258,25 +257,20 @@ def ma_weight_of_sma_nb(sma_fast, sma_slow, p, trade_start, out):
     # a negative target is no opinion in combined form (the combine never takes it)
     entry = target if target >= 0.0 else np.nan
     start = min(max(trade_start, 1), n_bars)
-    if n_symbols == 1:
-        # one symbol (the usual MA grid): 1-D views, a loop that vectorises (`cross_values_1d_nb`)
-        fast_1d = sma_fast.reshape(-1)
-        slow_1d = sma_slow.reshape(-1)
-        out_1d = out.reshape(-1)
-        out_1d[:start] = np.nan
-        cross_values_1d_nb(
-            fast_1d[start - 1 : n_bars - 1], slow_1d[start - 1 : n_bars - 1], fast_1d[start:],
-            slow_1d[start:], entry, 0.0, np.nan, out_1d[start:],
-        )  # fmt: skip
-    else:
-        for s in range(n_symbols):
-            for t in range(start):
-                out[t, s] = np.nan
-            for t in range(start, n_bars):
-                out[t, s] = cross_value_nb(
-                    sma_fast[t - 1, s], sma_slow[t - 1, s], sma_fast[t, s], sma_slow[t, s],
-                    entry, 0.0, np.nan,
-                )  # fmt: skip
+    # one pass over the flat bar-major arrays: the value S places before a bar-and-symbol is
+    # the same symbol's previous bar, so every row from `start` pairs with the row before it
+    # in a 1-D loop that vectorises (`cross_values_1d_nb`). It was a symbol-outer loop over
+    # the `[T, S]` arrays, 6.4-9.2 ms of a 13.4-14.5 ms combination at 20 x 20k (2026-12-07)
+    fast = sma_fast.reshape(-1)
+    slow = sma_slow.reshape(-1)
+    flat = out.reshape(-1)
+    first = start * n_symbols
+    flat[:first] = np.nan
+    cross_values_1d_nb(
+        fast[first - n_symbols : n_bars * n_symbols - n_symbols],
+        slow[first - n_symbols : n_bars * n_symbols - n_symbols], fast[first:], slow[first:],
+        entry, 0.0, np.nan, flat[first:],
+    )  # fmt: skip
     stop_pct = p[MaCol.stop_loss_pct]
     stop = stop_pct / 100.0 if stop_pct > 0 else np.nan
     return out, stop, 0.0
