@@ -378,7 +378,13 @@ _TILE = 64
 def copy_tiles_nb(x, out):
     """Copy `x` into `out`, both `[T, S]` of one shape in any two memory orders, tile by tile,
     the row blocks in parallel: each tile's reads and writes stay in cache, where a plain copy
-    walks one of the two arrays against its memory order. The same values, bit for bit."""
+    walks one of the two arrays against its memory order. The same values, bit for bit.
+
+    The column-parallel kernels write symbol-major and copy bar-major with it, instead of
+    storing each column straight into the bar-major output (one 8-byte store per cache line
+    of S columns): `run_backtest` of `ma_cross` at 500 x 20k 0.81-0.94 vs 0.92-1.02 s
+    without, three fresh processes each, best of 5 (2026-12-07).
+    """
     n_rows, n_cols = x.shape
     for block in prange((n_rows + _TILE - 1) // _TILE):
         t0 = block * _TILE
