@@ -179,13 +179,10 @@ def test_lookahead_leaky_stage1_kernel_named(monkeypatch, panel, config):
 def test_lookahead_leaky_simulator_named_backtest(monkeypatch, panel, config):
     original = sim.engine.simulate
 
-    def simulate_marking_next_close(*args):
-        args_l = list(args)
-        close = args_l[5]
-        following = close.copy()
-        following[:-1] = close[1:]  # marks each bar at the next bar's close
-        args_l[5] = following
-        return original(*args_l)
+    def simulate_marking_next_close(market, *args):
+        following = market.close.copy()
+        following[:-1] = market.close[1:]  # marks each bar at the next bar's close
+        return original(market._replace(close=following), *args)
 
     monkeypatch.setattr(sim.engine, "simulate", simulate_marking_next_close)
     report = check_lookahead(panel, config, n_cuts=2, seed=3)
