@@ -90,11 +90,24 @@ def block_reason_nb(tier, stale_bars, max_stale_bars, bad_tick, banned, spread_b
 
 
 @njit(cache=True)
-def _limit_universe_row_nb(out_row, volume_row, candidates, n_cand, slots, top_s, top_v):
-    # Set `UniverseSize` in `out_row` for every candidate (`candidates[:n_cand]`, in column
-    # order, finite-or-inf volumes) but the `slots` most liquid, ties to the lower column: a
-    # sorted top list of at most `slots` (`top_s`/`top_v`, scratch of >= slots), O(n_cand)
-    # while few candidates enter it
+def _limit_universe_row_nb(out_row, volume_row, tier, max_size, candidates, top_s, top_v):
+    # Apply the universe's size limit to one bar's `Reason` codes `out_row` (as written by
+    # `block_reason_nb`): core symbols that are Ok stay in; of the Ok rotational candidates
+    # (finite-or-inf volumes in `volume_row`) only the `max_size - cores` most liquid stay,
+    # ties to the lower column, the rest get `UniverseSize`. A sorted top list (`top_s`/`top_v`;
+    # scratch of >= S each, as `candidates`), O(S) while few candidates enter it.
+    n_core = 0
+    n_cand = 0
+    for s in range(out_row.shape[0]):
+        if out_row[s] == Reason.Ok:
+            if tier[s] == TIER_CORE:
+                n_core += 1
+            else:
+                candidates[n_cand] = s
+                n_cand += 1
+    slots = max_size - n_core
+    if n_cand <= slots:
+        return
     n_top = 0
     if slots > 0:
         for i in range(n_cand):
@@ -146,24 +159,13 @@ def universe_block_nb(
     top_s = np.empty(n_symbols, dtype=np.int64)
     top_v = np.empty(n_symbols)
     for t in range(n_bars):
-        n_core = 0
-        n_cand = 0
         for s in range(n_symbols):
-            reason = block_reason_nb(
+            out[t, s] = block_reason_nb(
                 tier[s], stale_bars[t, s], max_stale_bars, bad_tick[t, s], banned[t, s],
                 spread_bps[s], max_spread_bps, quote_volume[t, s], min_quote_volume,
             )  # fmt: skip
-            out[t, s] = reason
-            if reason == Reason.Ok:
-                if tier[s] == TIER_CORE:
-                    n_core += 1
-                else:
-                    candidates[n_cand] = s
-                    n_cand += 1
-        slots = max_size - n_core
-        if n_cand > slots:
-            _limit_universe_row_nb(out[t], quote_volume[t], candidates, n_cand, slots, top_s,
-                                   top_v)  # fmt: skip
+        _limit_universe_row_nb(out[t], quote_volume[t], tier, max_size, candidates, top_s,
+                               top_v)  # fmt: skip
     return out
 
 
@@ -189,8 +191,6 @@ def universe_guards_nb(close, bad_tick, quote_volume, spread_bps, tier, max_move
     last_flag = np.full(n_symbols, -1, dtype=np.int64)
     last_valid = np.full(n_symbols, -1, dtype=np.int64)
     for t in range(n_bars):
-        n_core = 0
-        n_cand = 0
         for s in range(n_symbols):
             price = close[t, s]
             if np.isfinite(price):
@@ -206,19 +206,10 @@ def universe_guards_nb(close, bad_tick, quote_volume, spread_bps, tier, max_move
                                                          max_move):  # fmt: skip
                 last_flag[s] = t
             banned = last_flag[s] >= 0 and t - last_flag[s] < ban_bars
-            reason = block_reason_nb(
+            out[t, s] = block_reason_nb(
                 tier[s], stale, max_stale_bars, bad_tick[t, s], banned, spread_bps[s],
                 max_spread_bps, quote_volume[t, s], min_quote_volume,
             )  # fmt: skip
-            out[t, s] = reason
-            if reason == Reason.Ok:
-                if tier[s] == TIER_CORE:
-                    n_core += 1
-                else:
-                    candidates[n_cand] = s
-                    n_cand += 1
-        slots = max_size - n_core
-        if n_cand > slots:
-            _limit_universe_row_nb(out[t], quote_volume[t], candidates, n_cand, slots, top_s,
-                                   top_v)  # fmt: skip
+        _limit_universe_row_nb(out[t], quote_volume[t], tier, max_size, candidates, top_s,
+                               top_v)  # fmt: skip
     return out
