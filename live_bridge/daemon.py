@@ -885,9 +885,11 @@ class LiveDaemon:
             self._update_window(newest, now, result)
             panel = self._panel(newest)
         with self._stage("decide"):
-            inputs = decision_inputs(panel, self.platform, self.bar_ns)
-        vol_prev = inputs.vol[-2] if panel.n_bars > 1 else np.full(len(self.symbols), np.nan)
-        if self.live.mode == "PAPER":
+            # the realized volatility feeds only the slippage of PAPER's simulated fills
+            paper = self.live.mode == "PAPER"
+            inputs = decision_inputs(panel, self.platform, self.bar_ns, with_vol=paper)
+        if paper:
+            vol_prev = inputs.vol[-2] if panel.n_bars > 1 else np.full(len(self.symbols), np.nan)
             with self._stage("settle"):
                 result.fills = self._settle_paper(bar_no, panel, vol_prev, now)
         # orders live one bar, so after settlement nothing is pending (as in the backtest)

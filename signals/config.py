@@ -338,7 +338,14 @@ class UniverseConfig(_Strict, frozen=True, extra="forbid"):
 
     def spread_bps(self, symbol: str) -> float:
         """Return the configured spread estimate for `symbol`, bps."""
-        return self.spread_bps_estimate.get(symbol, self.spread_bps_estimate.get("default", 10.0))
+        return self.spread_bps_of((symbol,))[0]
+
+    def spread_bps_of(self, symbols: Iterable[str]) -> list[float]:
+        """Return the configured spread estimate of each of `symbols`, bps: its own entry,
+        else `default`, else 10."""
+        estimate = self.spread_bps_estimate  # one attribute read, not one per symbol
+        default = estimate.get("default", 10.0)
+        return [estimate.get(s, default) for s in symbols]
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,13 +66,14 @@ def infer_bar_ns(ts_ns: np.ndarray) -> int:
 def symbol_tiers(config: PlatformConfig, symbols: tuple[str, ...]) -> np.ndarray:
     """Return int64[S] tier codes; with no rotational list every non-core symbol rotates."""
     universe = config.universe
+    excluded, core, rotational = map(set, (universe.excluded, universe.core, universe.rotational))
     tiers = []
     for symbol in symbols:
-        if symbol in universe.excluded:
+        if symbol in excluded:
             tiers.append(TIER_EXCLUDED)
-        elif symbol in universe.core:
+        elif symbol in core:
             tiers.append(TIER_CORE)
-        elif not universe.rotational or symbol in universe.rotational:
+        elif not rotational or symbol in rotational:
             tiers.append(TIER_ROTATIONAL)
         else:
             tiers.append(TIER_UNLISTED)
@@ -178,12 +179,14 @@ def _proposal_array(
 
 
 def decision_inputs(
-    panel: Panel, config: PlatformConfig, bar_ns: int | None = None
+    panel: Panel, config: PlatformConfig, bar_ns: int | None = None, *, with_vol: bool = True
 ) -> DecisionInputs:
     """Compute stage 1 over `panel`: guards, regime, universe and every enabled strategy.
 
     What no control reads is not computed: with `slippage_vol_mult` 0 `vol` is all NaN, and
-    with no temporary ban (`temporary_ban_hours` 0) no red flag is looked for.
+    with no temporary ban (`temporary_ban_hours` 0) no red flag is looked for. `with_vol=False`
+    leaves `vol` all NaN too, for a caller that simulates no fills (`step_nb` does not read it:
+    only the slippage model does); every other array is the same.
     """
     if bar_ns is None:
         bar_ns = infer_bar_ns(panel.ts_ns)
@@ -222,7 +225,7 @@ def decision_inputs(
         regime = np.full(n_bars, Regime.Chop, dtype=np.int64)
 
     quote_volume = rolling_sum(close_f * volume_f, universe.quote_volume_window_bars, bar_no)
-    spread = np.array([universe.spread_bps(s) for s in panel.symbols], dtype=np.float64)
+    spread = np.array(universe.spread_bps_of(panel.symbols), dtype=np.float64)
     # red flags, bans, staleness and the universe in one pass (`universe_block_nb` of
     # `ban_active_nb(red_flag_nb(...))` and `bars_since_valid_nb`, the same codes)
     block_reason = universe_guards_nb(
@@ -232,7 +235,7 @@ def decision_inputs(
         config.policy.risk.max_data_staleness_bars,
     )  # fmt: skip
     execution = config.policy.execution
-    if execution.slippage_vol_mult == 0.0:
+    if execution.slippage_vol_mult == 0.0 or not with_vol:
         # the slippage model's volatility term is its only reader: off, nothing to compute
         vol = np.full((n_bars, n_symbols), np.nan)
     else:

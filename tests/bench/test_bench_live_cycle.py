@@ -148,8 +148,9 @@ def run_step(c: Cycle, inputs) -> int:
 
 
 def run_cycle(c: Cycle) -> int:
-    """Stage 1 over the window + one `step_nb` call: the daemon's cycle without I/O."""
-    inputs = decision_inputs(c.window, c.config, c.bar_ns)
+    """Stage 1 over the window + one `step_nb` call: the daemon's cycle without I/O (as in
+    DRY_RUN and LIVE: no realized volatility, which only PAPER's simulated fills read)."""
+    inputs = decision_inputs(c.window, c.config, c.bar_ns, with_vol=False)
     return run_step(c, inputs)
 
 

@@ -34,3 +34,21 @@ def test_no_volatility_slippage_leaves_vol_uncomputed_and_changes_no_fill():
     assert skipped.fills.height > 0
     for name in ("orders", "fills", "trades", "curve"):
         assert_frame_equal(getattr(skipped, name), getattr(read, name))
+
+
+def test_without_vol_every_other_input_is_the_same():
+    # the live daemon outside PAPER asks for no volatility: its decision reads the rest
+    panel = to_panel(load_bars(SAMPLE))
+    config = load_config(PROJECT_ROOT / "config")
+    full = decision_inputs(panel, config)
+    lean = decision_inputs(panel, config, with_vol=False)
+    assert np.isfinite(full.vol).any()
+    assert np.isnan(lean.vol).all()
+    assert lean.vol.shape == panel.close.shape
+    for field in dataclasses.fields(full):
+        if field.name != "vol":
+            a, b = getattr(full, field.name), getattr(lean, field.name)
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b, err_msg=field.name)
+            else:
+                assert a == b, field.name
