@@ -1341,7 +1341,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         msg = "`--address` must come with `--engine dask`, was given with `--engine local`"
         raise ConfigError(msg)
     plan = build_plan(config, grid)
-    if not args.walk_forward:  # `walk_forward` checks the plan it builds
+    # refused here, before a first run's minute of compiling; `walk_forward` checks the same
+    # plan again, and warns of the missing symbols itself when they are allowed
+    if not (args.walk_forward and args.allow_missing_symbols):
         check_plan_symbols(plan, panel.symbols, allow_missing=args.allow_missing_symbols)
     for note in plan.dropped:
         _say(note)
