@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
+
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+
+
+def params_as(model: type[ParamsT], params: BaseModel) -> ParamsT:
+    """Return `params` as a `model`: itself when it is one (the registry parses each strategy's
+    own `Params`), else validated from its fields."""
+    return params if isinstance(params, model) else model.model_validate(params.model_dump())
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from signals.bars import first_bar_no
 from signals.parallel import columns_in_parallel
-from signals.strategies.base import Proposals, Strategy, StrategyContext
+from signals.strategies.base import Proposals, Strategy, StrategyContext, params_as
 from signals.strategies.nb import ma_cross_weights_columns_nb, ma_cross_weights_nb
 from signals.strategies.registry import register
 from signals.types import Pct, PositiveBars
@@ -39,11 +39,11 @@ class MaCross(Strategy):
 
     @classmethod
     def warmup_bars(cls, params: BaseModel) -> int:
-        return MaCrossParams.model_validate(params.model_dump()).slow + 1
+        return params_as(MaCrossParams, params).slow + 1
 
     @classmethod
     def propose(cls, ctx: StrategyContext) -> Proposals:
-        p = MaCrossParams.model_validate(ctx.params.model_dump())
+        p = params_as(MaCrossParams, ctx.params)
         weights_nb = (
             ma_cross_weights_columns_nb if columns_in_parallel(ctx.close.shape)
             else ma_cross_weights_nb

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from signals.bars import first_bar_no
 from signals.parallel import columns_in_parallel
-from signals.strategies.base import Proposals, Strategy, StrategyContext
+from signals.strategies.base import Proposals, Strategy, StrategyContext, params_as
 from signals.strategies.nb import below_channel_columns_nb, below_channel_nb, rules_combine_nb
 from signals.strategies.registry import register
 from signals.triggers.nb import (
@@ -47,7 +47,7 @@ class Rules(Strategy):
 
     @classmethod
     def warmup_bars(cls, params: BaseModel) -> int:
-        p = RulesParams.model_validate(params.model_dump())
+        p = params_as(RulesParams, params)
         return 1 + max(
             p.breakout_lookback,
             p.momentum_lookback,
@@ -58,7 +58,7 @@ class Rules(Strategy):
 
     @classmethod
     def propose(cls, ctx: StrategyContext) -> Proposals:
-        p = RulesParams.model_validate(ctx.params.model_dump())
+        p = params_as(RulesParams, ctx.params)
         close, high, low, volume = ctx.close, ctx.high, ctx.low, ctx.volume
         bar_no = first_bar_no(ctx.ts_ns, ctx.bar_ns)
         wide = columns_in_parallel(close.shape)  # the per-symbol triggers on every core
