@@ -1,8 +1,9 @@
 """`simulate_nb`'s shortcuts change nothing: it equals a plain loop that steps every bar.
 
 `simulate_nb` skips work on quiet bars: flat bars with no entry proposal are not marked,
-runs of quiet bars are advanced in one call (`_quiet_run_nb`), and while exactly one symbol is
-held a specialised path marks and checks bars without the full step (`_held_one_run_nb`).
+runs of quiet bars are advanced in one call (`_quiet_run_nb`), and while one symbol is held
+(`_held_one_run_nb`) or several are (`_held_many_run_nb`) a specialised path marks and checks
+bars without the full step.
 `simulate_every_bar` below does none of that: for every bar it fills the previous bar's orders
 with the same fill model and random draws, then calls the full `step_nb` (which marks,
 rolls the day and week, and decides), and writes the curves from the state. Records, curves,
@@ -32,6 +33,7 @@ from signals.records import ORDER_DT, Book, Curves, Market, StepOut, new_order
 from sim.engine import fill_params, guards_of, market_of, proposals_of
 from sim.enums import FILL_DT, N_CURSOR, TRADE_DT, Cursor, OrderStatus
 from sim.nb import (
+    _held_many_run_nb,
     _held_one_run_nb,
     _write_curves_nb,
     fill_draws_nb,
@@ -401,6 +403,119 @@ def test_held_one_run_equals_marking_and_checking_each_bar(
         assert (
             np.isfinite(weight[stop]).any()
             or not np.isfinite(close[stop, held])
+            or not nothing_to_decide_nb(stop, close, weight, params, static, at_stop)
+        ), f"stopped at quiet bar {stop}"
+    for name, a, b in zip(("account", "positions", "periods"), fast_state,
+                          (account, positions, periods), strict=True):  # fmt: skip
+        assert a.tobytes() == b.tobytes(), name
+    for a, b in zip(fast_curves, curves, strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def _mark_check_write_each_bar(start, stop, ts_ns, close, weight, params, static, book, periods,
+                               curves):  # fmt: skip
+    # the general per-bar path of `_quiet_run_nb` over bars [start, stop) (mark and roll, check
+    # nothing to decide, write the curves), asserting each bar quiet
+    lo, hi = Cursor.DayLoNs, Cursor.DayHiNs
+    for t in range(start, stop):
+        if not periods[lo] <= ts_ns[t] < periods[hi]:
+            periods[Cursor.DayId], periods[Cursor.WeekId] = period_ids_nb(ts_ns[t])
+            periods[lo], periods[hi] = (periods[Cursor.DayId] * DAY_NS,
+                                        (periods[Cursor.DayId] + 1) * DAY_NS)  # fmt: skip
+        mark_periods_breakers_nb(book.account, book.positions, close, t, periods[Cursor.DayId],
+                                 periods[Cursor.WeekId], params)  # fmt: skip
+        assert nothing_to_decide_nb(t, close, weight, params, static, book), f"bar {t} not quiet"
+        _write_curves_nb(book.account, book.positions, t, curves)
+        periods[Cursor.LastMarked] = t
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_symbols=st.integers(2, 5),
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.tuples(*[st.sampled_from((0.004, 0.01, 0.03, 1.0))] * 3),
+    tripped=st.tuples(*[st.booleans()] * 3),
+    trim=st.none() | st.tuples(*[st.sampled_from((0.05, 0.1, 0.2, 0.4, 1.0))] * 3),
+    n_weights=st.integers(0, 6),
+)
+def test_held_many_run_equals_marking_and_checking_each_bar(
+    n_symbols, seed, loss, tripped, trim, n_weights
+):
+    # The several-positions path against the general per-bar path of `_quiet_run_nb` on the
+    # same bars, as the single-position test above: every bar it claims quiet must be quiet,
+    # and the state and curves after it must be the same bits. Finite weights land on held
+    # and flat symbols alike (an entry on a held one and an exit on a flat one are quiet),
+    # themes are drawn per symbol (-1: none), the three caps apart (any of them may bind
+    # first), and flat symbols may miss closes.
+    rng = np.random.default_rng(seed)
+    n_bars = 120
+    n_held = int(rng.integers(2, n_symbols + 1))
+    held = np.sort(rng.choice(n_symbols, n_held, replace=False))
+    close = 100.0 * np.exp(np.cumsum(rng.standard_t(3, (n_bars, n_symbols)) * 0.006, axis=0))
+    close[rng.random(close.shape) < 0.02] = np.nan
+    close[0] = np.where(np.isnan(close[0]), 100.0, close[0])
+    for s in held:
+        close[:, s] = np.where(np.isnan(close[:, s]), 100.0, close[:, s])
+    if rng.random() < 0.5:
+        # one held close missing on one late bar
+        close[rng.integers(n_bars // 2, n_bars), rng.choice(held)] = np.nan
+    ts_ns = (19_700 * DAY_NS + int(rng.integers(24)) * 3_600 * 10**9
+             + np.arange(n_bars, dtype=np.int64) * 3_600 * 10**9)  # fmt: skip
+    weight = np.full((n_bars, n_symbols), np.nan)
+    for _ in range(n_weights):
+        weight[rng.integers(1, n_bars), rng.integers(n_symbols)] = rng.choice((0.0, 0.05))
+    config, params = _case("default")
+    params = params._replace(
+        daily_loss=loss[0], weekly_loss=loss[1], max_drawdown=loss[2],
+        auto_trim=trim is not None, asset_cap=trim[0] if trim else 1.0,
+        theme_cap=trim[1] if trim else 1.0, total_cap=trim[2] if trim else 1.0,
+        trim_tolerance=0.05,
+    )  # fmt: skip
+    symbols = ("BTC-USD", "ETH-USD", "SOL-USD", "LINK-USD", "DOGE-USD")[:n_symbols]
+    static = step_static(config, symbols, ("rules", "ma_cross"))
+    static = static._replace(theme_id=rng.integers(-1, 2, n_symbols).astype(np.int64))
+    start = 1
+    account, positions = new_state_nb(n_symbols, 10_000.0)
+    for s in held:
+        entry = new_order(int(s), Side.Buy, Purpose.Entry, 0, stop_pct=rng.choice((0.0, 0.05)),
+                          take_pct=rng.choice((0.0, 0.08)))  # fmt: skip
+        apply_fill_nb(account, positions, entry, rng.uniform(0.5, 6.0), close[0, s], 1.0, 0,
+                      params._replace(cooldown_fill_bars=0, cooldown_stop_bars=0), static)  # fmt: skip
+    day_id, week_id = period_ids_nb(ts_ns[0])
+    periods = np.zeros(N_CURSOR, dtype=np.int64)
+    periods[[Cursor.DayId, Cursor.WeekId, Cursor.DayLoNs, Cursor.DayHiNs, Cursor.LastMarked]] = (
+        day_id, week_id, day_id * DAY_NS, (day_id + 1) * DAY_NS, 0,
+    )  # fmt: skip
+    mark_periods_breakers_nb(account, positions, close, 0, day_id, week_id, params)
+    account[Acc.PeakEquity] *= rng.choice((1.0, 1.02))
+    for flag, on in zip((Acc.DailyStop, Acc.WeeklyStop, Acc.DrawdownBreaker), tripped, strict=True):
+        account[flag] = 1.0 if on else account[flag]
+    fast_state = (account.copy(), positions.copy(), periods.copy())
+    fast_curves = [np.full(n_bars, -1.0) for _ in range(3)]
+    regime = np.zeros(n_bars, dtype=np.int64)
+    market = Market(ts_ns, 3_600 * 10**9, close, close, close, close, close)
+    fast_book = Book(fast_state[0], fast_state[1], new_workspace_nb(n_symbols, static.theme_id, 2))
+    stop = _held_many_run_nb(start, market, weight, regime, params, static, fast_book,
+                             Curves(*fast_curves), fast_state[2])  # fmt: skip
+
+    book = Book(account, positions, new_workspace_nb(n_symbols, static.theme_id, 2))
+    curves = [np.full(n_bars, -1.0) for _ in range(3)]
+    _mark_check_write_each_bar(start, stop, ts_ns, close, weight, params, static, book, periods,
+                               Curves(*curves))  # fmt: skip
+    if stop < n_bars:
+        # it stops only where the general path has to look: an entry on a flat symbol, a held
+        # close missing or not positive, or a bar that is not quiet
+        if not periods[Cursor.DayLoNs] <= ts_ns[stop] < periods[Cursor.DayHiNs]:
+            day_id, week_id = period_ids_nb(ts_ns[stop])
+        else:
+            day_id, week_id = periods[Cursor.DayId], periods[Cursor.WeekId]
+        at_stop = Book(account.copy(), positions.copy(), book.workspace)
+        mark_periods_breakers_nb(at_stop.account, at_stop.positions, close, stop, day_id, week_id,
+                                 params)  # fmt: skip
+        flat = positions[:, Pos.Qty] <= 0.0
+        assert (
+            (weight[stop][flat] > 0.0).any()
+            or not (close[stop, held] > 0.0).all()
             or not nothing_to_decide_nb(stop, close, weight, params, static, at_stop)
         ), f"stopped at quiet bar {stop}"
     for name, a, b in zip(("account", "positions", "periods"), fast_state,
