@@ -885,12 +885,9 @@ class LiveDaemon:
             self._update_window(newest, now, result)
             panel = self._panel(newest)
         with self._stage("decide"):
-            # the realized volatility feeds only the slippage of PAPER's simulated fills; the
-            # step reads the strategies' proposals of the last bar alone
+            # the realized volatility feeds only the slippage of PAPER's simulated fills
             paper = self.live.mode == "PAPER"
-            inputs = decision_inputs(
-                panel, self.platform, self.bar_ns, with_vol=paper, proposal_rows=1
-            )
+            inputs = decision_inputs(panel, self.platform, self.bar_ns, with_vol=paper)
         if paper:
             vol_prev = inputs.vol[-2] if panel.n_bars > 1 else np.full(len(self.symbols), np.nan)
             with self._stage("settle"):

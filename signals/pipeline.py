@@ -179,12 +179,7 @@ def _proposal_array(
 
 
 def decision_inputs(
-    panel: Panel,
-    config: PlatformConfig,
-    bar_ns: int | None = None,
-    *,
-    with_vol: bool = True,
-    proposal_rows: int | None = None,
+    panel: Panel, config: PlatformConfig, bar_ns: int | None = None, *, with_vol: bool = True
 ) -> DecisionInputs:
     """Compute stage 1 over `panel`: guards, regime, universe and every enabled strategy.
 
@@ -192,16 +187,7 @@ def decision_inputs(
     with no temporary ban (`temporary_ban_hours` 0) no red flag is looked for. `with_vol=False`
     leaves `vol` all NaN too, for a caller that simulates no fills (`step_nb` does not read it:
     only the slippage model does); every other array is the same.
-
-    `proposal_rows=k` has the strategies propose for the last `k` bars only, each over the
-    `warmup_bars` of its parameters before them, the history a strategy's last row depends on
-    (the contract the live window rests on): on those rows `weight`, `stop_pct`, `take_pct` and
-    `strategy` are the same bits, above them no opinion (NaN, -1). The live daemon, deciding on
-    the last bar, passes 1.
     """
-    if proposal_rows is not None and proposal_rows < 1:
-        msg = f"`proposal_rows` must be >= 1 (or None: every row), was {proposal_rows}"
-        raise ValueError(msg)
     if bar_ns is None:
         bar_ns = infer_bar_ns(panel.ts_ns)
     universe = config.universe
@@ -256,27 +242,16 @@ def decision_inputs(
         vol = realized_vol(close_f, execution.slippage_vol_window, bar_no)
 
     strategies = enabled_strategies(config.strategies)
-    first = 0  # the first row the strategies see
-    if proposal_rows is not None:
-        history = max((s.cls.warmup_bars(s.params) for s in strategies), default=0)
-        first = max(0, n_bars - proposal_rows - history)
-    part = panel.slice(first, n_bars) if first else panel
     # the strategies read the symbol-major copies too: their per-symbol kernels then read
     # contiguous columns (`ma_cross` at 500 x 20k: propose 316-323 -> 164-187 ms, 2026-12-07)
     proposals = [
         s.cls.propose(
-            strategy_context(part, regime[first:], bad_tick[first:], bar_ns, s.params,
-                             close=close_f[first:], volume=volume_f[first:])
+            strategy_context(panel, regime, bad_tick, bar_ns, s.params, close=close_f,
+                             volume=volume_f)
         )
         for s in strategies
     ]  # fmt: skip
-    weight, stop_pct, take_pct, chosen = combine_proposals(proposals, (n_bars - first, n_symbols))
-    if proposal_rows is not None:
-        keep = min(proposal_rows, n_bars)
-        weight, stop_pct, take_pct = (
-            _below(x[x.shape[0] - keep :], n_bars, np.nan) for x in (weight, stop_pct, take_pct)
-        )
-        chosen = _below(chosen[chosen.shape[0] - keep :], n_bars, -1)
+    weight, stop_pct, take_pct, chosen = combine_proposals(proposals, (n_bars, n_symbols))
     return DecisionInputs(
         strategy_names=tuple(s.name for s in strategies),
         weight=weight,
@@ -289,10 +264,3 @@ def decision_inputs(
         vol=vol,
         bar_ns=bar_ns,
     )
-
-
-def _below(tail: np.ndarray, n_rows: int, fill: float) -> np.ndarray:
-    # `tail` as the last rows of an `[n_rows, S]` array whose rows above hold `fill`
-    out = np.full((n_rows, tail.shape[1]), fill, dtype=tail.dtype)
-    out[n_rows - tail.shape[0] :] = tail
-    return out

@@ -149,9 +149,8 @@ def run_step(c: Cycle, inputs) -> int:
 
 def run_cycle(c: Cycle) -> int:
     """Stage 1 over the window + one `step_nb` call: the daemon's cycle without I/O (as in
-    DRY_RUN and LIVE: no realized volatility, which only PAPER's simulated fills read, and the
-    strategies' proposals for the last bar alone)."""
-    inputs = decision_inputs(c.window, c.config, c.bar_ns, with_vol=False, proposal_rows=1)
+    DRY_RUN and LIVE: no realized volatility, which only PAPER's simulated fills read)."""
+    inputs = decision_inputs(c.window, c.config, c.bar_ns, with_vol=False)
     return run_step(c, inputs)
 
 
