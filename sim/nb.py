@@ -282,6 +282,34 @@ def _loss_floors_nb(account, params):
     return daily_floor, weekly_floor
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _quiet_bar_breakers_nb(e, new_day, ts, running, account, params, cursor):
+    """Roll the day (and week), the peak and the breakers over one quiet bar of equity `e`
+    (USD) for the held paths, as `mark_periods_breakers_nb` does, with the floors kept between
+    bars. `running`: `(daily_floor, weekly_floor, trip, peak, drawdown_on)` (USD, USD, USD
+    (the higher floor), USD, bool); returns them updated. `ts`: the bar's open (ns)."""
+    daily_floor, weekly_floor, trip, peak, drawdown_on = running
+    if new_day:
+        _enter_day_nb(cursor, ts)
+        roll_periods_nb(account, e, cursor[Cursor.DayId], cursor[Cursor.WeekId])
+        daily_floor, weekly_floor = _loss_floors_nb(account, params)
+        trip = max(daily_floor, weekly_floor)
+    peak = max(peak, e)
+    # one test for the two loss stops (the higher floor), then the exact ones
+    if e <= trip:
+        if e <= daily_floor:
+            daily_floor = -np.inf
+            account[Acc.DailyStop] = 1.0
+        if e <= weekly_floor:
+            weekly_floor = -np.inf
+            account[Acc.WeeklyStop] = 1.0
+        trip = max(daily_floor, weekly_floor)
+    if drawdown_on and e <= loss_floor_nb(peak, params.max_drawdown):
+        drawdown_on = False
+        account[Acc.DrawdownBreaker] = 1.0
+    return daily_floor, weekly_floor, trip, peak, drawdown_on
+
+
 # how many bars ahead the quiet-bar loops hint the rows a fill or a decision reads (see
 # signals/_prefetch.py): ~10 ns a bar, so far enough to cover a read from main memory
 _AHEAD = 32
@@ -407,24 +435,10 @@ def _held_one_run_nb(t, market, weight, regime, params, static, book, curves, cu
             for j in range(n_symbols):
                 if j != s and np.isfinite(close[t, j]):
                     positions[j, Pos.LastPrice] = close[t, j]
-        if new_day:
-            _enter_day_nb(cursor, ts)
-            roll_periods_nb(account, e, cursor[Cursor.DayId], cursor[Cursor.WeekId])
-            daily_floor, weekly_floor = _loss_floors_nb(account, params)
-            trip = max(daily_floor, weekly_floor)
-        peak = max(peak, e)
-        # one test for the two loss stops (the higher floor), then the exact ones
-        if e <= trip:
-            if e <= daily_floor:
-                daily_floor = -np.inf
-                account[Acc.DailyStop] = 1.0
-            if e <= weekly_floor:
-                weekly_floor = -np.inf
-                account[Acc.WeeklyStop] = 1.0
-            trip = max(daily_floor, weekly_floor)
-        if drawdown_on and e <= loss_floor_nb(peak, params.max_drawdown):
-            drawdown_on = False
-            account[Acc.DrawdownBreaker] = 1.0
+        daily_floor, weekly_floor, trip, peak, drawdown_on = _quiet_bar_breakers_nb(
+            e, new_day, ts, (daily_floor, weekly_floor, trip, peak, drawdown_on), account,
+            params, cursor,
+        )  # fmt: skip
         equity[t] = e
         cash[t] = free
         exposure[t] = value / e if e > 0.0 else 0.0
@@ -533,23 +547,10 @@ def _held_many_run_nb(t, market, weight, regime, params, static, book, curves, c
         # bar t is quiet: roll the day (and week), peak and breakers as
         # `mark_periods_breakers_nb` does
         marked = e
-        if new_day:
-            _enter_day_nb(cursor, ts)
-            roll_periods_nb(account, e, cursor[Cursor.DayId], cursor[Cursor.WeekId])
-            daily_floor, weekly_floor = _loss_floors_nb(account, params)
-            trip = max(daily_floor, weekly_floor)
-        peak = max(peak, e)
-        if e <= trip:
-            if e <= daily_floor:
-                daily_floor = -np.inf
-                account[Acc.DailyStop] = 1.0
-            if e <= weekly_floor:
-                weekly_floor = -np.inf
-                account[Acc.WeeklyStop] = 1.0
-            trip = max(daily_floor, weekly_floor)
-        if drawdown_on and e <= loss_floor_nb(peak, params.max_drawdown):
-            drawdown_on = False
-            account[Acc.DrawdownBreaker] = 1.0
+        daily_floor, weekly_floor, trip, peak, drawdown_on = _quiet_bar_breakers_nb(
+            e, new_day, ts, (daily_floor, weekly_floor, trip, peak, drawdown_on), account,
+            params, cursor,
+        )  # fmt: skip
         equity[t] = e
         cash[t] = free
         exposure[t] = gross / e if e > 0.0 else 0.0
