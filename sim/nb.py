@@ -283,6 +283,22 @@ def _loss_floors_nb(account, params):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def _breakers_running_nb(account, params):
+    """Return the held paths' breaker state at the start of a run, as `_quiet_bar_breakers_nb`
+    keeps it: `(daily_floor, weekly_floor, trip, peak, drawdown_on)` (USD, USD, USD (the higher
+    floor), USD, bool), read from `account`."""
+    daily_floor, weekly_floor = _loss_floors_nb(account, params)
+    trip = max(daily_floor, weekly_floor)
+    return (
+        daily_floor,
+        weekly_floor,
+        trip,
+        account[Acc.PeakEquity],
+        account[Acc.DrawdownBreaker] == 0.0,
+    )
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _quiet_bar_breakers_nb(e, new_day, ts, running, account, params, cursor):
     """Roll the day (and week), the peak and the breakers over one quiet bar of equity `e`
     (USD) for the held paths, as `mark_periods_breakers_nb` does, with the floors kept between
@@ -399,10 +415,7 @@ def _held_one_run_nb(t, market, weight, regime, params, static, book, curves, cu
     # the arrays the loop writes could alias `account`, so the compiler would otherwise reload
     # and store it on every bar. A tripped breaker stays tripped; an untripped one trips at
     # the first bar whose equity is at or below its floor, as `mark_periods_breakers_nb`.
-    peak = account[Acc.PeakEquity]
-    daily_floor, weekly_floor = _loss_floors_nb(account, params)
-    trip = max(daily_floor, weekly_floor)
-    drawdown_on = account[Acc.DrawdownBreaker] == 0.0
+    daily_floor, weekly_floor, trip, peak, drawdown_on = _breakers_running_nb(account, params)
     start = t
     price = np.nan
     marked = np.nan
@@ -491,10 +504,7 @@ def _held_many_run_nb(t, market, weight, regime, params, static, book, curves, c
             held[n_held] = s
             n_held += 1
     free = account[Acc.Cash]
-    peak = account[Acc.PeakEquity]
-    daily_floor, weekly_floor = _loss_floors_nb(account, params)
-    trip = max(daily_floor, weekly_floor)
-    drawdown_on = account[Acc.DrawdownBreaker] == 0.0
+    daily_floor, weekly_floor, trip, peak, drawdown_on = _breakers_running_nb(account, params)
     start = t
     marked = np.nan
     line_mask = _rows_per_line_nb(n_symbols) - 1

@@ -352,19 +352,7 @@ def test_held_one_run_equals_marking_and_checking_each_bar(
                       take_pct=rng.choice((0.0, 0.08)))  # fmt: skip
     apply_fill_nb(account, positions, entry, rng.uniform(5.0, 40.0), close[0, held], 1.0, 0,
                   params._replace(cooldown_fill_bars=0, cooldown_stop_bars=0), static)  # fmt: skip
-    day_id, week_id = period_ids_nb(ts_ns[0])
-    periods = np.zeros(N_CURSOR, dtype=np.int64)
-    periods[[Cursor.DayId, Cursor.WeekId, Cursor.DayLoNs, Cursor.DayHiNs, Cursor.LastMarked]] = (
-        day_id,
-        week_id,
-        day_id * DAY_NS,
-        (day_id + 1) * DAY_NS,
-        0,
-    )
-    mark_periods_breakers_nb(account, positions, close, 0, day_id, week_id, params)
-    account[Acc.PeakEquity] *= rng.choice((1.0, 1.02))
-    for flag, on in zip((Acc.DailyStop, Acc.WeeklyStop, Acc.DrawdownBreaker), tripped, strict=True):
-        account[flag] = 1.0 if on else account[flag]
+    periods = _marked_at_bar_0(ts_ns, close, params, account, positions, rng, tripped)
     fast_state = (account.copy(), positions.copy(), periods.copy())
     fast_curves = [np.full(n_bars, -1.0) for _ in range(3)]
     # open/high/low/regime are only prefetched (hints): close and a zero regime stand in
@@ -481,15 +469,7 @@ def test_held_many_run_equals_marking_and_checking_each_bar(
                           take_pct=rng.choice((0.0, 0.08)))  # fmt: skip
         apply_fill_nb(account, positions, entry, rng.uniform(0.5, 6.0), close[0, s], 1.0, 0,
                       params._replace(cooldown_fill_bars=0, cooldown_stop_bars=0), static)  # fmt: skip
-    day_id, week_id = period_ids_nb(ts_ns[0])
-    periods = np.zeros(N_CURSOR, dtype=np.int64)
-    periods[[Cursor.DayId, Cursor.WeekId, Cursor.DayLoNs, Cursor.DayHiNs, Cursor.LastMarked]] = (
-        day_id, week_id, day_id * DAY_NS, (day_id + 1) * DAY_NS, 0,
-    )  # fmt: skip
-    mark_periods_breakers_nb(account, positions, close, 0, day_id, week_id, params)
-    account[Acc.PeakEquity] *= rng.choice((1.0, 1.02))
-    for flag, on in zip((Acc.DailyStop, Acc.WeeklyStop, Acc.DrawdownBreaker), tripped, strict=True):
-        account[flag] = 1.0 if on else account[flag]
+    periods = _marked_at_bar_0(ts_ns, close, params, account, positions, rng, tripped)
     fast_state = (account.copy(), positions.copy(), periods.copy())
     fast_curves = [np.full(n_bars, -1.0) for _ in range(3)]
     regime = np.zeros(n_bars, dtype=np.int64)
@@ -523,3 +503,18 @@ def test_held_many_run_equals_marking_and_checking_each_bar(
         assert a.tobytes() == b.tobytes(), name
     for a, b in zip(fast_curves, curves, strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+def _marked_at_bar_0(ts_ns, close, params, account, positions, rng, tripped):
+    # the cursor of bar 0's day with bar 0 marked, the peak maybe above equity and the breakers
+    # in `tripped` set, as a held run may find them; returns the cursor
+    day_id, week_id = period_ids_nb(ts_ns[0])
+    periods = np.zeros(N_CURSOR, dtype=np.int64)
+    periods[[Cursor.DayId, Cursor.WeekId, Cursor.DayLoNs, Cursor.DayHiNs, Cursor.LastMarked]] = (
+        day_id, week_id, day_id * DAY_NS, (day_id + 1) * DAY_NS, 0,
+    )  # fmt: skip
+    mark_periods_breakers_nb(account, positions, close, 0, day_id, week_id, params)
+    account[Acc.PeakEquity] *= rng.choice((1.0, 1.02))
+    for flag, on in zip((Acc.DailyStop, Acc.WeeklyStop, Acc.DrawdownBreaker), tripped, strict=True):
+        account[flag] = 1.0 if on else account[flag]
+    return periods
