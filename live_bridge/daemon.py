@@ -17,7 +17,8 @@ step safe to crash in:
    authenticated, before the bar is decided.
 2. **Decide**: fetch the closed bars into the rolling window (`window_bars`, the decision
    path's warm-up by default, so stage 1 reproduces the backtest's row exactly), run stage 1
-   (`signals.pipeline.decision_inputs`) and the shared `step_nb` on its last row.
+   (`signals.pipeline.decision_inputs`; the realized volatility only in PAPER, whose
+   simulated fills are its one reader) and the shared `step_nb` on its last row.
 3. **Intend**: the decided orders go into the store, status `intended`, in one transaction
    with the kernel state and the cycle record, before any is sent.
 4. **Act** by mode: DRY_RUN logs them; PAPER fills them at the next cycle with the simulator's
